@@ -1,0 +1,81 @@
+"""Entry point of `cnnzoo`: dispatches to one module per subcommand.
+
+Each subcommand module defines HELP (one line), `add_arguments(parser)` and `run(args) -> int`.
+Modules are imported only for the command that runs, so `cnnzoo --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from ..errors import CnnzooError
+
+# name -> module; the order is the order of `cnnzoo --help`
+COMMANDS = {
+    "models": "cnnzoo.cli.models",
+    "summary": "cnnzoo.cli.summary",
+    "data": "cnnzoo.cli.data",
+    "train": "cnnzoo.cli.train",
+    "eval": "cnnzoo.cli.eval",
+    "predict": "cnnzoo.cli.predict",
+    "bench": "cnnzoo.cli.bench",
+    "export": "cnnzoo.cli.export",
+}
+
+
+def _available() -> dict[str, object]:
+    mods = {}
+    for name, path in COMMANDS.items():
+        try:
+            mods[name] = importlib.import_module(path)
+        except ModuleNotFoundError as e:
+            if e.name != path:  # a real missing dependency inside the module: say so
+                raise
+    return mods
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnnzoo",
+        description="Convolutional image classifiers: inspect, train, evaluate, predict.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, mod in _available().items():
+        p = sub.add_parser(
+            name,
+            help=mod.HELP,
+            description=getattr(mod, "DESCRIPTION", mod.HELP),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except CnnzooError as e:
+        print(f"cnnzoo {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cnnzoo {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+"""Every model family; importing this package registers them all."""
+
+from . import resnet  # noqa: F401

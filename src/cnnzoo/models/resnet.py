@@ -1,0 +1,328 @@
+"""ResNet, ResNeXt, Wide ResNet, SE-ResNe(X)t and the CIFAR ResNets, built from stage tables.
+
+A network is a stem, a list of stages and a head (seed 002's table, generalised). Each named model
+below is one row: block type, blocks per stage, and the ResNeXt knobs (cardinality, width per
+group). Module names follow torchvision (conv1, bn1, layer1.0.conv1, ..., fc), and timm's for the
+SE variants (layerN.M.se.fc1/fc2), so reference checkpoints load as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..layers import DropPath, SqueezeExcite
+from ..registry import register_model
+from .base import Classifier, ModelCfg
+
+
+def conv3x3(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride, 1, groups=groups, bias=False)
+
+
+def conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 1, stride, bias=False)
+
+
+class PadShortcut(nn.Module):
+    """The ResNet paper's CIFAR shortcut (option A): subsample, then zero-pad the new channels.
+    It has no parameters, which is why resnet20 has 0.27M of them."""
+
+    def __init__(self, stride: int, extra_channels: int) -> None:
+        super().__init__()
+        self.stride, self.extra = stride, extra_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        half = self.extra // 2
+        return F.pad(x, (0, 0, 0, 0, half, self.extra - half))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs (ResNet-18/34, CIFAR ResNets)."""
+
+    expansion = 1
+
+    def __init__(
+        self, cin, planes, stride=1, downsample=None, groups=1, base_width=64, se=0.0, drop_path=0.0
+    ):
+        super().__init__()
+        if groups != 1 or base_width != 64:
+            raise ValueError(
+                "the basic block has no groups or width per group; use block='bottleneck'"
+            )
+        self.conv1 = conv3x3(cin, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.se = SqueezeExcite(planes, int(planes * se)) if se else None
+        self.downsample = downsample
+        self.drop_path = DropPath(drop_path) if drop_path else nn.Identity()
+
+    def last_bn(self) -> nn.BatchNorm2d:
+        return self.bn2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.se is not None:
+            out = self.se(out)
+        return self.relu(self.drop_path(out) + shortcut)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce -> 3x3 (grouped for ResNeXt, stride here as in torchvision's "v1.5") -> 1x1
+    expand x4. Width of the 3x3 = planes * width_per_group / 64 * groups."""
+
+    expansion = 4
+
+    def __init__(
+        self, cin, planes, stride=1, downsample=None, groups=1, base_width=64, se=0.0, drop_path=0.0
+    ):
+        super().__init__()
+        width = int(planes * (base_width / 64.0)) * groups
+        cout = planes * self.expansion
+        self.conv1 = conv1x1(cin, width)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = conv3x3(width, width, stride, groups)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, cout)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.se = SqueezeExcite(cout, int(cout * se)) if se else None
+        self.downsample = downsample
+        self.drop_path = DropPath(drop_path) if drop_path else nn.Identity()
+
+    def last_bn(self) -> nn.BatchNorm2d:
+        return self.bn3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.se is not None:
+            out = self.se(out)
+        return self.relu(self.drop_path(out) + shortcut)
+
+
+BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
+@dataclass(frozen=True)
+class ResNetSpec:
+    """One row of the table: `stages` is [(blocks, planes), ...]; each stage after the first
+    halves the resolution. Output channels of a stage are planes * block expansion."""
+
+    block: str
+    stages: Sequence[tuple[int, int]]
+    groups: int = 1
+    width_per_group: int = 64
+    se: float = 0.0  # squeeze ratio of SE blocks (1/16 in SENet), 0 for none
+    stem: str = "imagenet"  # "imagenet": 7x7/2 conv + 3x3/2 max-pool; "cifar": 3x3/1 conv
+    stem_width: int = 64
+    shortcut: str = "conv"  # "conv": 1x1 conv + BN when shape changes; "pad": parameter-free
+    first_stride: int = 1  # stride of the first stage
+
+
+class ResNet(Classifier):
+    classifier_name = "fc"
+
+    def __init__(
+        self,
+        spec: ResNetSpec,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        zero_init_last: bool = True,
+    ) -> None:
+        super().__init__()
+        if spec.block not in BLOCKS:
+            raise ValueError(f"unknown block {spec.block!r}; choose from {', '.join(BLOCKS)}")
+        if spec.stem not in ("imagenet", "cifar"):
+            raise ValueError(f"unknown stem {spec.stem!r}; choose 'imagenet' or 'cifar'")
+        block = BLOCKS[spec.block]
+        self.spec = spec
+        w = spec.stem_width
+        if spec.stem == "imagenet":
+            self.conv1 = nn.Conv2d(in_chans, w, 7, 2, 3, bias=False)
+        else:
+            self.conv1 = nn.Conv2d(in_chans, w, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(w)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1) if spec.stem == "imagenet" else nn.Identity()
+
+        total = sum(n for n, _ in spec.stages)
+        rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+        cin, k = w, 0
+        self.stage_names = []
+        for i, (n_blocks, planes) in enumerate(spec.stages):
+            stride = spec.first_stride if i == 0 else 2
+            cout = planes * block.expansion
+            blocks = []
+            for j in range(n_blocks):
+                s = stride if j == 0 else 1
+                down = None
+                if s != 1 or cin != cout:
+                    if spec.shortcut == "pad":
+                        down = PadShortcut(s, cout - cin)
+                    else:
+                        down = nn.Sequential(conv1x1(cin, cout, s), nn.BatchNorm2d(cout))
+                blocks.append(
+                    block(
+                        cin, planes, s, down, spec.groups, spec.width_per_group, spec.se, rates[k]
+                    )
+                )
+                cin, k = cout, k + 1
+            name = f"layer{i + 1}"
+            self.add_module(name, nn.Sequential(*blocks))
+            self.stage_names.append(name)
+        self.num_features = cin
+        self.drop_rate = drop_rate
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(cin, num_classes) if num_classes else nn.Identity()
+        self._init_weights(zero_init_last)
+
+    def _init_weights(self, zero_init_last: bool) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_last:  # each residual branch starts as identity: easier early training
+            for m in self.modules():
+                if isinstance(m, (BasicBlock, Bottleneck)):
+                    nn.init.zeros_(m.last_bn().weight)
+
+    def forward_stages(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Feature maps by name: the stem's and each stage's output."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        out = {"stem": x}
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+            out[name] = x
+        return out
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_stages(x)[self.stage_names[-1]]
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(x), 1)
+        if self.drop_rate:
+            x = F.dropout(x, self.drop_rate, self.training)
+        return x if pre_logits else self.fc(x)
+
+
+def build_resnet(
+    stages: Sequence[tuple[int, int]],
+    block: str = "bottleneck",
+    groups: int = 1,
+    width_per_group: int = 64,
+    se: float = 0.0,
+    stem: str = "imagenet",
+    stem_width: int = 64,
+    shortcut: str = "conv",
+    first_stride: int = 1,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    **kwargs,
+) -> ResNet:
+    """A residual network from a table, no class to write: `stages` is [(blocks, planes), ...].
+
+    >>> resnet18 = build_resnet([(2, 64), (2, 128), (2, 256), (2, 512)], block="basic")
+    >>> resnext = build_resnet([(3, 64), (4, 128), (6, 256), (3, 512)], groups=32, width_per_group=4)
+    """
+    spec = ResNetSpec(
+        block, tuple(stages), groups, width_per_group, se, stem, stem_width, shortcut, first_stride
+    )
+    return ResNet(spec, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+# ---------------------------------------------------------------- the table
+IMAGENET_PLANES = (64, 128, 256, 512)
+
+
+def _stages(depths: Sequence[int], planes: Sequence[int] = IMAGENET_PLANES):
+    return tuple(zip(depths, planes, strict=True))
+
+
+#          name                 block         blocks per stage  groups width/group SE
+SPECS: dict[str, ResNetSpec] = {
+    "resnet18": ResNetSpec("basic", _stages((2, 2, 2, 2))),
+    "resnet34": ResNetSpec("basic", _stages((3, 4, 6, 3))),
+    "resnet50": ResNetSpec("bottleneck", _stages((3, 4, 6, 3))),
+    "resnet101": ResNetSpec("bottleneck", _stages((3, 4, 23, 3))),
+    "resnet152": ResNetSpec("bottleneck", _stages((3, 8, 36, 3))),
+    "resnext50_32x4d": ResNetSpec("bottleneck", _stages((3, 4, 6, 3)), 32, 4),
+    "resnext101_32x8d": ResNetSpec("bottleneck", _stages((3, 4, 23, 3)), 32, 8),
+    "resnext101_64x4d": ResNetSpec("bottleneck", _stages((3, 4, 23, 3)), 64, 4),
+    "wide_resnet50_2": ResNetSpec("bottleneck", _stages((3, 4, 6, 3)), 1, 128),
+    "wide_resnet101_2": ResNetSpec("bottleneck", _stages((3, 4, 23, 3)), 1, 128),
+    "seresnet50": ResNetSpec("bottleneck", _stages((3, 4, 6, 3)), se=1 / 16),
+    "seresnext50_32x4d": ResNetSpec("bottleneck", _stages((3, 4, 6, 3)), 32, 4, se=1 / 16),
+    "seresnext101_32x8d": ResNetSpec("bottleneck", _stages((3, 4, 23, 3)), 32, 8, se=1 / 16),
+}
+
+# The ResNet paper's CIFAR-10 networks (its section 4.2): 6n+2 layers, 16/32/64 channels.
+CIFAR_PLANES = (16, 32, 64)
+for _n, _name in (
+    (3, "resnet20"),
+    (5, "resnet32"),
+    (7, "resnet44"),
+    (9, "resnet56"),
+    (18, "resnet110"),
+):
+    SPECS[_name] = ResNetSpec(
+        "basic", _stages((_n,) * 3, CIFAR_PLANES), stem="cifar", stem_width=16, shortcut="pad"
+    )
+
+PAPERS = {
+    "resnet": "He et al. 2015, Deep Residual Learning for Image Recognition",
+    "resnext": "Xie et al. 2016, Aggregated Residual Transformations (ResNeXt)",
+    "wide": "Zagoruyko & Komodakis 2016, Wide Residual Networks",
+    "se": "Hu et al. 2017, Squeeze-and-Excitation Networks",
+}
+
+
+def _cfg_for(name: str) -> ModelCfg:
+    if name in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110"):
+        return ModelCfg(
+            "resnet-cifar",
+            input_size=32,
+            num_classes=10,
+            mean=(0.4914, 0.4822, 0.4465),
+            std=(0.2470, 0.2435, 0.2616),
+            crop_pct=1.0,
+            source="paper",
+            paper=PAPERS["resnet"],
+        )
+    if name.startswith("se"):
+        return ModelCfg("seresnet", interpolation="bicubic", source="timm", paper=PAPERS["se"])
+    fam = "resnext" if "resnext" in name else "wide" if name.startswith("wide") else "resnet"
+    return ModelCfg(fam, source="torchvision", paper=PAPERS[fam])
+
+
+def _make(name: str, num_classes: int = 1000, in_chans: int = 3, stem: str | None = None, **kw):
+    spec = SPECS[name]
+    if stem is not None:  # e.g. stem="cifar" for 32x32 input
+        spec = replace(spec, stem=stem)
+    return ResNet(spec, num_classes=num_classes, in_chans=in_chans, **kw)
+
+
+def _register(name: str) -> None:
+    fn = partial(_make, name)
+    fn.__name__ = name  # type: ignore[attr-defined]
+    register_model(_cfg_for(name))(fn)
+
+
+for _name in SPECS:
+    _register(_name)

@@ -1,0 +1,63 @@
+"""Shared fixtures: where the reference figures and datasets live (../shared by default)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from functools import cache
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CNNZOO_SHARED", ROOT.parent / "shared"))
+REFERENCE = Path(os.environ.get("CNNZOO_REFERENCE", SHARED / "reference"))
+DATASETS = Path(os.environ.get("CNNZOO_DATASETS", SHARED / "datasets"))
+
+torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+@cache
+def reference_models() -> dict:
+    path = REFERENCE / "models.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@cache
+def published() -> dict:
+    path = REFERENCE / "published.json"
+    return json.loads(path.read_text())["models"] if path.is_file() else {}
+
+
+@cache
+def parity_module():
+    path = REFERENCE / "parity.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("cnnzoo_reference_parity", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@cache
+def parity_outputs() -> dict:
+    path = REFERENCE / "parity.safetensors"
+    if not path.is_file():
+        return {}
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def need_reference():
+    if not reference_models():
+        pytest.skip(f"reference figures not found at {REFERENCE} (set CNNZOO_REFERENCE)")
+
+
+@pytest.fixture
+def reference():
+    need_reference()
+    return reference_models()

@@ -1,0 +1,65 @@
+"""Every registered model that has a reference: same parameter count, same state-dict schema
+(keys and shapes, so reference checkpoints load with strict=True), same outputs on the parity
+weights and input, multiply-adds within 2% of the published figure."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import need_reference, parity_module, parity_outputs, published, reference_models
+
+import cnnzoo
+
+REFERENCED = sorted(set(reference_models()) & set(cnnzoo.list_models()))
+
+
+def _build(name: str):
+    return cnnzoo.create_model(name, num_classes=1000)
+
+
+@pytest.mark.parametrize("name", REFERENCED)
+def test_params_and_schema(name):
+    ref = reference_models()[name]
+    model = _build(name)
+    assert sum(p.numel() for p in model.parameters()) == ref["params"]
+    ours = {k: list(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: list(s) for k, s in ref["state_dict"]}
+    assert sorted(set(ours) - set(theirs))[:5] == [], "keys the reference does not have"
+    assert sorted(set(theirs) - set(ours))[:5] == [], "reference keys we lack"
+    bad = [k for k in ours if ours[k] != theirs[k]]
+    assert bad == [], f"shape mismatch: {[(k, ours[k], theirs[k]) for k in bad[:5]]}"
+
+
+@pytest.mark.parametrize("name", [n for n in REFERENCED if n in parity_outputs()])
+def test_numeric_parity(name):
+    parity = parity_module()
+    ref = reference_models()[name]
+    model = _build(name).eval()
+    model.load_state_dict(parity.parity_state_dict(ref["state_dict"]), strict=True)
+    with torch.no_grad():
+        y = model(parity.parity_input(ref["input_size"]))
+    expected = parity_outputs()[name]
+    assert y.shape == expected.shape
+    err = (y - expected).abs().max().item()
+    assert err <= 1e-4 * max(1.0, expected.abs().max().item()), f"max abs error {err:.3g}"
+
+
+@pytest.mark.parametrize("name", sorted(set(published()) & set(cnnzoo.list_models())))
+def test_macs_match_published(name):
+    need_reference()
+    expected = published()[name][0]["gmacs"]
+    model = _build(name)
+    size = model.cfg.input_size
+    got = cnnzoo.summary(model, (1, 3, size, size)).gmacs
+    assert abs(got - expected) <= 0.02 * expected, f"{got:.3f} G vs published {expected} G"
+
+
+def test_reference_families_present():
+    """Guards against a family silently dropping out of the registry."""
+    need_reference()
+    missing = sorted(
+        n
+        for n in reference_models()
+        if n.startswith(("resne", "wide", "seres")) and n not in cnnzoo.list_models()
+    )
+    assert missing == []

@@ -1,3 +1,4 @@
 """Every model family; importing this package registers them all."""
 
 from . import resnet  # noqa: F401
+from . import resnetv2  # noqa: F401

@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     except CnnzooError as e:
         print(f"cnnzoo {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"cnnzoo {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -24,3 +24,7 @@ __all__ = [
     "make_divisible",
     "same_padding",
 ]
+
+from .inverted_residual import InvertedResidual  # noqa: E402
+
+__all__ += ["InvertedResidual"]

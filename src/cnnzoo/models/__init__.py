@@ -2,3 +2,6 @@
 
 from . import resnet  # noqa: F401
 from . import resnetv2  # noqa: F401
+from . import convnext  # noqa: F401
+from . import mobilenet  # noqa: F401
+from . import efficientnet  # noqa: F401

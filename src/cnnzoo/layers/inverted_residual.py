@@ -1,0 +1,80 @@
+"""The inverted residual block (MobileNetV2) and its descendants, MobileNetV3's bneck and
+EfficientNet's MBConv: one class, configured by expansion, kernel, stride, SE and activation.
+
+    [1x1 expand + BN + act]  (only when the expanded width differs from the input width)
+    kxk depthwise + BN + act
+    [squeeze-excite]         (MobileNetV3: ReLU / hard-sigmoid; EfficientNet: SiLU / sigmoid)
+    1x1 project + BN         (linear bottleneck: no activation)
+    + input                  (when stride 1 and width unchanged; through stochastic depth)
+
+The layers form one Sequential whose name and layout are options, so both of torchvision's
+layouts load as they are: MobileNetV2 keeps them under `conv` with the projection conv and BN
+as separate entries (conv.1, conv.2), MobileNetV3 / EfficientNet under `block` with the
+projection as one conv-norm pair (block.3.0, block.3.1).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .conv import ConvNormAct
+from .drop import DropPath
+from .se import SqueezeExcite
+
+
+class InvertedResidual(nn.Module):
+    """Narrow -> wide -> narrow residual block with a depthwise conv in the wide part.
+
+    `mid_chs` is the expanded width, computed by the caller as its paper does (MobileNetV2:
+    round(in * t); MobileNetV3: from its table; EfficientNet: make_divisible(in * t)).
+    `se_chs` is the squeezed width of the SE module (0: no SE).
+    """
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        mid_chs: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        act: str = "relu6",
+        se_chs: int = 0,
+        se_act: str = "relu",
+        se_gate: str = "sigmoid",
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
+        drop_path: float = 0.0,
+        body_name: str = "block",
+        flat_project: bool = False,
+    ) -> None:
+        super().__init__()
+        norm = {"bn_eps": bn_eps, "bn_momentum": bn_momentum}
+        layers: list[nn.Module] = []
+        if mid_chs != in_chs:
+            layers.append(ConvNormAct(in_chs, mid_chs, 1, act=act, **norm))
+        layers.append(
+            ConvNormAct(mid_chs, mid_chs, kernel_size, stride, groups=mid_chs, act=act, **norm)
+        )
+        if se_chs:
+            layers.append(SqueezeExcite(mid_chs, se_chs, act=se_act, gate=se_gate))
+        project = ConvNormAct(mid_chs, out_chs, 1, act=None, **norm)
+        if flat_project:  # conv and BN as two entries of the body (MobileNetV2's key layout)
+            layers.extend(project)
+        else:
+            layers.append(project)
+        self.body_name = body_name
+        self.add_module(body_name, nn.Sequential(*layers))
+        self.in_chs, self.out_chs, self.stride = in_chs, out_chs, stride
+        self.use_residual = stride == 1 and in_chs == out_chs
+        self.drop_path = DropPath(drop_path) if self.use_residual and drop_path else nn.Identity()
+
+    @property
+    def body(self) -> nn.Sequential:
+        return getattr(self, self.body_name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.body(x)
+        if self.use_residual:
+            out = self.drop_path(out) + x
+        return out

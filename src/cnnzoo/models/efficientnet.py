@@ -1,0 +1,243 @@
+"""EfficientNet B0-B7 (Tan & Le 2019): the B0 table of MBConv stages, scaled in width and depth.
+
+B0 is a stride-2 3x3 stem, seven stages of MBConv blocks (`layers.InvertedResidual` with SiLU and
+an SE module squeezed to a quarter of the block's *input* width) and a 1x1 conv to 4x the last
+stage's width, then pooling, dropout and a Linear. Bn is B0 with every width multiplied by `width`
+(rounded to a multiple of 8) and every stage's repeats by `depth` (rounded up), at a larger input
+resolution. Stochastic depth grows linearly over the blocks, from 0 to 0.2 * (n-1)/n.
+
+Module names follow torchvision (features.S.B.block..., classifier.1), so its checkpoints load as
+they are. As in torchvision, B0-B4 use BatchNorm eps 1e-5 / momentum 0.1 and B5-B7 (ported from
+the TensorFlow weights) eps 1e-3 / momentum 0.01.
+
+`cfg.input_size` is torchvision's eval crop, which is the paper's resolution except for B2:
+torchvision evaluates its B2 weights at 288 (the paper: 260), and its published 1.09 GMACs are
+at 288. crop_pct is torchvision's eval crop / resize (e.g. B0 224 / 256, B5-B7 1.0).
+
+Small input (CIFAR, 32x32): pass `stem_stride=1`; the network then downsamples 16x and ends on
+a 2x2 map (the weights keep their shapes).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..layers import ConvNormAct, InvertedResidual, make_divisible
+from ..registry import register_model
+from .base import Classifier, ModelCfg
+
+
+@dataclass(frozen=True)
+class MBConvStage:
+    """One row of the paper's Table 1 (B0)."""
+
+    expand: int
+    kernel: int
+    stride: int
+    in_chs: int
+    out_chs: int
+    repeats: int
+
+
+B0_STAGES: tuple[MBConvStage, ...] = (
+    #           t  k  s   in  out  n
+    MBConvStage(1, 3, 1, 32, 16, 1),
+    MBConvStage(6, 3, 2, 16, 24, 2),
+    MBConvStage(6, 5, 2, 24, 40, 2),
+    MBConvStage(6, 3, 2, 40, 80, 3),
+    MBConvStage(6, 5, 1, 80, 112, 3),
+    MBConvStage(6, 5, 2, 112, 192, 4),
+    MBConvStage(6, 3, 1, 192, 320, 1),
+)
+
+
+@dataclass(frozen=True)
+class EfficientNetSpec:
+    width: float
+    depth: float
+    dropout: float
+    input_size: int  # torchvision's eval crop (the paper's resolution but for B2)
+    crop_pct: float  # torchvision's eval crop / resize
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1
+
+
+_TF_BN = {"bn_eps": 1e-3, "bn_momentum": 0.01}
+
+#                                   width depth dropout size  crop_pct
+SPECS: dict[str, EfficientNetSpec] = {
+    "efficientnet_b0": EfficientNetSpec(1.0, 1.0, 0.2, 224, 224 / 256),
+    "efficientnet_b1": EfficientNetSpec(1.0, 1.1, 0.2, 240, 240 / 256),
+    "efficientnet_b2": EfficientNetSpec(1.1, 1.2, 0.3, 288, 288 / 288),  # paper: 260
+    "efficientnet_b3": EfficientNetSpec(1.2, 1.4, 0.3, 300, 300 / 320),
+    "efficientnet_b4": EfficientNetSpec(1.4, 1.8, 0.4, 380, 380 / 384),
+    "efficientnet_b5": EfficientNetSpec(1.6, 2.2, 0.4, 456, 456 / 456, **_TF_BN),
+    "efficientnet_b6": EfficientNetSpec(1.8, 2.6, 0.5, 528, 528 / 528, **_TF_BN),
+    "efficientnet_b7": EfficientNetSpec(2.0, 3.1, 0.5, 600, 600 / 600, **_TF_BN),
+}
+STEM_WIDTH = 32
+HEAD_EXPANSION = 4  # the last 1x1 conv: 320 -> 1280 in B0
+
+
+class EfficientNet(Classifier):
+    classifier_name = "classifier.1"
+
+    def __init__(
+        self,
+        width: float = 1.0,
+        depth: float = 1.0,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = 0.2,
+        drop_path_rate: float = 0.2,
+        stem_stride: int = 2,
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
+        stages: tuple[MBConvStage, ...] = B0_STAGES,
+    ) -> None:
+        super().__init__()
+        bn = {"bn_eps": bn_eps, "bn_momentum": bn_momentum}
+
+        def chs(c: float) -> int:
+            return make_divisible(c * width, 8)
+
+        repeats = [int(math.ceil(s.repeats * depth)) for s in stages]
+        total = sum(repeats)
+        cin = chs(STEM_WIDTH)
+        features: list[nn.Module] = [ConvNormAct(in_chans, cin, 3, stem_stride, act="silu", **bn)]
+        k = 0
+        for stage, n in zip(stages, repeats, strict=True):
+            blocks = []
+            cout = chs(stage.out_chs)
+            for i in range(n):
+                blocks.append(
+                    InvertedResidual(
+                        cin,
+                        cout,
+                        mid_chs=make_divisible(cin * stage.expand, 8),
+                        kernel_size=stage.kernel,
+                        stride=stage.stride if i == 0 else 1,
+                        act="silu",
+                        se_chs=max(1, cin // 4),
+                        se_act="silu",
+                        se_gate="sigmoid",
+                        drop_path=drop_path_rate * k / total,
+                        **bn,
+                    )
+                )
+                cin, k = cout, k + 1
+            features.append(nn.Sequential(*blocks))
+        last = HEAD_EXPANSION * cin
+        features.append(ConvNormAct(cin, last, 1, act="silu", **bn))
+        self.features = nn.Sequential(*features)
+        self.num_features = last
+        self.classifier = nn.Sequential(
+            nn.Dropout(drop_rate, inplace=True),
+            nn.Linear(last, num_classes) if num_classes else nn.Identity(),
+        )
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """torchvision's init: He-normal (fan-out) convs, unit BN, U(+-1/sqrt(out)) linear."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                r = 1.0 / math.sqrt(m.out_features)
+                nn.init.uniform_(m.weight, -r, r)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.classifier[0](torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        return x if pre_logits else self.classifier[1](x)
+
+
+# ---------------------------------------------------------------- registered models
+PAPER = "Tan & Le 2019, EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks"
+
+
+def _cfg(name: str) -> ModelCfg:
+    s = SPECS[name]
+    return ModelCfg(
+        "efficientnet",
+        input_size=s.input_size,
+        crop_pct=s.crop_pct,
+        interpolation="bicubic",
+        source="torchvision",
+        paper=PAPER,
+    )
+
+
+def _create(name: str, num_classes: int, in_chans: int, **kwargs) -> EfficientNet:
+    s = SPECS[name]
+    kwargs.setdefault("drop_rate", s.dropout)
+    return EfficientNet(
+        s.width,
+        s.depth,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        bn_eps=s.bn_eps,
+        bn_momentum=s.bn_momentum,
+        **kwargs,
+    )
+
+
+@register_model(_cfg("efficientnet_b0"))
+def efficientnet_b0(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+    """EfficientNet-B0: 5.3M params, 0.39 GMACs at 224."""
+    return _create("efficientnet_b0", num_classes, in_chans, **kwargs)
+
+
+@register_model(_cfg("efficientnet_b1"))
+def efficientnet_b1(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+    """EfficientNet-B1: 7.8M params, 0.69 GMACs at 240."""
+    return _create("efficientnet_b1", num_classes, in_chans, **kwargs)
+
+
+@register_model(_cfg("efficientnet_b2"))
+def efficientnet_b2(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+    """EfficientNet-B2: 9.1M params, 1.09 GMACs at 288 (0.99 at the paper's 260)."""
+    return _create("efficientnet_b2", num_classes, in_chans, **kwargs)
+
+
+@register_model(_cfg("efficientnet_b3"))
+def efficientnet_b3(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+    """EfficientNet-B3: 12.2M params, 1.83 GMACs at 300."""
+    return _create("efficientnet_b3", num_classes, in_chans, **kwargs)
+
+
+@register_model(_cfg("efficientnet_b4"))
+def efficientnet_b4(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+    """EfficientNet-B4: 19.3M params, 4.39 GMACs at 380."""
+    return _create("efficientnet_b4", num_classes, in_chans, **kwargs)
+
+
+@register_model(_cfg("efficientnet_b5"))
+def efficientnet_b5(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+    """EfficientNet-B5: 30.4M params, 10.3 GMACs at 456."""
+    return _create("efficientnet_b5", num_classes, in_chans, **kwargs)
+
+
+@register_model(_cfg("efficientnet_b6"))
+def efficientnet_b6(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+    """EfficientNet-B6: 43.0M params, 19.1 GMACs at 528."""
+    return _create("efficientnet_b6", num_classes, in_chans, **kwargs)
+
+
+@register_model(_cfg("efficientnet_b7"))
+def efficientnet_b7(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+    """EfficientNet-B7: 66.3M params, 37.7 GMACs at 600."""
+    return _create("efficientnet_b7", num_classes, in_chans, **kwargs)

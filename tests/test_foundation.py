@@ -215,3 +215,13 @@ def test_missing_and_corrupt_weight_files(tmp_path):
     bad.write_bytes(b"\x00garbage")
     with pytest.raises(CnnzooError, match="not a readable safetensors"):
         create_model("resnet18", weights=bad)
+
+
+def test_checkpoint_with_aux_heads_loads_into_model_without(tmp_path):
+    """torchvision's googlenet file carries aux1/aux2; the default model (no aux heads) takes it."""
+    full = create_model("googlenet", aux_logits=True)
+    torch.save(full.state_dict(), tmp_path / "googlenet.pth")
+    assert any(k.startswith("aux1.") for k in full.state_dict())
+    m = create_model("googlenet", weights=tmp_path / "googlenet.pth")
+    assert not any(k.startswith("aux") for k in m.state_dict())
+    assert torch.equal(m.fc.weight, full.fc.weight)

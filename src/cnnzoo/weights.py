@@ -58,6 +58,10 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     other difference is an error naming the first mismatching keys."""
     sd = read_state_dict(path)
     own = model.state_dict()
+    # parts a file may carry that this model was built without (e.g. auxiliary heads)
+    optional = tuple(getattr(model, "optional_checkpoint_prefixes", ()))
+    if optional:
+        sd = {k: v for k, v in sd.items() if k in own or not k.startswith(optional)}
     head = getattr(model, "classifier_name", "fc") + "."
     mismatched = [k for k in own if k in sd and sd[k].shape != own[k].shape]
     head_mismatch = [k for k in mismatched if k.startswith(head)]

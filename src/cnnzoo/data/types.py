@@ -33,3 +33,5 @@ class DataBundle:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    # folders only: how many source files had each (width, height, Pillow mode)
+    source_formats: dict[tuple[int, int, str], int] = field(default_factory=dict)

@@ -28,3 +28,29 @@ __all__ = [
 from .inverted_residual import InvertedResidual  # noqa: E402
 
 __all__ += ["InvertedResidual"]
+
+from .dense import DenseBlock, DenseLayer, Transition  # noqa: E402
+from .inception import (  # noqa: E402
+    ConvBnAct,
+    Inception,
+    InceptionResidual,
+    four_branch,
+    inception_resnet_a,
+    inception_resnet_b,
+    inception_resnet_c,
+)
+from .shuffle_unit import ShuffleV2Unit  # noqa: E402
+
+__all__ += [
+    "ConvBnAct",
+    "DenseBlock",
+    "DenseLayer",
+    "Inception",
+    "InceptionResidual",
+    "ShuffleV2Unit",
+    "Transition",
+    "four_branch",
+    "inception_resnet_a",
+    "inception_resnet_b",
+    "inception_resnet_c",
+]

@@ -5,3 +5,6 @@ from . import resnetv2  # noqa: F401
 from . import convnext  # noqa: F401
 from . import mobilenet  # noqa: F401
 from . import efficientnet  # noqa: F401
+from . import shufflenet  # noqa: F401
+from . import densenet  # noqa: F401
+from . import inception, inception_resnet  # noqa: F401

@@ -1,0 +1,73 @@
+"""`load_data`: one entry point from a dataset name or folder to a decoded DataBundle."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import CnnzooError
+from .types import DataBundle
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagenette")
+
+
+def default_data_dir() -> Path:
+    """Where downloaded datasets live: $CNNZOO_DATA_DIR, else ~/.cache/cnnzoo."""
+    return Path(os.environ.get("CNNZOO_DATA_DIR") or "~/.cache/cnnzoo").expanduser()
+
+
+def load_data(
+    source: str,
+    *,
+    data_dir: str | None = None,
+    image_size: int | None = None,
+    val_split: float = 0.1,
+    seed: int = 0,
+    download: bool = False,
+    progress: bool = True,
+) -> DataBundle:
+    """Decode a dataset once into uint8 tensors of equal squares.
+
+    source: "digits", "cifar10", "cifar100", "imagenette", or a folder (ROOT/CLASS/IMAGE,
+    or ROOT/train/CLASS/IMAGE with ROOT/val or ROOT/test beside it; write ./digits for a
+    folder that has a dataset's name).
+    image_size: side of the stored squares. Folders: shorter side resized to it, then the
+    centre square; unset, 256 px (what 224-px training needs), or the sources' median
+    shorter side when that is smaller (no upscaling of small images). digits stay 8 px,
+    CIFAR 32 px, Imagenette 160 px unless it is given.
+    val_split: share of each class held out for validation when the source has no val/test
+    split of its own (digits, folders without val/ or test/); CIFAR's val is its test set.
+    Mean / std: measured on train for digits and CIFAR (trained from scratch); ImageNet's for
+    folders and Imagenette (usually fine-tuned from ImageNet weights).
+    """
+    if not 0.0 <= val_split < 1.0:
+        raise CnnzooError(f"--val-split must be in [0, 1), got {val_split}")
+    if image_size is not None and image_size < 1:
+        raise CnnzooError(f"--image-size must be positive, got {image_size}")
+    root = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    if source == "digits":
+        from .digits import load_digits
+
+        return load_digits(image_size=image_size, val_split=val_split, seed=seed)
+    if source in ("cifar10", "cifar100"):
+        from .cifar import load_cifar
+
+        return load_cifar(
+            source, data_dir=root, image_size=image_size, download=download, progress=progress
+        )
+
+    from .folders import load_folder
+    from .imagenette import imagenette_folder, readable_class_names
+
+    if source == "imagenette":
+        folder = imagenette_folder(root, image_size, download, progress)
+        image_size = image_size or 160  # also when the copy found is the 320 px one
+    else:
+        folder = Path(source).expanduser()
+    bundle = load_folder(
+        folder, image_size=image_size, val_split=val_split, seed=seed, progress=progress
+    )
+    bundle.classes = readable_class_names(bundle.classes)
+    if source == "imagenette":
+        bundle.name = "imagenette"
+    return bundle

@@ -1,0 +1,298 @@
+"""Batch transforms on uint8 image tensors, run on the batch's own device (CPU or GPU).
+
+Training: per-sample random crop (random-resized via one affine `grid_sample`, or pad-and-crop
+via index arithmetic), per-sample horizontal flip folded into the crop, optional
+TrivialAugment / RandAugment (`cnnzoo.data.autoaugment`), normalisation, optional random
+erasing. Every random number comes from the `generator` argument, drawn in a fixed order, so a
+batch is a pure function of (images, cfg, generator state): resumed training is bit-exact.
+
+Evaluation: resize the shorter side to image_size / crop_pct (bilinear, antialiased), centre
+crop image_size, normalise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import CnnzooError
+from ..models.base import IMAGENET_MEAN, IMAGENET_STD
+from .autoaugment import POLICIES, auto_augment
+
+CROPS = ("random-resized", "pad-crop", "none")
+
+# Random erasing (one box per chosen sample): area fraction and aspect-ratio range of the box
+_ERASE_AREA = (0.02, 1 / 3)
+_ERASE_RATIO = (0.3, 1 / 0.3)
+
+
+@dataclass
+class AugmentCfg:
+    """What `train_transform` does. `crop`: "random-resized" (area fraction `scale`, aspect
+    `ratio`), "pad-crop" (zero-pad by `pad`, crop back at a random offset) or "none" (resize
+    only). `auto_augment`: None, "trivial" (TrivialAugment-wide) or "rand" (RandAugment,
+    `rand_ops` ops at `rand_magnitude` of 30). `random_erasing`: probability per sample."""
+
+    image_size: int
+    crop: str = "random-resized"
+    scale: tuple[float, float] = (0.08, 1.0)
+    ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    pad: int = 4
+    hflip: bool = True
+    auto_augment: str | None = None
+    random_erasing: float = 0.0
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    rand_ops: int = 2
+    rand_magnitude: int = 9
+
+    def __post_init__(self) -> None:
+        if self.image_size < 1:
+            raise CnnzooError(f"image size must be positive, got {self.image_size}")
+        if self.crop not in CROPS:
+            raise CnnzooError(f"unknown crop {self.crop!r}; choose one of {', '.join(CROPS)}")
+        if self.auto_augment not in (None, *POLICIES):
+            raise CnnzooError(
+                f"unknown auto-augment {self.auto_augment!r}; choose one of {', '.join(POLICIES)}"
+            )
+        if not 0.0 <= self.random_erasing <= 1.0:
+            raise CnnzooError(f"random erasing is a probability, got {self.random_erasing}")
+        if not (0 < self.scale[0] <= self.scale[1] <= 1):
+            raise CnnzooError(f"crop scale must satisfy 0 < min <= max <= 1, got {self.scale}")
+        if not (0 < self.ratio[0] <= self.ratio[1]):
+            raise CnnzooError(f"crop ratio must satisfy 0 < min <= max, got {self.ratio}")
+        if self.pad < 0:
+            raise CnnzooError(f"pad must be >= 0, got {self.pad}")
+        if len(self.mean) != len(self.std) or min(self.std) <= 0:
+            raise CnnzooError("mean and std need one positive std per mean")
+        if not 0 <= self.rand_magnitude <= 30 or self.rand_ops < 1:
+            raise CnnzooError("RandAugment needs rand_ops >= 1 and 0 <= rand_magnitude <= 30")
+
+
+def default_augment(
+    image_size: int,
+    mean: tuple[float, ...] = IMAGENET_MEAN,
+    std: tuple[float, ...] = IMAGENET_STD,
+    *,
+    hflip: bool = True,
+) -> AugmentCfg:
+    """The usual recipe for a size: up to 64 px (CIFAR-like), pad by image_size // 8 and
+    crop back, plus flips; larger, random-resized crops (scale 0.08..1) plus flips.
+    Pass hflip=False where a mirror changes the class (digits, text)."""
+    if image_size <= 64:
+        return AugmentCfg(
+            image_size, crop="pad-crop", pad=image_size // 8, hflip=hflip, mean=mean, std=std
+        )
+    return AugmentCfg(image_size, crop="random-resized", hflip=hflip, mean=mean, std=std)
+
+
+def _check_batch(batch: torch.Tensor) -> None:
+    if batch.dtype != torch.uint8 or batch.dim() != 4:
+        raise ValueError(
+            f"expected uint8 [N, C, H, W] images, got {batch.dtype} {tuple(batch.shape)}"
+        )
+
+
+def _device_generator(
+    generator: torch.Generator | None, device: torch.device
+) -> torch.Generator | None:
+    """A generator that can draw on `device`: the given one, or one seeded from it (one draw)
+    when it lives elsewhere (a CPU generator driving a GPU batch)."""
+    if generator is None or generator.device == device:
+        return generator
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    return g
+
+
+def _normalise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """0..255 float -> (x / 255 - mean) / std, in place."""
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    if m.shape[1] != x.shape[1]:
+        raise ValueError(f"{len(mean)} mean values for {x.shape[1]}-channel images")
+    return x.mul_(1 / (255 * s)).sub_(m / s)
+
+
+def resize_shorter(x: torch.Tensor, side: int) -> torch.Tensor:
+    """Float images with their shorter side resized to `side` (bilinear, antialiased)."""
+    h, w = x.shape[-2:]
+    if min(h, w) == side:
+        return x
+    if h <= w:
+        size = (side, max(1, round(w * side / h)))
+    else:
+        size = (max(1, round(h * side / w)), side)
+    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    return x[..., top : top + size, left : left + size]
+
+
+def resize_uint8(images: torch.Tensor, size: int, chunk: int = 1024) -> torch.Tensor:
+    """uint8 images resized to size x size (shorter side, then centre crop), in chunks so a
+    whole dataset never exists as float."""
+    _check_batch(images)
+    n, c = images.shape[:2]
+    out = torch.empty((n, c, size, size), dtype=torch.uint8, device=images.device)
+    for s in range(0, images.shape[0], chunk):
+        x = center_crop(resize_shorter(images[s : s + chunk].float(), size), size)
+        out[s : s + chunk] = x.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def _crop_boxes(
+    n: int, h: int, w: int, scale, ratio, gen, device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random-resized-crop boxes (x0, y0, bw, bh) in pixels, one per sample. Ten candidate
+    boxes per sample are drawn at once; the first that fits is used, else the centre crop
+    of the whole image clamped to the ratio range."""
+    tries = 10
+    u = torch.rand(n, tries, 4, generator=gen, device=device)
+    area = h * w * (scale[0] + (scale[1] - scale[0]) * u[..., 0])
+    lo, hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(lo + (hi - lo) * u[..., 1])
+    bw, bh = torch.sqrt(area * aspect), torch.sqrt(area / aspect)
+    fits = (bw <= w) & (bh <= h)
+    first = fits.to(torch.uint8).argmax(dim=1, keepdim=True)  # index of the first fitting try
+    pick = lambda t: t.gather(1, first).squeeze(1)  # noqa: E731
+    bw, bh, ux, uy = pick(bw), pick(bh), pick(u[..., 2]), pick(u[..., 3])
+    # fallback: whole image, ratio clamped into range
+    in_ratio = w / h
+    fw, fh = (float(w), float(h))
+    if in_ratio < ratio[0]:
+        fh = w / ratio[0]
+    elif in_ratio > ratio[1]:
+        fw = h * ratio[1]
+    ok = fits.any(dim=1)
+    bw = torch.where(ok, bw, torch.full_like(bw, fw))
+    bh = torch.where(ok, bh, torch.full_like(bh, fh))
+    ux = torch.where(ok, ux, torch.full_like(ux, 0.5))
+    uy = torch.where(ok, uy, torch.full_like(uy, 0.5))
+    return (w - bw) * ux, (h - bh) * uy, bw, bh
+
+
+def _random_resized_crop(
+    batch: torch.Tensor, cfg: AugmentCfg, flip: torch.Tensor | None, gen
+) -> torch.Tensor:
+    n, c, h, w = batch.shape
+    s = cfg.image_size
+    x0, y0, bw, bh = _crop_boxes(n, h, w, cfg.scale, cfg.ratio, gen, batch.device)
+    # boxes as an affine map from output [-1, 1] to input [-1, 1] (pixel edges, align_corners
+    # False); a flip is the same map with the x axis negated
+    sx, sy = bw / w, bh / h
+    if flip is not None:
+        sx = torch.where(flip, -sx, sx)
+    cx, cy = (x0 + bw / 2) / w * 2 - 1, (y0 + bh / 2) / h * 2 - 1
+    x = batch.float()
+    if max(h, w) > 2 * s:
+        # bilinear sampling aliases when it shrinks more than 2x: shrink first with an
+        # antialiased resize (the normalised boxes do not change)
+        x = F.interpolate(x, size=(min(h, 2 * s), min(w, 2 * s)), mode="bilinear", antialias=True)
+    # the map is axis-aligned, so the sampling grid is separable: x depends on the column
+    # only, y on the row only (cheaper than F.affine_grid's full matrix product)
+    centres = (torch.arange(s, device=x.device, dtype=x.dtype) * 2 + 1) / s - 1
+    gx = (sx[:, None] * centres + cx[:, None]).to(x.dtype)
+    gy = (sy[:, None] * centres + cy[:, None]).to(x.dtype)
+    grid = torch.stack((gx[:, None, :].expand(n, s, s), gy[:, :, None].expand(n, s, s)), dim=-1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _pad_crop(batch: torch.Tensor, cfg: AugmentCfg, flip: torch.Tensor | None, gen) -> torch.Tensor:
+    n, c, h, w = batch.shape
+    s, p = cfg.image_size, cfg.pad
+    if (h, w) != (s, s):
+        batch = resize_uint8(batch, s)
+    padded = F.pad(batch, (p, p, p, p)) if p else batch
+    side = s + 2 * p
+    off = torch.randint(0, 2 * p + 1, (n, 2), generator=gen, device=batch.device)
+    ar = torch.arange(s, device=batch.device)
+    rows = off[:, :1] + ar
+    cols = off[:, 1:] + ar
+    if flip is not None:  # a mirrored crop reads its columns right to left
+        cols = torch.where(flip[:, None], off[:, 1:] + (s - 1 - ar), cols)
+    # one gather over the flattened padded image: index of (row, col) is row * side + col
+    lin = (rows[:, :, None] * side + cols[:, None, :]).view(n, 1, s * s).expand(n, c, -1)
+    out = padded.reshape(n, c, side * side).gather(2, lin)
+    return out.view(n, c, s, s).float()
+
+
+def _random_erase(x: torch.Tensor, p: float, gen) -> torch.Tensor:
+    """Replace one random box per chosen sample with N(0, 1) noise (normalised space)."""
+    n, c, h, w = x.shape
+    dev = x.device
+    u = torch.rand(n, 5, generator=gen, device=dev)
+    chosen = torch.nonzero(u[:, 0] < p).flatten()
+    if chosen.numel() == 0:
+        return x
+    u = u[chosen]
+    area = h * w * (_ERASE_AREA[0] + (_ERASE_AREA[1] - _ERASE_AREA[0]) * u[:, 1])
+    lo, hi = math.log(_ERASE_RATIO[0]), math.log(_ERASE_RATIO[1])
+    aspect = torch.exp(lo + (hi - lo) * u[:, 2])
+    eh = torch.sqrt(area * aspect).round().clamp(1, h)
+    ew = torch.sqrt(area / aspect).round().clamp(1, w)
+    top = ((h - eh + 1) * u[:, 3]).floor().clamp(max=h - 1)
+    left = ((w - ew + 1) * u[:, 4]).floor().clamp(max=w - 1)
+    ys = torch.arange(h, device=dev).view(1, h, 1)
+    xs = torch.arange(w, device=dev).view(1, 1, w)
+    t, le = top.view(-1, 1, 1), left.view(-1, 1, 1)
+    box = (ys >= t) & (ys < t + eh.view(-1, 1, 1)) & (xs >= le) & (xs < le + ew.view(-1, 1, 1))
+    noise = torch.randn(chosen.numel(), c, h, w, generator=gen, device=dev, dtype=x.dtype)
+    x[chosen] = torch.where(box[:, None], noise, x[chosen])
+    return x
+
+
+def train_transform(
+    batch: torch.Tensor, cfg: AugmentCfg, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """uint8 [N, C, H, W] -> augmented, normalised float32 [N, C, S, S] on the same device.
+
+    Random numbers are drawn from `generator` (the global generator when None) in a fixed
+    order; a CPU generator also drives a GPU batch (through one seed drawn from it)."""
+    _check_batch(batch)
+    gen = _device_generator(generator, batch.device)
+    n, dev = batch.shape[0], batch.device
+    flip = None
+    if cfg.hflip:
+        flip = torch.rand(n, generator=gen, device=dev) < 0.5
+    if cfg.crop == "random-resized":
+        x = _random_resized_crop(batch, cfg, flip, gen)
+    elif cfg.crop == "pad-crop":
+        x = _pad_crop(batch, cfg, flip, gen)
+    else:
+        x = batch.float()
+        if x.shape[-2:] != (cfg.image_size, cfg.image_size):
+            x = center_crop(resize_shorter(x, cfg.image_size), cfg.image_size).contiguous()
+        if flip is not None:
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    if cfg.auto_augment:
+        x = auto_augment(x, cfg.auto_augment, gen, ops=cfg.rand_ops, magnitude=cfg.rand_magnitude)
+    x = _normalise(x.contiguous(), cfg.mean, cfg.std)
+    if cfg.random_erasing > 0:
+        x = _random_erase(x, cfg.random_erasing, gen)
+    return x
+
+
+def eval_transform(
+    batch: torch.Tensor,
+    image_size: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    crop_pct: float = 1.0,
+) -> torch.Tensor:
+    """uint8 [N, C, H, W] -> normalised float32 [N, C, S, S]: shorter side resized to
+    floor(image_size / crop_pct) (bilinear, antialiased), centre crop of image_size (top-left
+    offset (extra // 2)), then (x / 255 - mean) / std."""
+    _check_batch(batch)
+    if not 0 < crop_pct <= 1:
+        raise CnnzooError(f"crop_pct must be in (0, 1], got {crop_pct}")
+    side = math.floor(image_size / crop_pct + 1e-6)
+    x = center_crop(resize_shorter(batch.float(), side), image_size)
+    return _normalise(x.contiguous(), mean, std)

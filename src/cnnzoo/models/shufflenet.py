@@ -1,0 +1,104 @@
+"""ShuffleNetV2 (Ma et al. 2018), the four widths of the paper's table 5, with torchvision's names.
+
+A 3x3/2 stem conv and 3x3/2 max-pool, three stages of ShuffleNetV2 units (layers/shuffle_unit.py;
+the first unit of each stage has stride 2), a 1x1 conv to 1024 (2048 for x2.0) channels, global
+average pool, linear classifier.
+
+CIFAR option: `stem="cifar"` makes the stem conv stride 1 and drops the max-pool, so a 32x32 input
+reaches the stages at 32x32 and the last stage at 4x4 (the ImageNet stem would leave 1x1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import torch
+from torch import nn
+
+from ..layers import ConvNormAct
+from ..layers.shuffle_unit import ShuffleV2Unit
+from ..registry import register_model
+from .base import Classifier, ModelCfg
+
+
+@dataclass(frozen=True)
+class ShuffleNetV2Spec:
+    """`channels`: stem, stage 2, stage 3, stage 4, final 1x1 conv; `repeats`: units per stage."""
+
+    channels: tuple[int, int, int, int, int]
+    repeats: tuple[int, int, int] = (4, 8, 4)
+
+
+#  name                       output channels: stem, stage2, stage3, stage4, conv5
+SPECS: dict[str, ShuffleNetV2Spec] = {
+    "shufflenet_v2_x0_5": ShuffleNetV2Spec((24, 48, 96, 192, 1024)),
+    "shufflenet_v2_x1_0": ShuffleNetV2Spec((24, 116, 232, 464, 1024)),
+    "shufflenet_v2_x1_5": ShuffleNetV2Spec((24, 176, 352, 704, 1024)),
+    "shufflenet_v2_x2_0": ShuffleNetV2Spec((24, 244, 488, 976, 2048)),
+}
+
+
+class ShuffleNetV2(Classifier):
+    classifier_name = "fc"
+
+    def __init__(
+        self,
+        spec: ShuffleNetV2Spec,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        stem: str = "imagenet",
+        drop_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if stem not in ("imagenet", "cifar"):
+            raise ValueError(f"unknown stem {stem!r}; choose 'imagenet' or 'cifar'")
+        stem_chs, *stage_chs, last = spec.channels
+        self.conv1 = ConvNormAct(in_chans, stem_chs, 3, 2 if stem == "imagenet" else 1)
+        self.maxpool = nn.MaxPool2d(3, 2, 1) if stem == "imagenet" else nn.Identity()
+        cin = stem_chs
+        self.stage_names = []
+        for i, (n, cout) in enumerate(zip(spec.repeats, stage_chs, strict=True)):
+            units = [
+                ShuffleV2Unit(cin if j == 0 else cout, cout, 2 if j == 0 else 1) for j in range(n)
+            ]
+            name = f"stage{i + 2}"
+            self.add_module(name, nn.Sequential(*units))
+            self.stage_names.append(name)
+            cin = cout
+        self.conv5 = ConvNormAct(cin, last, 1)
+        self.num_features = last
+        self.drop_rate = drop_rate
+        self.fc = nn.Linear(last, num_classes) if num_classes else nn.Identity()
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.conv1(x))
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+        return self.conv5(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = x.mean((2, 3))
+        if self.drop_rate:
+            x = nn.functional.dropout(x, self.drop_rate, self.training)
+        return x if pre_logits else self.fc(x)
+
+
+CFG = ModelCfg(
+    "shufflenet_v2",
+    source="torchvision",
+    paper="Ma et al. 2018, ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design",
+)
+
+
+def _make(name: str, num_classes: int = 1000, in_chans: int = 3, **kw) -> ShuffleNetV2:
+    return ShuffleNetV2(SPECS[name], num_classes=num_classes, in_chans=in_chans, **kw)
+
+
+for _name in SPECS:
+    _fn = partial(_make, _name)
+    _fn.__name__ = _name  # type: ignore[attr-defined]
+    register_model(CFG)(_fn)

@@ -9,8 +9,13 @@ install:
 	$(PIP) torch==2.13.0
 	$(PIP) -e '.[dev]'
 
+# The main job on the embedded default: train resnet20 on scikit-learn's 8x8 digits (no
+# download), then predict held-out digits written as PNG files, with the checkpoint alone.
 demo: install
-	cnnzoo summary resnext50_32x4d
+	rm -rf runs/demo
+	cnnzoo train --model resnet20 --data digits --out runs/demo --no-progress
+	cnnzoo data digits --export runs/demo/samples --per-class 2
+	cnnzoo predict --checkpoint runs/demo runs/demo/samples --topk 3
 
 test: install
 	$(PYTHON) -m pytest

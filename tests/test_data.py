@@ -551,3 +551,18 @@ def test_cli_data_report_and_grid(tmp_path, capsys):
     rc = main(["data", str(tmp_path / "nope")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.count("\n") == 0 and "dataset folder not found" in err
+
+
+def test_cli_export_writes_val_images_per_class(tmp_path, capsys):
+    from PIL import Image
+
+    from cnnzoo.cli.main import main
+
+    out = tmp_path / "samples"
+    assert main(["data", "digits", "--export", str(out), "--per-class", "2"]) == 0
+    folders = sorted(p.name for p in out.iterdir())
+    assert folders == [str(d) for d in range(10)]
+    files = sorted(out.rglob("*.png"))
+    assert len(files) == 20
+    with Image.open(files[0]) as im:
+        assert im.size == (8, 8)

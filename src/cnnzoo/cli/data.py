@@ -53,6 +53,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--per-class", type=int, default=8, help="images per class in the grid (default 8)"
     )
+    p.add_argument(
+        "--export",
+        metavar="DIR",
+        default=None,
+        help="write --per-class validation images of each class as PNG files to DIR/CLASS/ "
+        "(e.g. to try `cnnzoo predict` on images the model never trained on)",
+    )
 
 
 def _counts(labels, n: int) -> list[int]:
@@ -152,6 +159,24 @@ def write_grid(bundle, path: Path, per_class: int, seed: int) -> None:
         plt.close(fig)
 
 
+def export_images(bundle, out: Path, per_class: int) -> int:
+    """Write the first `per_class` validation images of each class as DIR/CLASS/NNNN.png."""
+    from PIL import Image
+
+    written = 0
+    for c, name in enumerate(bundle.classes):
+        idx = (bundle.val.labels == c).nonzero().flatten()[:per_class].tolist()
+        folder = out / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in idx:
+            pixels = bundle.val.images[i].permute(1, 2, 0).numpy()
+            Image.fromarray(pixels.squeeze(2) if pixels.shape[2] == 1 else pixels).save(
+                folder / f"{i:05d}.png"
+            )
+            written += 1
+    return written
+
+
 def run(args: argparse.Namespace) -> int:
     from ..data import load_data
     from ..errors import CnnzooError
@@ -171,6 +196,9 @@ def run(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
     )
     print(report(bundle))
+    if args.export:
+        n = export_images(bundle, Path(args.export), args.per_class)
+        print(f"\nwrote {n} {bundle.val_name} images to {args.export}")
     if grid is not None:
         write_grid(bundle, grid, args.per_class, args.seed)
         print(f"\nwrote {grid}")

@@ -1,0 +1,96 @@
+"""`cnnzoo predict --checkpoint C PATH...`: top-k classes of image files and folders."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+
+HELP = "classify image files and folders with a trained checkpoint"
+
+DESCRIPTION = """\
+Classify images with a checkpoint written by `cnnzoo train` (a run folder means its
+best.safetensors). Preprocessing comes from the checkpoint's sidecar: shorter side resized to
+input_size / crop_pct, centre crop, normalisation, as in eval. Folders are searched
+recursively for image files. Unreadable files are reported and skipped; the exit status is 2
+when no image could be read.
+
+examples:
+  cnnzoo predict --checkpoint runs/resnet20-digits-20250101-120000 samples/
+  cnnzoo predict --checkpoint best.safetensors cat.jpg --topk 3 --json
+  cnnzoo predict --checkpoint RUN photos/ --csv > predictions.csv --save-vis vis/
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument(
+        "--checkpoint",
+        "-c",
+        required=True,
+        help="run folder or .safetensors written by cnnzoo train",
+    )
+    p.add_argument("--topk", type=int, default=5, help="classes per image (5, at most all)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (32)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    fmt.add_argument("--csv", action="store_true", help="print CSV: file,rank,class,index,prob")
+    p.add_argument("--save-vis", metavar="DIR", help="save each image with its label drawn on")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:N")
+
+
+def _table(results, k: int) -> str:
+    rows = [[r.file] + [f"{c} {100 * p:5.1f}%" for c, _, p in r.top] for r in results]
+    head = ["file"] + [f"top-{i + 1}" for i in range(k)]
+    widths = [max(len(x[i]) for x in [head, *rows] if i < len(x)) for i in range(len(head))]
+    fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()  # noqa: E731
+    return "\n".join([fmt(head), *map(fmt, rows)])
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.predict import Predictor, collect_images, draw_prediction
+    from ..engine.trainer import resolve_device
+    from ..errors import CnnzooError
+
+    if args.topk < 1:
+        raise CnnzooError(f"--topk must be at least 1 (got {args.topk})")
+    if args.batch_size < 1:
+        raise CnnzooError(f"--batch-size must be at least 1 (got {args.batch_size})")
+    predictor = Predictor.from_checkpoint(args.checkpoint, resolve_device(args.device))
+    files, missing = collect_images(args.paths)
+    on_image = None
+    if args.save_vis:
+        from pathlib import Path
+
+        vis = Path(args.save_vis)
+        counter = iter(range(10**9))
+
+        def on_image(f, image, pred):
+            draw_prediction(image, pred, vis / f"{next(counter):05d}_{Path(f).stem}.png")
+
+    results, unreadable = predictor.predict_files(files, args.batch_size, args.topk, on_image)
+    errors = missing + unreadable
+    for f, reason in errors:
+        # the data layer's messages may already start with the file name
+        text = reason if reason.startswith(f) else f"{f}: {reason}"
+        print(f"cnnzoo predict: skipped {text}", file=sys.stderr)
+    k = min(args.topk, len(predictor.classes))
+    if args.json:
+        out = {
+            "checkpoint": str(args.checkpoint),
+            "results": [r.to_dict() for r in results],
+            "errors": [{"file": f, "reason": reason} for f, reason in errors],
+        }
+        print(json.dumps(out, indent=2))
+    elif args.csv:
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(["file", "rank", "class", "index", "prob"])
+        for r in results:
+            for rank, (c, i, p) in enumerate(r.top, 1):
+                w.writerow([r.file, rank, c, i, f"{p:.6f}"])
+    elif results:
+        print(_table(results, k))
+    if not results:
+        raise CnnzooError(f"no image could be read from {len(args.paths)} path(s)")
+    return 0

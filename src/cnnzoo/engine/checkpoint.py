@@ -1,0 +1,203 @@
+"""Checkpoint files, all safetensors (no pickle is ever loaded), all written atomically.
+
+- `<name>.safetensors` (+ the same facts in `<name>.json`): the weights inference needs, with
+  model name and options, classes, input size, normalisation, recipe and metrics. The facts are
+  also embedded in the safetensors header, so the weights file alone is enough.
+- `state.safetensors`: everything a resumed run needs (model, EMA, optimiser, RNG states as
+  uint8 tensors) with the rest (epoch, step, config, history) as JSON in its header. One file,
+  replaced in one `os.replace`, so a kill at any moment leaves the previous state intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from ..errors import CnnzooError
+
+META_KEY = "cnnzoo"
+FORMAT = "cnnzoo-checkpoint-v1"
+
+
+def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # safetensors wants contiguous CPU tensors with no shared storage: copy each one
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write tensors + JSON metadata to `path` atomically (tmp file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    save_file(_plain(tensors), str(tmp), metadata={META_KEY: json.dumps(meta)})
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    _atomic_write_bytes(Path(path), (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and the JSON metadata of a file written by `save_tensors`."""
+    from safetensors import SafetensorError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CnnzooError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(META_KEY)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CnnzooError(f"{path}: not a readable safetensors file ({e})") from None
+    try:
+        meta = json.loads(raw) if raw else {}
+    except json.JSONDecodeError:
+        raise CnnzooError(f"{path}: its metadata is not valid JSON") from None
+    return tensors, meta
+
+
+# ------------------------------------------------------------------ inference checkpoints
+def save_checkpoint(path: str | Path, model: nn.Module, info: dict[str, Any]) -> None:
+    """`path` (.safetensors) with the weights, and the sidecar `path` with .json."""
+    path = Path(path)
+    info = {"format": FORMAT, **info}
+    save_tensors(path, model.state_dict(), info)
+    write_json(path.with_suffix(".json"), info)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run folder means its best.safetensors (or last.safetensors); a file is itself."""
+    p = Path(path)
+    if p.is_dir():
+        for name in ("best.safetensors", "last.safetensors"):
+            if (p / name).is_file():
+                return p / name
+        raise CnnzooError(f"{p}: no best.safetensors or last.safetensors in this folder")
+    if not p.exists():
+        raise CnnzooError(f"checkpoint not found: {p}")
+    return p
+
+
+def checkpoint_facts(path: str | Path) -> dict[str, Any]:
+    """The cnnzoo facts (sidecar or embedded) of a weights file; {} for other files."""
+    p = Path(path)
+    sidecar = p.with_suffix(".json")
+    try:
+        if sidecar.is_file():
+            return json.loads(sidecar.read_text())
+        if p.suffix == ".safetensors":
+            with safe_open(str(p), framework="pt") as f:
+                raw = (f.metadata() or {}).get(META_KEY)
+            return json.loads(raw) if raw else {}
+    except Exception:  # unreadable facts: the weights loader reports the file itself
+        return {}
+    return {}
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Weights and facts of a checkpoint: a run folder, a cnnzoo .safetensors, or a .pth/.pt
+    state dict next to a .json sidecar (read without running any pickled code)."""
+    p = resolve_checkpoint(path)
+    sidecar = p.with_suffix(".json")
+    if p.suffix == ".safetensors":
+        tensors, meta = read_tensors(p)
+    else:
+        from ..weights import read_state_dict
+
+        tensors, meta = read_state_dict(p), {}
+    if sidecar.is_file():
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise CnnzooError(f"{sidecar}: not valid JSON") from None
+    missing = [
+        k for k in ("model", "num_classes", "classes", "input_size", "mean", "std") if k not in meta
+    ]
+    if missing:
+        raise CnnzooError(
+            f"{p}: no cnnzoo sidecar facts ({', '.join(missing)} missing); "
+            "use a checkpoint written by `cnnzoo train`, or load raw weights with --weights"
+        )
+    return tensors, meta
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """The model of a cnnzoo checkpoint in eval mode, and its facts (sidecar)."""
+    from ..registry import create_model
+
+    tensors, meta = read_checkpoint(path)
+    model = create_model(
+        meta["model"],
+        num_classes=int(meta["num_classes"]),
+        in_chans=int(meta.get("in_chans", 3)),
+        **meta.get("model_overrides", {}),
+    )
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise CnnzooError(
+            f"{path}: weights do not fit {meta['model']} ({first[1].strip() if len(first) > 1 else first[0]})"
+        ) from None
+    return model.to(device).eval(), meta
+
+
+# ------------------------------------------------------------------ training state
+def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimiser state dict into tensors and JSON."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{idx}/{k}"] = v
+            else:
+                scalars.setdefault(str(idx), {})[k] = v
+    groups = [
+        {k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
+        for g in sd["param_groups"]
+    ]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def load_optimizer(
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict
+) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        idx, name = key.split("/", 1)
+        state.setdefault(int(idx), {})[name] = v
+    for idx, st in meta.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(st)
+    groups = [
+        {k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in meta["param_groups"]
+    ]
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}/{k}": v for k, v in tensors.items()}
+
+
+def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + "/")}

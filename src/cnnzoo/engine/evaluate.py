@@ -1,0 +1,186 @@
+"""Running a classifier over uint8 images and scoring it: loss, top-1/top-5, per class, confusion."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import CnnzooError
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Eval-time preprocessing, as recorded in a checkpoint's sidecar."""
+
+    input_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_pct: float = 1.0
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> Preprocess:
+        return cls(
+            int(meta["input_size"]),
+            tuple(meta["mean"]),
+            tuple(meta["std"]),
+            float(meta.get("crop_pct", 1.0)),
+        )
+
+    def __call__(self, batch_u8: torch.Tensor) -> torch.Tensor:
+        from ..data.transforms import eval_transform
+
+        return eval_transform(batch_u8, self.input_size, self.mean, self.std, self.crop_pct)
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """bf16/fp16 autocast on `device`, or nothing when dtype is None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def compute_logits(
+    model: nn.Module,
+    images: torch.Tensor,
+    preprocess: Preprocess,
+    batch_size: int = 256,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """float32 logits [N, classes] on the CPU for uint8 images [N, C, H, W] (any device)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, images.shape[0], batch_size):
+        x = preprocess(images[i : i + batch_size].to(device, non_blocking=True))
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp_dtype):
+            out.append(model(x).float().cpu())
+    model.train(was_training)
+    if not out:
+        return torch.zeros(0, 0)
+    return torch.cat(out)
+
+
+@dataclass
+class Scores:
+    n: int
+    loss: float
+    top1: float  # percent
+    top5: float  # percent; top-k with k = min(5, classes)
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)  # name -> acc %, n
+    confusion: list[list[int]] = field(default_factory=list)  # [true][predicted]
+
+    def to_dict(self) -> dict:
+        return {
+            "n": self.n,
+            "loss": self.loss,
+            "top1": self.top1,
+            "top5": self.top5,
+            "per_class": self.per_class,
+            "confusion": self.confusion,
+        }
+
+
+def score(logits: torch.Tensor, labels: torch.Tensor, classes: list[str] | None = None) -> Scores:
+    """Loss and accuracies of `logits` against `labels`; per-class figures when `classes`."""
+    labels = labels.cpu().long()
+    n = int(labels.shape[0])
+    if n == 0:
+        return Scores(0, float("nan"), float("nan"), float("nan"))
+    k = min(5, logits.shape[1])
+    top = logits.topk(k, dim=1).indices
+    hit1 = top[:, 0] == labels
+    hitk = (top == labels[:, None]).any(dim=1)
+    s = Scores(
+        n,
+        float(F.cross_entropy(logits, labels)),
+        100.0 * float(hit1.float().mean()),
+        100.0 * float(hitk.float().mean()),
+    )
+    if classes is not None:
+        c = len(classes)
+        conf = torch.bincount(labels * c + top[:, 0], minlength=c * c).view(c, c)
+        s.confusion = conf.tolist()
+        for i, name in enumerate(classes):
+            total = int(conf[i].sum())
+            acc = 100.0 * int(conf[i, i]) / total if total else float("nan")
+            s.per_class[name] = {"acc": acc, "n": total}
+    return s
+
+
+def check_classes(data_classes: list[str], ckpt_classes: list[str], data: str) -> None:
+    """The data must name the same classes, in the same order, as the checkpoint."""
+    if list(data_classes) == list(ckpt_classes):
+        return
+    only_data = [c for c in data_classes if c not in ckpt_classes]
+    only_ckpt = [c for c in ckpt_classes if c not in data_classes]
+    if only_data or only_ckpt:
+        detail = (
+            f"only in data: {', '.join(only_data[:5]) or '-'}; "
+            f"only in checkpoint: {', '.join(only_ckpt[:5]) or '-'}"
+        )
+    else:
+        detail = "same names in another order"
+    raise CnnzooError(
+        f"classes of {data} ({len(data_classes)}) do not match the checkpoint's "
+        f"({len(ckpt_classes)}): {detail}"
+    )
+
+
+def evaluate_checkpoint(
+    checkpoint: str,
+    data: str | None = None,
+    *,
+    split: str = "val",
+    data_dir: str | None = None,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    val_split: float | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+) -> tuple[Scores, dict]:
+    """Score a checkpoint on a split of `data` (default: the data it was trained on, split the
+    same way, so `val` holds no training image). Returns the scores and a JSON-able report."""
+    from ..data import load_data
+    from .checkpoint import load_checkpoint
+
+    model, meta = load_checkpoint(checkpoint, device)
+    trained_on = meta.get("data", {})
+    data = data or trained_on.get("source")
+    if not data:
+        raise CnnzooError("--data is needed: the checkpoint does not say what it was trained on")
+    same = data == trained_on.get("source")
+    bundle = load_data(
+        data,
+        data_dir=data_dir,
+        image_size=trained_on.get("load_size"),
+        val_split=val_split if val_split is not None else trained_on.get("val_split", 0.1),
+        seed=seed if seed is not None else trained_on.get("seed", 0),
+        progress=progress,
+    )
+    check_classes(bundle.classes, meta["classes"], data)
+    part = bundle.train if split == "train" else bundle.val
+    if len(part) == 0:
+        raise CnnzooError(f"{data} has no {split} images (try --split train or --val-split 0.1)")
+    logits = compute_logits(model, part.images, Preprocess.from_meta(meta), batch_size)
+    s = score(logits, part.labels, list(meta["classes"]))
+    report = {
+        "checkpoint": str(checkpoint),
+        "model": meta["model"],
+        "epoch": meta.get("epoch"),
+        "data": data,
+        "split": split,
+        "split_name": bundle.val_name if split == "val" else "train",
+        "same_data_as_training": same,
+        "classes": list(meta["classes"]),
+        **s.to_dict(),
+    }
+    return s, report

@@ -1,0 +1,134 @@
+"""Prediction on image files with a cnnzoo checkpoint: its sidecar says how to preprocess."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import CnnzooError
+from .checkpoint import load_checkpoint
+from .evaluate import Preprocess
+
+
+@dataclass
+class Prediction:
+    file: str
+    top: list[tuple[str, int, float]]  # (class name, class index, probability), best first
+
+    def to_dict(self) -> dict:
+        return {
+            "file": self.file,
+            "predictions": [{"class": c, "index": i, "prob": p} for c, i, p in self.top],
+        }
+
+
+def collect_images(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Files named, plus image files found (recursively, sorted) in folders named; and the
+    (path, reason) of what does not exist or holds no image."""
+    from ..data import IMAGE_EXTENSIONS
+
+    files: list[str] = []
+    errors: list[tuple[str, str]] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(
+                str(Path(root) / name)
+                for root, _, names in os.walk(p)
+                for name in names
+                if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+            )
+            if not found:
+                errors.append((str(p), "folder holds no image files"))
+            files += found
+        elif p.is_file():
+            files.append(str(p))
+        else:
+            errors.append((str(p), "no such file or folder"))
+    return files, errors
+
+
+class Predictor:
+    """A model in eval mode with its sidecar's classes and preprocessing."""
+
+    def __init__(self, model: nn.Module, meta: dict, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.meta = meta
+        self.classes: list[str] = list(meta["classes"])
+        self.preprocess = Preprocess.from_meta(meta)
+        self.in_chans = int(meta.get("in_chans", 3))
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Predictor:
+        model, meta = load_checkpoint(path)
+        return cls(model, meta, device)
+
+    def _prepare(self, image: torch.Tensor) -> torch.Tensor:
+        if self.in_chans == 1 and image.shape[0] == 3:  # a grey model: average the channels
+            image = image.float().mean(0, keepdim=True).round().to(torch.uint8)
+        return self.preprocess(image[None].to(self.device))[0]
+
+    @torch.no_grad()
+    def probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """Class probabilities [N, classes] for uint8 [C, H, W] images of any sizes."""
+        x = torch.stack([self._prepare(im) for im in images])
+        return torch.softmax(self.model(x).float(), dim=1).cpu()
+
+    def top(self, probs: torch.Tensor, k: int) -> list[list[tuple[str, int, float]]]:
+        k = max(1, min(k, len(self.classes)))
+        p, idx = probs.topk(k, dim=1)
+        return [
+            [(self.classes[int(i)], int(i), float(q)) for q, i in zip(pr, ir, strict=True)]
+            for pr, ir in zip(p, idx, strict=True)
+        ]
+
+    def predict_files(
+        self, files: list[str], batch_size: int = 32, topk: int = 5, on_image=None
+    ) -> tuple[list[Prediction], list[tuple[str, str]]]:
+        """Predictions for readable files (in order) and (file, reason) for unreadable ones.
+        `on_image(file, uint8 image, prediction)` is called for each, e.g. to draw it."""
+        from ..data import load_image
+
+        results: list[Prediction] = []
+        errors: list[tuple[str, str]] = []
+        for start in range(0, len(files), batch_size):
+            batch_files, images = [], []
+            for f in files[start : start + batch_size]:
+                try:
+                    images.append(load_image(f))
+                    batch_files.append(f)
+                except CnnzooError as e:
+                    errors.append((f, str(e)))
+            if not images:
+                continue
+            tops = self.top(self.probabilities(images), topk)
+            for f, im, t in zip(batch_files, images, tops, strict=True):
+                pred = Prediction(f, t)
+                results.append(pred)
+                if on_image is not None:
+                    on_image(f, im, pred)
+        return results, errors
+
+
+def draw_prediction(image: torch.Tensor, pred: Prediction, path: str | Path) -> None:
+    """Save `image` (uint8 [C, H, W]) with its top class and probability written on it;
+    small images are enlarged (nearest) so the text fits."""
+    from PIL import Image, ImageDraw
+
+    arr = image.permute(1, 2, 0).numpy()
+    im = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).convert("RGB")
+    if min(im.size) < 160:
+        scale = -(-160 // min(im.size))
+        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    name, _, prob = pred.top[0]
+    text = f"{name} {100 * prob:.1f}%"
+    draw = ImageDraw.Draw(im)
+    box = draw.textbbox((4, 4), text)
+    draw.rectangle((box[0] - 3, box[1] - 3, box[2] + 3, box[3] + 3), fill=(0, 0, 0))
+    draw.text((4, 4), text, fill=(255, 255, 0))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    im.save(path)

@@ -1,0 +1,545 @@
+"""The training loop. `Trainer` owns all of a run's state in one place: model, optimiser,
+schedule position (epoch, step), EMA, grad scaler, both RNG generators, best metric and history.
+`state_tensors()` / `load_state()` round-trip all of it, so a resumed run is bit-identical to
+one that never stopped (the schedule is a pure function of the step; data order and
+augmentation come only from the trainer's generators).
+
+Data are whole uint8 tensors on the device; each epoch draws one permutation, slices batches
+from it and augments each batch in one call. `train_model` is what the forward pass uses (the
+model itself, or its torch.compile wrapper; a DDP wrapper would go there too), while `model`
+is always the raw module whose state dict is saved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.types import DataBundle
+from ..errors import CnnzooError
+from . import checkpoint as ck
+from .config import TrainConfig, resolve_config, validate_config
+from .ema import ModelEma
+from .evaluate import Preprocess, autocast, compute_logits, score
+from .mix import mix_batch, smooth_one_hot, soft_cross_entropy
+from .optim import build_optimizer, freeze_backbone, lr_factor, set_lr
+from .records import epoch_line, write_metrics
+
+log = logging.getLogger("cnnzoo")
+
+STATE_FILE = "state.safetensors"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    epochs_done: int
+    best_epoch: int
+    best_val_acc: float
+    last_metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.run_dir / "best.safetensors"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.run_dir / "last.safetensors"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise CnnzooError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CnnzooError("--device cuda asked for, but no CUDA GPU is available")
+    return dev
+
+
+def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+    if not enabled:
+        return None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16  # needs the grad scaler
+    return torch.bfloat16
+
+
+def default_run_dir(cfg: TrainConfig) -> Path:
+    data = Path(cfg.data).name or "data"
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.model}-{data}-{stamp}"
+
+
+def augment_cfg(cfg: TrainConfig, mean, std):
+    """The AugmentCfg for a preset: none | shift | light | standard | strong."""
+    from ..data.transforms import default_augment
+
+    base = default_augment(cfg.image_size, tuple(mean), tuple(std), hflip=bool(cfg.hflip))
+    pad = max(1, cfg.image_size // 8)
+    presets = {
+        "none": dict(crop="none", hflip=False),
+        "shift": dict(crop="pad-crop", pad=pad, hflip=False),
+        "light": dict(crop="pad-crop", pad=pad),
+        "standard": dict(crop="random-resized"),
+        "strong": dict(crop="random-resized", auto_augment="trivial", random_erasing=0.25),
+    }
+    return dataclasses.replace(base, **presets[cfg.augment])
+
+
+class Trainer:
+    """One training run. `Trainer(cfg).fit()` trains; `Trainer.resume(run_dir).fit()` goes on."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        bundle: DataBundle | None = None,
+        *,
+        progress: bool = True,
+        _state: tuple[dict, dict] | None = None,
+        _run_dir: Path | None = None,
+    ) -> None:
+        from ..registry import get_entry
+
+        # cheap checks first: a typo should not wait for the data to load
+        self.progress = progress
+        validate_config(cfg)
+        get_entry(cfg.model)
+        # a resumed run takes its weights from the state: the original file may be gone
+        load_weights = cfg.weights if _state is None else None
+        if load_weights is not None and not Path(load_weights).is_file():
+            raise CnnzooError(f"weights file not found: {cfg.weights}")
+        self.device = resolve_device(cfg.device)
+        if bundle is None:
+            from ..data import load_data
+
+            bundle = load_data(
+                cfg.data,
+                data_dir=cfg.data_dir,
+                image_size=cfg.load_size,
+                val_split=cfg.val_split,
+                seed=cfg.seed,
+                download=cfg.download,
+                progress=progress,
+            )
+        if len(bundle.train) == 0:
+            raise CnnzooError(f"{cfg.data}: no training images")
+        self.bundle = bundle
+        self.cfg = cfg = resolve_config(cfg, bundle.image_size)
+        self.classes = list(bundle.classes)
+        self.run_dir = Path(_run_dir or cfg.out or default_run_dir(cfg))
+        if _state is None and (self.run_dir / STATE_FILE).exists():
+            raise CnnzooError(
+                f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir} "
+                "or choose another --out"
+            )
+
+        # model: seeded so that the same config gives the same initial weights
+        from ..registry import create_model
+
+        torch.manual_seed(cfg.seed)
+        in_chans = int(bundle.train.images.shape[1])
+        self.model: nn.Module = create_model(
+            cfg.model,
+            num_classes=len(self.classes),
+            in_chans=in_chans,
+            weights=load_weights,
+            **cfg.model_opts,
+        )
+        # pretrained weights keep the normalisation they were trained with: a cnnzoo
+        # checkpoint's own, else the model's reference one (ImageNet's, mostly)
+        self.mean, self.std = tuple(bundle.mean), tuple(bundle.std)
+        if _state is not None and "mean" in _state[1]:
+            self.mean, self.std = tuple(_state[1]["mean"]), tuple(_state[1]["std"])
+        elif cfg.weights is not None and in_chans == 3:
+            facts = ck.checkpoint_facts(cfg.weights)
+            self.mean = tuple(facts.get("mean") or self.model.cfg.mean)
+            self.std = tuple(facts.get("std") or self.model.cfg.std)
+        self.crop_pct = 0.875 if cfg.augment in ("standard", "strong") else 1.0
+        self.preprocess = Preprocess(cfg.image_size, self.mean, self.std, self.crop_pct)
+        self.aug = augment_cfg(cfg, self.mean, self.std)
+        if cfg.freeze == "backbone":
+            freeze_backbone(self.model)
+        self.model.to(self.device)
+        if cfg.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        try:
+            self.optimizer = build_optimizer(
+                self.model, cfg.opt, cfg.lr, cfg.wd, cfg.momentum, cfg.backbone_lr_scale
+            )
+        except ValueError as e:
+            raise CnnzooError(str(e)) from None
+        self.ema = ModelEma(self.model, cfg.ema) if cfg.ema > 0 else None
+        self.amp_dtype = amp_dtype(self.device, cfg.amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+
+        # generators: data order on the CPU, augmentation and mixing where the batch lives
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.aug_gen = torch.Generator(self.device).manual_seed(cfg.seed + 1)
+        self.epoch = 0
+        self.step = 0
+        self.best_val_acc = -math.inf
+        self.best_epoch = 0
+        self.history: list[dict[str, Any]] = []
+
+        self.train_images = bundle.train.images.to(self.device)
+        self.train_labels = bundle.train.labels.to(self.device)
+        self.steps_per_epoch = max(1, len(bundle.train) // cfg.batch_size)
+        if _state is not None:
+            self.load_state(*_state)
+        self.train_model: nn.Module = self.model
+        if cfg.compile:
+            self.train_model = torch.compile(self.model)
+
+    # ------------------------------------------------------------------ state
+    @classmethod
+    def resume(
+        cls,
+        run_dir: str | Path,
+        bundle: DataBundle | None = None,
+        *,
+        epochs: int | None = None,
+        device: str | None = None,
+        progress: bool = True,
+    ) -> Trainer:
+        """The trainer of `run_dir` as its last completed epoch left it. `epochs` may extend the
+        run (its schedule then changes from here on); `device` may move it."""
+        run_dir = Path(run_dir)
+        path = run_dir / STATE_FILE
+        if not path.is_file():
+            raise CnnzooError(f"nothing to resume: {path} not found")
+        tensors, meta = ck.read_tensors(path)
+        cfg = TrainConfig.from_dict(meta["config"])
+        if epochs is not None:
+            if epochs < meta["epoch"]:
+                raise CnnzooError(f"--epochs {epochs} is less than the {meta['epoch']} done")
+            cfg.epochs = epochs
+        if device is not None:
+            cfg.device = device
+        return cls(cfg, bundle, progress=progress, _state=(tensors, meta), _run_dir=run_dir)
+
+    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        opt_t, opt_meta = ck.optimizer_tensors(self.optimizer)
+        tensors = {
+            **ck.prefixed("model", self.model.state_dict()),
+            **ck.prefixed("optim", opt_t),
+            "rng/data": self.gen.get_state(),
+            "rng/aug": self.aug_gen.get_state(),
+            "rng/torch": torch.get_rng_state(),
+        }
+        if self.ema is not None:
+            tensors.update(ck.prefixed("ema", self.ema.state_dict()))
+        if self.device.type == "cuda":
+            tensors["rng/cuda"] = torch.cuda.get_rng_state(self.device)
+        meta = {
+            "config": self.cfg.to_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "best_val_acc": self.best_val_acc if math.isfinite(self.best_val_acc) else None,
+            "best_epoch": self.best_epoch,
+            "history": self.history,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "optimizer": opt_meta,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+        }
+        return tensors, meta
+
+    def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        self.model.load_state_dict(ck.unprefixed("model", tensors))
+        ck.load_optimizer(self.optimizer, ck.unprefixed("optim", tensors), meta["optimizer"])
+        if self.ema is not None:
+            self.ema.load_state_dict(ck.unprefixed("ema", tensors))
+        self.gen.set_state(tensors["rng/data"])
+        aug_state = tensors["rng/aug"]
+        if aug_state.numel() == self.aug_gen.get_state().numel():  # same device kind
+            self.aug_gen.set_state(aug_state)
+        torch.set_rng_state(tensors["rng/torch"])
+        if self.device.type == "cuda" and "rng/cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng/cuda"], self.device)
+        if meta.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(meta["scaler"])
+        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
+        best = meta.get("best_val_acc")
+        self.best_val_acc = -math.inf if best is None else float(best)
+        self.best_epoch = int(meta.get("best_epoch", 0))
+        self.history = list(meta.get("history", []))
+
+    def save_state(self) -> None:
+        ck.save_tensors(self.run_dir / STATE_FILE, *self.state_tensors())
+
+    def checkpoint_info(self, row: dict[str, Any], weights_kind: str) -> dict[str, Any]:
+        """The sidecar: everything predict and eval need, plus where the weights came from."""
+        from .. import __version__
+
+        cfg = self.cfg
+        return {
+            "model": cfg.model,
+            "model_overrides": cfg.model_opts,
+            "num_classes": len(self.classes),
+            "in_chans": int(self.train_images.shape[1]),
+            "classes": self.classes,
+            "input_size": cfg.image_size,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "crop_pct": self.crop_pct,
+            "data": {
+                "source": cfg.data,
+                "name": self.bundle.name,
+                "load_size": self.bundle.image_size,
+                "val_split": cfg.val_split,
+                "seed": cfg.seed,
+                "val_name": self.bundle.val_name,
+            },
+            "epoch": row["epoch"],
+            "weights": weights_kind,
+            "metrics": row,
+            "recipe": cfg.to_dict(),
+            "cnnzoo_version": __version__,
+            "saved": datetime.now().isoformat(timespec="seconds"),
+        }
+
+    # ------------------------------------------------------------------ training
+    def _set_train_mode(self) -> None:
+        if self.cfg.freeze == "backbone":  # a frozen backbone keeps its BN statistics too
+            self.model.eval()
+            self.model.get_classifier().train()
+        else:
+            self.model.train()
+
+    def _lr_factor(self) -> float:
+        total = self.steps_per_epoch * self.cfg.epochs
+        warmup = int(round(self.cfg.warmup_epochs * self.steps_per_epoch))
+        return lr_factor(self.step, total, warmup, self.cfg.sched, self.cfg.min_lr_ratio)
+
+    def train_one_epoch(self) -> dict[str, float]:
+        cfg, dev = self.cfg, self.device
+        self._set_train_mode()
+        n = len(self.train_labels)
+        perm = torch.randperm(n, generator=self.gen)
+        bs = min(cfg.batch_size, n)
+        num_classes = len(self.classes)
+        mixing = cfg.mixup > 0 or cfg.cutmix > 0
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        seen = 0
+        lr = 0.0
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        bar = _progress_bar(
+            self.steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}", self.progress
+        )
+        start = time.perf_counter()
+        for b in range(self.steps_per_epoch):
+            idx = perm[b * bs : (b + 1) * bs].to(dev, non_blocking=True)
+            labels = self.train_labels[idx]
+            x = _train_transform(self.train_images[idx], self.aug, self.aug_gen)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            targets = None
+            hit_labels = labels
+            if mixing:
+                x, targets, hit_labels = mix_batch(
+                    x,
+                    labels,
+                    num_classes,
+                    cfg.mixup,
+                    cfg.cutmix,
+                    cfg.label_smoothing,
+                    self.aug_gen,
+                )
+            lr = set_lr(self.optimizer, cfg.lr, self._lr_factor())
+            with autocast(dev, self.amp_dtype):
+                logits = self.train_model(x)
+            if targets is not None:
+                loss = soft_cross_entropy(logits, targets)
+            elif cfg.label_smoothing:
+                loss = soft_cross_entropy(
+                    logits, smooth_one_hot(labels, num_classes, cfg.label_smoothing)
+                )
+            else:
+                loss = F.cross_entropy(logits.float(), labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if cfg.clip_grad > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.step += 1
+            if self.ema is not None:
+                self.ema.update(self.model, self.step)
+            loss_sum += loss.detach() * labels.shape[0]
+            correct += (logits.detach().argmax(1) == hit_labels).sum()
+            seen += labels.shape[0]
+            if bar is not None and (b % 5 == 0 or b == self.steps_per_epoch - 1):
+                elapsed = time.perf_counter() - start
+                bar.set_postfix(
+                    loss=f"{float(loss_sum) / seen:.4f}",
+                    acc=f"{100.0 * float(correct) / seen:.1f}%",
+                    img_s=f"{seen / max(elapsed, 1e-9):.0f}",
+                    refresh=False,
+                )
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        elapsed = time.perf_counter() - start
+        train_loss = float(loss_sum) / seen
+        if not math.isfinite(train_loss):
+            raise CnnzooError(
+                f"the loss became {train_loss} in epoch {self.epoch + 1}; lower --lr, "
+                "or add --clip-grad 1.0"
+            )
+        return {
+            "lr": lr,
+            "train_loss": train_loss,
+            "train_acc": 100.0 * float(correct) / seen,
+            "images_per_s": seen / max(elapsed, 1e-9),
+            "epoch_time": elapsed,
+        }
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        val = self.bundle.val
+        if len(val) == 0:
+            return {}
+        logits = compute_logits(
+            model,
+            val.images,
+            self.preprocess,
+            max(256, 2 * self.cfg.batch_size),
+            self.amp_dtype,
+            self.cfg.channels_last,
+        )
+        s = score(logits, val.labels)
+        return {"loss": s.loss, "acc": s.top1, "top5": s.top5}
+
+    def fit(self, stop_after: int | None = None) -> RunResult:
+        """Train until `cfg.epochs` (or `stop_after` more epochs, as if stopped there)."""
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        ck.write_json(self.run_dir / "config.json", cfg.to_dict())
+        if self.epoch == 0:
+            log.info(
+                "training %s on %s: %d train / %d %s images, %d classes, %dpx, recipe %s, "
+                "%d epochs, batch %d, %s lr %g wd %g, on %s -> %s",
+                cfg.model,
+                self.bundle.name,
+                len(self.bundle.train),
+                len(self.bundle.val),
+                self.bundle.val_name,
+                len(self.classes),
+                cfg.image_size,
+                cfg.recipe,
+                cfg.epochs,
+                cfg.batch_size,
+                cfg.opt,
+                cfg.lr,
+                cfg.wd,
+                self.device,
+                self.run_dir,
+            )
+        else:
+            log.info("resuming %s at epoch %d/%d", self.run_dir, self.epoch, cfg.epochs)
+        done_now = 0
+        while self.epoch < cfg.epochs and (stop_after is None or done_now < stop_after):
+            row: dict[str, Any] = {"epoch": self.epoch + 1, "step": 0}
+            row.update(self.train_one_epoch())
+            self.epoch += 1
+            done_now += 1
+            row["step"] = self.step
+            kind, weights = "model", self.model
+            v = self.validate(self.model)
+            if v:
+                row.update(val_loss=v["loss"], val_acc=v["acc"], val_top5=v["top5"])
+            if self.ema is not None:
+                ve = self.validate(self.ema.module)
+                if ve:
+                    row.update(
+                        ema_val_loss=ve["loss"], ema_val_acc=ve["acc"], ema_val_top5=ve["top5"]
+                    )
+                    if ve["acc"] >= v["acc"]:
+                        kind, weights = "ema", self.ema.module
+                else:
+                    kind, weights = "ema", self.ema.module
+            metric = max(row.get("val_acc", -math.inf), row.get("ema_val_acc", -math.inf))
+            # no validation split: the last epoch is the best one
+            row["is_best"] = metric > self.best_val_acc or not v
+            if row["is_best"]:
+                self.best_val_acc, self.best_epoch = metric, self.epoch
+            row["best_val_acc"] = self.best_val_acc if math.isfinite(self.best_val_acc) else None
+            self.history.append(row)
+            # order matters for a kill at any point: checkpoints first, then the state that
+            # would make a resumed run skip this epoch
+            info = self.checkpoint_info(row, kind)
+            ck.save_checkpoint(self.run_dir / "last.safetensors", weights, info)
+            if row["is_best"]:
+                ck.save_checkpoint(self.run_dir / "best.safetensors", weights, info)
+            write_metrics(self.run_dir, self.history)
+            self.save_state()
+            log.info(epoch_line(row, cfg.epochs))
+        if self.epoch >= cfg.epochs and self.history:
+            from .plots import plot_curves
+
+            plot_curves(self.history, self.run_dir / "curves.png")
+        last = self.history[-1] if self.history else {}
+        return RunResult(
+            self.run_dir,
+            self.epoch,
+            self.best_epoch,
+            self.best_val_acc,
+            last,
+            list(self.history),
+        )
+
+
+def _train_transform(batch: torch.Tensor, aug, generator: torch.Generator) -> torch.Tensor:
+    from ..data.transforms import train_transform
+
+    return train_transform(batch, aug, generator)
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True, unit="batch"
+    )
+
+
+def train(
+    cfg: TrainConfig | None = None,
+    bundle: DataBundle | None = None,
+    *,
+    resume: str | Path | None = None,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Train a model as `cfg` says (or go on with the run in `resume`) and return its results.
+
+    `bundle` replaces `load_data(cfg.data, ...)` (handy for data already in memory);
+    `stop_after` ends this call after that many epochs, as if stopped, to be resumed later.
+    """
+    if resume is not None:
+        epochs = cfg.epochs if cfg is not None else None
+        trainer = Trainer.resume(resume, bundle, epochs=epochs, progress=progress)
+    elif cfg is None:
+        raise ValueError("train() needs a TrainConfig or a run folder to resume")
+    else:
+        trainer = Trainer(cfg, bundle, progress=progress)
+    return trainer.fit(stop_after=stop_after)

@@ -1,0 +1,97 @@
+"""Mistakes a user makes on the command line: one line on stderr saying what is wrong, exit 2,
+and nothing loaded or trained first."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from cnnzoo.cli.main import main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny models train as fast on one thread, and one thread does not stall when the other
+    # core is busy (two OpenMP threads on one free core wait for each other at every op)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+TRAIN = ["train", "--model", "resnet20", "--data", "digits", "--no-progress"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["train", "--model", "resnet2O", "--data", "digits"], "did you mean"),
+        (["train", "--model", "resnet20", "--data", "/no/such/folder"], "/no/such/folder"),
+        ([*TRAIN, "--epochs", "0"], "--epochs must be at least 1"),
+        ([*TRAIN, "--lr", "-0.1"], "--lr must be positive"),
+        ([*TRAIN, "--ema", "1.5"], "--ema"),
+        ([*TRAIN, "--val-split", "1.5"], "--val-split"),
+        ([*TRAIN, "--model-opt", "nonsense"], "KEY=VALUE"),
+        ([*TRAIN, "--weights", "/no/such/file.pth"], "not found"),
+        (["train", "--data", "digits"], "--model and --data are required"),
+        (["train", "--resume", "/no/such/run"], "nothing to resume"),
+        (["predict", "-c", "/no/such/ckpt.safetensors", "x.png"], "checkpoint not found"),
+        (["eval", "-c", "/no/such/run_dir"], "checkpoint not found"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(args, expected, capsys):
+    assert main(args) == 2
+    line = error_line(capsys)
+    assert line.startswith(f"cnnzoo {args[0]}: error:") and expected in line, line
+
+
+class _Payload:
+    """Pickles to a call of os.mkdir: proof that loading it would have run code."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+def test_pickle_checkpoint_with_code_is_refused(tmp_path, capsys):
+    marker = tmp_path / "code-ran"
+    ckpt = tmp_path / "evil.pth"
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "x": _Payload(str(marker))}, ckpt)
+    (tmp_path / "evil.json").write_text('{"model": "resnet20"}')
+    img = tmp_path / "a.png"
+    img.write_bytes(b"")
+    for cmd in (["predict", "-c", str(ckpt), str(img)], ["eval", "-c", str(ckpt)]):
+        assert main(cmd) == 2
+        line = error_line(capsys)
+        assert "refused" in line, line
+    assert not marker.exists()
+
+
+def test_checkpoint_without_sidecar_facts(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "raw.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path))
+    assert main(["predict", "-c", str(path), str(path)]) == 2
+    assert "sidecar" in error_line(capsys)
+
+
+def test_resume_needs_epochs_not_below_done(tmp_path, capsys):
+    from test_train import cfg, make_bundle
+
+    from cnnzoo.engine import train
+
+    train(cfg(tmp_path, epochs=2), make_bundle(8), stop_after=1, progress=False)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "run"), "--epochs", "0"]) == 2
+    assert "--epochs" in error_line(capsys)

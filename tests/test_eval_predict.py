@@ -1,0 +1,142 @@
+"""Eval and predict through the CLI, on a run trained here from a folder of generated PNGs:
+predict finds the classes of new images from the checkpoint alone; eval agrees with the
+validation the trainer did; outputs (table, JSON, CSV, pictures, report, confusion PNG)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from test_train import CLASSES, make_images
+
+from cnnzoo.cli.main import main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny models train as fast on one thread, and one thread does not stall when the other
+    # core is busy (two OpenMP threads on one free core wait for each other at every op)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def write_folder(root: Path, n_per_class: int, seed: int) -> list[tuple[Path, str]]:
+    x, y = make_images(n_per_class, 16, seed)
+    out = []
+    for i, (img, label) in enumerate(zip(x, y.tolist(), strict=True)):
+        path = root / CLASSES[label] / f"{i:03d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(path)
+        out.append((path, CLASSES[label]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evalpredict")
+    write_folder(root / "data", 40, seed=0)
+    run = root / "run"
+    args = ["train", "--model", "resnet20", "--data", str(root / "data"), "--out", str(run),
+            "--epochs", "4", "--batch-size", "16", "--lr", "0.05", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    queries = write_folder(root / "query", 4, seed=1)
+    return root, run, queries
+
+
+def test_predict_finds_the_trained_classes(trained, capsys):
+    root, run, queries = trained
+    # the checkpoint alone: a copy of best.safetensors without its run folder or sidecar
+    lone = root / "lone" / "model.safetensors"
+    lone.parent.mkdir(exist_ok=True)
+    shutil.copy(run / "best.safetensors", lone)
+    capsys.readouterr()
+    assert main(["predict", "--checkpoint", str(lone), str(root / "query"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    truth = {str(p): c for p, c in queries}
+    assert len(out["results"]) == len(queries) and out["errors"] == []
+    right = sum(r["predictions"][0]["class"] == truth[r["file"]] for r in out["results"])
+    assert right >= 0.9 * len(queries), out["results"]
+    for r in out["results"]:
+        probs = [p["prob"] for p in r["predictions"]]
+        assert len(probs) == 3  # --topk 5 capped at the 3 classes
+        assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1, abs=1e-4)
+
+
+def test_sidecar_holds_what_inference_needs(trained):
+    _, run, _ = trained
+    side = json.loads((run / "best.json").read_text())
+    for key in ("model", "model_overrides", "num_classes", "classes", "input_size", "mean",
+                "std", "crop_pct", "recipe", "metrics", "epoch"):  # fmt: skip
+        assert key in side, key
+    assert (
+        side["classes"] == sorted(CLASSES) and side["num_classes"] == 3 and side["input_size"] == 16
+    )
+
+
+def test_predict_table_csv_vis_and_bad_files(trained, capsys, tmp_path):
+    root, run, queries = trained
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    files = [str(queries[0][0]), str(queries[-1][0]), str(bad)]
+    vis = tmp_path / "vis"
+    capsys.readouterr()
+    rc = main(["predict", "-c", str(run), *files, "--topk", "2", "--save-vis", str(vis)])
+    cap = capsys.readouterr()
+    assert rc == 0
+    lines = cap.out.strip().splitlines()
+    assert lines[0].split() == ["file", "top-1", "top-2"] and len(lines) == 3
+    assert "broken.jpg" in cap.err and "skipped" in cap.err
+    pngs = sorted(vis.glob("*.png"))
+    assert len(pngs) == 2 and min(Image.open(pngs[0]).size) >= 160
+
+    assert main(["predict", "-c", str(run), *files[:2], "--csv", "--topk", "1"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0] == "file,rank,class,index,prob" and len(rows) == 3
+
+    assert main(["predict", "-c", str(run), str(bad)]) == 2  # nothing readable
+
+
+def test_eval_matches_training_validation(trained, capsys):
+    root, run, _ = trained
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(run), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    report_path = Path(out.split("report: ")[1].splitlines()[0])
+    report = json.loads(report_path.read_text())
+    assert Path(report["confusion_png"]).is_file()
+    side = json.loads((run / "best.json").read_text())
+    # same split, same preprocessing: the same accuracy the trainer measured
+    assert report["top1"] == pytest.approx(side["metrics"]["val_acc"], abs=1e-6)
+    assert report["n"] == sum(map(sum, report["confusion"]))
+    assert set(report["per_class"]) == set(CLASSES) and report["top5"] == 100.0
+
+
+def test_eval_refuses_other_classes(trained, capsys, tmp_path):
+    _, run, _ = trained
+    other = tmp_path / "other"
+    for name in ("cats", "dogs"):
+        (other / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (16, 16), (i * 40, 0, 0)).save(other / name / f"{i}.png")
+    capsys.readouterr()
+    assert main(["eval", "-c", str(run), "--data", str(other), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "do not match" in err[-1] and "cats" in err[-1]
+
+
+def test_predict_through_a_subprocess(trained):
+    _, run, queries = trained
+    cmd = [sys.executable, "-m", "cnnzoo.cli.main", "predict", "-c", str(run),
+           str(queries[0][0]), "--json", "--topk", "1"]  # fmt: skip
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["results"][0]["predictions"][0]["class"] in CLASSES

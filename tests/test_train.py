@@ -1,0 +1,275 @@
+"""Training: the loss falls, resume is bit-identical, EMA / mixup / cutmix / freezing do what
+they say, the schedule and parameter groups are right. All on small generated data (or the
+bundled digits), resnet20, CPU."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from cnnzoo import create_model
+from cnnzoo.data import DataBundle, ImageTensors
+from cnnzoo.engine import TrainConfig, Trainer, save_checkpoint, train
+from cnnzoo.engine.ema import ModelEma
+from cnnzoo.engine.mix import mix_batch
+from cnnzoo.engine.optim import lr_factor, param_groups
+
+CLASSES = ["horizontal", "vertical", "checker"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny models train as fast on one thread, and one thread does not stall when the other
+    # core is busy (two OpenMP threads on one free core wait for each other at every op)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def make_images(n_per_class: int, size: int = 16, seed: int = 0):
+    """uint8 [N, 3, size, size] images whose class is a pattern (horizontal stripes, vertical
+    stripes, checkerboard) with a random phase, colour and noise; and int64 labels."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    images, labels = [], []
+    for c in range(len(CLASSES)):
+        for _ in range(n_per_class):
+            phase = int(torch.randint(0, 4, (1,), generator=g))
+            pattern = [
+                (yy + phase) // 2 % 2,
+                (xx + phase) // 2 % 2,
+                ((yy + phase) // 2 + (xx + phase) // 2) % 2,
+            ][c]
+            colour = 0.5 + 0.5 * torch.rand(3, 1, 1, generator=g)
+            img = pattern.float() * colour * 200 + 25 + 20 * torch.randn(3, size, size, generator=g)
+            images.append(img.clamp(0, 255).to(torch.uint8))
+            labels.append(c)
+    return torch.stack(images), torch.tensor(labels)
+
+
+def make_bundle(n_per_class: int = 40, size: int = 16, seed: int = 0) -> DataBundle:
+    x, y = make_images(n_per_class, size, seed)
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    x, y = x[perm], y[perm]
+    nv = len(y) // 5
+    mean, std = (0.4, 0.4, 0.4), (0.3, 0.3, 0.3)
+    return DataBundle(
+        "patterns",
+        list(CLASSES),
+        ImageTensors(x[nv:], y[nv:]),
+        ImageTensors(x[:nv], y[:nv]),
+        "held-out 20%",
+        size,
+        mean,
+        std,
+    )
+
+
+def cfg(tmp_path: Path, name: str = "run", **kw) -> TrainConfig:
+    base = dict(
+        model="resnet20",
+        data="patterns",
+        out=str(tmp_path / name),
+        epochs=2,
+        batch_size=32,
+        lr=0.05,
+        device="cpu",
+        augment="light",
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_two_epochs_loss_falls_and_run_folder(tmp_path):
+    r = train(cfg(tmp_path, epochs=3, batch_size=16), make_bundle(), progress=False)
+    losses = [h["train_loss"] for h in r.history]
+    assert len(losses) == 3 and losses[-1] < losses[0], losses
+    assert r.epochs_done == 3
+    for name in (
+        "last.safetensors",
+        "last.json",
+        "best.safetensors",
+        "best.json",
+        "state.safetensors",
+        "metrics.csv",
+        "curves.png",
+        "config.json",
+    ):
+        assert (r.run_dir / name).is_file(), name
+    lines = (r.run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
+    csv_lines = (r.run_dir / "metrics.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("epoch,") and len(csv_lines) == 4
+    side = json.loads((r.run_dir / "last.json").read_text())
+    assert side["classes"] == CLASSES and side["epoch"] == 3
+    assert side["recipe"]["lr"] == 0.05 and side["recipe"]["model"] == "resnet20"
+
+
+def _all_tensors(run_dir: Path) -> dict[str, torch.Tensor]:
+    out = {f"last/{k}": v for k, v in load_file(run_dir / "last.safetensors").items()}
+    out.update({f"state/{k}": v for k, v in load_file(run_dir / "state.safetensors").items()})
+    return out
+
+
+def test_resume_is_bit_identical(tmp_path):
+    """2 epochs straight == 1 epoch, stop, resume, 1 epoch: every weight, optimiser buffer,
+    EMA weight and RNG state equal, and the same metrics. EMA, mixup, cutmix and label
+    smoothing are on so their state is covered too."""
+    bundle = make_bundle()
+    opts = dict(ema=0.9, mixup=0.2, cutmix=1.0, label_smoothing=0.1, opt="adamw", lr=2e-3)
+    straight = train(cfg(tmp_path, "straight", **opts), bundle, progress=False)
+    first = train(cfg(tmp_path, "split", **opts), bundle, stop_after=1, progress=False)
+    assert first.epochs_done == 1
+    resumed = train(resume=tmp_path / "split", bundle=bundle, progress=False)
+    assert resumed.epochs_done == 2
+    a, b = _all_tensors(straight.run_dir), _all_tensors(resumed.run_dir)
+    assert a.keys() == b.keys()
+    assert any(k.startswith("state/optim/") for k in a) and any("ema/" in k for k in a)
+    diff = [k for k in a if not torch.equal(a[k], b[k])]
+    assert diff == []
+    skip = {"images_per_s", "epoch_time"}
+    rows = lambda r: [{k: v for k, v in h.items() if k not in skip} for h in r.history]  # noqa: E731
+    assert rows(straight) == rows(resumed)
+    lines = (resumed.run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+
+
+def test_resume_of_finished_run_does_nothing_and_refuses_overwrite(tmp_path):
+    bundle = make_bundle(10)
+    train(cfg(tmp_path, epochs=1), bundle, progress=False)
+    again = train(resume=tmp_path / "run", bundle=bundle, progress=False)
+    assert again.epochs_done == 1 and len(again.history) == 1
+    from cnnzoo import CnnzooError
+
+    with pytest.raises(CnnzooError, match="--resume"):
+        train(cfg(tmp_path, epochs=1), bundle, progress=False)
+
+
+def test_state_file_is_plain_safetensors(tmp_path):
+    train(cfg(tmp_path, epochs=1), make_bundle(10), progress=False)
+    with safe_open(str(tmp_path / "run" / "state.safetensors"), "pt") as f:
+        meta = json.loads(f.metadata()["cnnzoo"])
+        rng = f.get_tensor("rng/data")
+    assert rng.dtype == torch.uint8
+    assert meta["epoch"] == 1 and meta["config"]["model"] == "resnet20"
+
+
+def test_ema_tracks_and_is_evaluated(tmp_path):
+    r = train(cfg(tmp_path, ema=0.9), make_bundle(), progress=False)
+    assert all("ema_val_acc" in h for h in r.history)
+    state = load_file(r.run_dir / "state.safetensors")
+    key = "conv1.weight"
+    assert not torch.equal(state[f"ema/{key}"], state[f"model/{key}"])
+    side = json.loads((r.run_dir / "last.json").read_text())
+    assert side["weights"] in ("ema", "model")
+
+
+def test_ema_update_rule():
+    m = torch.nn.Linear(2, 1)
+    ema = ModelEma(m, decay=0.5)
+    before = ema.module.weight.clone()
+    with torch.no_grad():
+        m.weight.add_(1.0)
+    ema.update(m, step=100)  # decay_at(100) = min(0.5, 101/110) = 0.5
+    assert torch.allclose(ema.module.weight, 0.5 * before + 0.5 * m.weight)
+    assert ema.decay_at(0) == pytest.approx(0.1)
+
+
+def test_mixup_and_cutmix_targets():
+    x = torch.stack([torch.zeros(3, 8, 8), torch.ones(3, 8, 8)])
+    labels = torch.tensor([0, 1])
+    for mixup, cutmix in ((0.4, 0.0), (0.0, 1.0)):
+        g = torch.Generator().manual_seed(3)
+        out, t, _ = mix_batch(x, labels, 2, mixup, cutmix, 0.0, g)
+        assert torch.allclose(t.sum(1), torch.ones(2))
+        # image 0 (zeros) holds its partner (ones) exactly in the share its target gives it
+        assert out[0].mean().item() == pytest.approx(t[0, 1].item(), abs=1e-6)
+        assert out.shape == x.shape
+    # the same generator state gives the same mix
+    a = mix_batch(x, labels, 2, 0.4, 1.0, 0.1, torch.Generator().manual_seed(5))
+    b = mix_batch(x, labels, 2, 0.4, 1.0, 0.1, torch.Generator().manual_seed(5))
+    assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
+
+
+def test_freeze_backbone_trains_only_the_head(tmp_path):
+    t = Trainer(cfg(tmp_path, freeze="backbone", epochs=1), make_bundle(10), progress=False)
+    before = {k: v.clone() for k, v in t.model.state_dict().items()}
+    t.train_one_epoch()
+    after = t.model.state_dict()
+    changed = sorted(k for k in before if not torch.equal(before[k], after[k]))
+    assert changed == ["fc.bias", "fc.weight"]  # BN statistics of the backbone stay too
+
+
+def test_param_groups_decay_and_backbone_lr(tmp_path):
+    model = create_model("resnet20", num_classes=3)
+    groups = param_groups(model, weight_decay=0.1, backbone_lr_scale=0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    for g in groups:
+        for p in g["params"]:
+            n = names[id(p)]
+            assert g["weight_decay"] == (0.1 if p.ndim > 1 else 0.0), n
+            assert g["lr_scale"] == (1.0 if n.startswith("fc.") else 0.1), n
+    assert sum(len(g["params"]) for g in groups) == len(names)
+    t = Trainer(cfg(tmp_path, backbone_lr_scale=0.1, epochs=1), make_bundle(10), progress=False)
+    t.train_one_epoch()
+    lrs = {g["lr_scale"]: g["lr"] for g in t.optimizer.param_groups}
+    assert lrs[0.1] == pytest.approx(0.1 * lrs[1.0])
+
+
+def test_lr_schedules():
+    warm = [lr_factor(s, 100, 10) for s in range(100)]
+    assert all(a < b for a, b in zip(warm[:10], warm[1:11], strict=True))  # rises in warm-up
+    assert warm[10] == pytest.approx(1.0) and warm[-1] < 0.01
+    assert all(a >= b for a, b in zip(warm[10:], warm[11:], strict=False))  # then only falls
+    one = [lr_factor(s, 100, 0, "onecycle") for s in range(100)]
+    assert one[0] == pytest.approx(1 / 25) and max(one) == pytest.approx(1.0, abs=1e-3)
+    assert one[-1] < 0.01 and lr_factor(50, 100, 0, "constant") == 1.0
+    assert not any(math.isnan(v) for v in warm + one)
+
+
+def test_finetune_from_weights_replaces_the_classifier(tmp_path):
+    src = create_model("resnet20", num_classes=10)
+    path = tmp_path / "pretrained.safetensors"
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(path))
+    t = Trainer(cfg(tmp_path, weights=str(path), epochs=1), make_bundle(10), progress=False)
+    assert t.cfg.recipe == "finetune"
+    assert torch.equal(t.model.conv1.weight, src.conv1.weight)
+    assert t.model.fc.weight.shape == (3, 64)
+    assert t.mean == tuple(src.cfg.mean)  # pretrained weights keep their normalisation
+    # a cnnzoo checkpoint says which normalisation its weights were trained with
+    own = tmp_path / "own.safetensors"
+    save_checkpoint(own, src, {"mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6]})
+    t = Trainer(cfg(tmp_path, "own", weights=str(own), epochs=1), make_bundle(10), progress=False)
+    assert t.mean == (0.1, 0.2, 0.3) and t.std == (0.4, 0.5, 0.6)
+
+
+def test_digits_learns_fast(tmp_path):
+    """The README's first command in small: digits from sklearn, a few epochs."""
+    r = train(
+        TrainConfig(
+            model="resnet20", data="digits", out=str(tmp_path / "d"), epochs=3, device="cpu"
+        ),
+        progress=False,
+    )
+    assert r.history[-1]["val_acc"] > 90, r.history
+
+
+def test_resume_of_a_finetune_needs_not_the_weights_file(tmp_path):
+    src = create_model("resnet20", num_classes=10)
+    path = tmp_path / "pretrained.safetensors"
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(path))
+    bundle = make_bundle(10)
+    first = train(cfg(tmp_path, weights=str(path), freeze="backbone"), bundle, stop_after=1,
+                  progress=False)  # fmt: skip
+    path.unlink()
+    done = train(resume=first.run_dir, bundle=bundle, progress=False)
+    assert done.epochs_done == 2
+    state = load_file(done.run_dir / "state.safetensors")
+    assert torch.equal(state["model/conv1.weight"], src.conv1.weight)  # frozen all along

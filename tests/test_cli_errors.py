@@ -45,6 +45,11 @@ TRAIN = ["train", "--model", "resnet20", "--data", "digits", "--no-progress"]
         (["train", "--resume", "/no/such/run"], "nothing to resume"),
         (["predict", "-c", "/no/such/ckpt.safetensors", "x.png"], "checkpoint not found"),
         (["eval", "-c", "/no/such/run_dir"], "checkpoint not found"),
+        # a builder's own ValueError (unknown stem) and impossible sizes: one line, not a trace
+        ([*TRAIN, "--stem", "bad"], "unknown stem"),
+        (["summary", "resnet20", "--stem", "bad"], "unknown stem"),
+        (["summary", "resnet20", "--num-classes", "-1"], "num_classes"),
+        (["summary", "resnet20", "--input-size", "0"], "--input-size"),  # was silently 32
     ],
 )
 def test_bad_options_exit_2_with_one_line(args, expected, capsys):
@@ -95,3 +100,19 @@ def test_resume_needs_epochs_not_below_done(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--resume", str(tmp_path / "run"), "--epochs", "0"]) == 2
     assert "--epochs" in error_line(capsys)
+
+
+def test_a_file_that_is_no_checkpoint_is_not_called_unsafe(tmp_path, capsys):
+    not_ckpt = tmp_path / "notes.pth"
+    not_ckpt.write_text('{"model": "resnet20"}')
+    img = tmp_path / "a.png"
+    img.write_bytes(b"")
+    assert main(["train", "--model", "resnet20", "--data", "digits", "--weights",
+                 str(not_ckpt)]) == 2  # fmt: skip
+    line = error_line(capsys)
+    assert "not a PyTorch checkpoint" in line and "refused" not in line, line
+    # a JSON file with no weights beside it, given as the checkpoint
+    lone = tmp_path / "lone.json"
+    lone.write_text("{}")
+    assert main(["predict", "-c", str(lone), str(img)]) == 2
+    assert "JSON file" in error_line(capsys)

@@ -140,3 +140,25 @@ def test_predict_through_a_subprocess(trained):
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["results"][0]["predictions"][0]["class"] in CLASSES
+
+
+def test_sidecar_as_checkpoint_and_skipped_file_named_once(trained, capsys, tmp_path):
+    _, run, queries = trained
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    capsys.readouterr()
+    assert main(["predict", "-c", str(run / "best.json"), str(queries[0][0]), str(bad)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].count("broken.jpg") == 1, err
+
+
+def test_a_relative_data_folder_is_recorded_absolute(tmp_path, monkeypatch):
+    from cnnzoo.engine import TrainConfig, Trainer
+
+    write_folder(tmp_path / "pics", 3, seed=2)
+    monkeypatch.chdir(tmp_path)
+    t = Trainer(TrainConfig(model="resnet20", data="pics", out="run", epochs=1, device="cpu"),
+                progress=False)  # fmt: skip
+    # eval and --resume run from other folders must still find the data
+    assert t.cfg.data == str((tmp_path / "pics").resolve())
+    assert t.checkpoint_info({"epoch": 1}, "model")["data"]["source"] == t.cfg.data

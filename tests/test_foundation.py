@@ -33,6 +33,14 @@ def test_unknown_model_suggests_close_names():
 def test_bad_override_is_user_error():
     with pytest.raises(CnnzooError, match="bad option for resnet18"):
         create_model("resnet18", no_such_option=3)
+    # a value the builder rejects is a user error too (and still the builder's ValueError)
+    with pytest.raises(CnnzooError, match="bad option for resnet20: unknown stem") as e:
+        create_model("resnet20", stem="tiny")
+    assert isinstance(e.value, ValueError)
+    with pytest.raises(CnnzooError, match="num_classes"):
+        create_model("resnet20", num_classes=-1)
+    with pytest.raises(CnnzooError, match="in_chans"):
+        create_model("resnet20", in_chans=0)
 
 
 def test_cfg_and_head_api():

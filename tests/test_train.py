@@ -207,6 +207,25 @@ def test_freeze_backbone_trains_only_the_head(tmp_path):
     assert changed == ["fc.bias", "fc.weight"]  # BN statistics of the backbone stay too
 
 
+def test_frozen_backbone_keeps_bn_stats_but_head_dropout_works(tmp_path):
+    t = Trainer(cfg(tmp_path, model="mobilenet_v2", freeze="backbone", epochs=1),
+                make_bundle(4), progress=False)  # fmt: skip
+    t._set_train_mode()
+    bns = [m for m in t.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and not any(m.training for m in bns)
+    assert t.model.classifier[0].training  # the head's dropout still drops while it trains
+    # a backbone lr of 0 freezes it just the same: its BN statistics must not drift either
+    t = Trainer(cfg(tmp_path, "lr0", backbone_lr_scale=0.0, epochs=1), make_bundle(10),
+                progress=False)  # fmt: skip
+    before = {k: v.clone() for k, v in t.model.state_dict().items()}
+    t.train_one_epoch()
+    after = t.model.state_dict()
+    assert sorted(k for k in before if not torch.equal(before[k], after[k])) == [
+        "fc.bias",
+        "fc.weight",
+    ]
+
+
 def test_param_groups_decay_and_backbone_lr(tmp_path):
     model = create_model("resnet20", num_classes=3)
     groups = param_groups(model, weight_decay=0.1, backbone_lr_scale=0.1)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from torch import nn
 
-from .errors import CnnzooError
+from .errors import CnnzooError, OptionError
 from .models.base import ModelCfg
 
 
@@ -71,10 +71,16 @@ def create_model(
     entry = get_entry(name)
     if num_classes is None:
         num_classes = entry.cfg.num_classes
+    if num_classes < 0:
+        raise CnnzooError(f"num_classes must be >= 0 (0: no classifier), got {num_classes}")
+    if in_chans < 1:
+        raise CnnzooError(f"in_chans must be at least 1, got {in_chans}")
     try:
         model = entry.builder(num_classes=num_classes, in_chans=in_chans, **overrides)
     except TypeError as e:
         raise CnnzooError(f"bad option for {name}: {e}") from None
+    except ValueError as e:  # the builders' own checks: unknown stem, bad table values, ...
+        raise OptionError(f"bad option for {name}: {e}") from None
     model.cfg = entry.cfg
     model.model_name = name
     model.model_overrides = dict(overrides)

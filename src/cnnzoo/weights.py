@@ -17,6 +17,16 @@ log = logging.getLogger("cnnzoo")
 _WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model", "module")
 
 
+def _unpickling_detail(message: str) -> str:
+    """The informative line of torch's weights_only refusal (its first lines are boilerplate
+    about the weights_only default), e.g. "Trying to load unsupported GLOBAL posix.system"."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("Unsupported", "Trying to load")) or "GLOBAL" in line:
+            return line
+    return lines[0] if lines else "unsafe content"
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint file; pickles are read with weights_only=True (no code runs)."""
     path = Path(path)
@@ -33,9 +43,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
+        detail = _unpickling_detail(str(e))
+        with open(path, "rb") as f:
+            magic = f.read(2)
+        if magic[:1] != b"\x80" and magic != b"PK":  # neither a pickle nor torch's zip
+            raise CnnzooError(
+                f"{path}: not a PyTorch checkpoint (not a pickle of tensors: {detail}); "
+                "give a .pth / .pt state dict or a .safetensors file"
+            ) from None
         raise CnnzooError(
-            f"{path}: refused to load, it holds more than tensors ({first[:120]}); "
+            f"{path}: refused to load, it holds more than tensors ({detail[:120]}); "
             "convert it to .safetensors from a trusted environment"
         ) from None
     except (RuntimeError, EOFError, OSError) as e:

@@ -72,9 +72,11 @@ def run(args: argparse.Namespace) -> int:
     results, unreadable = predictor.predict_files(files, args.batch_size, args.topk, on_image)
     errors = missing + unreadable
     for f, reason in errors:
-        # the data layer's messages may already start with the file name
-        text = reason if reason.startswith(f) else f"{f}: {reason}"
-        print(f"cnnzoo predict: skipped {text}", file=sys.stderr)
+        # the data layer's messages name the file already: say it once
+        for prefix in (f"cannot read image {f}: ", f"{f}: "):
+            if reason.startswith(prefix):
+                reason = reason[len(prefix) :]
+        print(f"cnnzoo predict: skipped {f}: {reason}", file=sys.stderr)
     k = min(args.topk, len(predictor.classes))
     if args.json:
         out = {

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         raise CnnzooError("--depth must be at least 1")
     overrides = {"stem": args.stem} if args.stem else {}
     model = create_model(args.model, num_classes=args.num_classes, **overrides)
-    size = args.input_size or model.cfg.input_size
+    size = args.input_size if args.input_size is not None else model.cfg.input_size
     if size < 1:
         raise CnnzooError("--input-size must be positive")
     try:

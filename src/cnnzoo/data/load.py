@@ -16,6 +16,15 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("CNNZOO_DATA_DIR") or "~/.cache/cnnzoo").expanduser()
 
 
+def canonical_source(source: str) -> str:
+    """`source` as a run records it: a folder as an absolute path (so eval and --resume find it
+    from any working directory); dataset names and anything else unchanged."""
+    if source in DATASETS:
+        return source
+    path = Path(source).expanduser()
+    return str(path.resolve()) if path.is_dir() else source
+
+
 def load_data(
     source: str,
     *,

@@ -94,6 +94,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
         raise CnnzooError(f"{p}: no best.safetensors or last.safetensors in this folder")
     if not p.exists():
         raise CnnzooError(f"checkpoint not found: {p}")
+    if p.suffix == ".json":  # a sidecar: its weights sit beside it
+        for weights in (p.with_suffix(".safetensors"), p.with_suffix(".pth"), p.with_suffix(".pt")):
+            if weights.is_file():
+                return weights
+        raise CnnzooError(
+            f"{p} is a JSON file; give the checkpoint (.safetensors) or its run folder"
+        )
     return p
 
 

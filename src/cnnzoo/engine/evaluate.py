@@ -150,6 +150,7 @@ def evaluate_checkpoint(
     """Score a checkpoint on a split of `data` (default: the data it was trained on, split the
     same way, so `val` holds no training image). Returns the scores and a JSON-able report."""
     from ..data import load_data
+    from ..data.load import canonical_source
     from .checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(checkpoint, device)
@@ -157,7 +158,7 @@ def evaluate_checkpoint(
     data = data or trained_on.get("source")
     if not data:
         raise CnnzooError("--data is needed: the checkpoint does not say what it was trained on")
-    same = data == trained_on.get("source")
+    same = canonical_source(data) == canonical_source(trained_on.get("source") or "")
     bundle = load_data(
         data,
         data_dir=data_dir,

@@ -33,7 +33,7 @@ from .config import TrainConfig, resolve_config, validate_config
 from .ema import ModelEma
 from .evaluate import Preprocess, autocast, compute_logits, score
 from .mix import mix_batch, smooth_one_hot, soft_cross_entropy
-from .optim import build_optimizer, freeze_backbone, lr_factor, set_lr
+from .optim import build_optimizer, freeze_backbone, head_prefix, lr_factor, set_lr
 from .records import epoch_line, write_metrics
 
 log = logging.getLogger("cnnzoo")
@@ -118,6 +118,9 @@ class Trainer:
         # cheap checks first: a typo should not wait for the data to load
         self.progress = progress
         validate_config(cfg)
+        from ..data.load import canonical_source
+
+        cfg = dataclasses.replace(cfg, data=canonical_source(cfg.data))
         get_entry(cfg.model)
         # a resumed run takes its weights from the state: the original file may be gone
         load_weights = cfg.weights if _state is None else None
@@ -315,11 +318,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def _set_train_mode(self) -> None:
-        if self.cfg.freeze == "backbone":  # a frozen backbone keeps its BN statistics too
-            self.model.eval()
-            self.model.get_classifier().train()
-        else:
-            self.model.train()
+        self.model.train()
+        if self.cfg.freeze == "backbone" or self.cfg.backbone_lr_scale == 0:
+            # a frozen backbone keeps its BN statistics too; only its norm layers go to eval
+            # mode, so the head's dropout (EfficientNet, MobileNet, Inception) still works
+            head = head_prefix(self.model)
+            for name, m in self.model.named_modules():
+                if isinstance(m, nn.modules.batchnorm._NormBase) and not (name + ".").startswith(
+                    head
+                ):
+                    m.eval()
 
     def _lr_factor(self) -> float:
         total = self.steps_per_epoch * self.cfg.epochs

@@ -61,3 +61,14 @@ def need_reference():
 def reference():
     need_reference()
     return reference_models()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module on one thread: tiny models train as fast on one, and one thread does not
+    stall when the other core is busy (two OpenMP threads on one free core wait for each other
+    at every op)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

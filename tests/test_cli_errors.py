@@ -10,15 +10,7 @@ import torch
 
 from cnnzoo.cli.main import main
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models train as fast on one thread, and one thread does not stall when the other
-    # core is busy (two OpenMP threads on one free core wait for each other at every op)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def error_line(capsys) -> str:

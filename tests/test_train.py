@@ -23,14 +23,7 @@ from cnnzoo.engine.optim import lr_factor, param_groups
 CLASSES = ["horizontal", "vertical", "checker"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models train as fast on one thread, and one thread does not stall when the other
-    # core is busy (two OpenMP threads on one free core wait for each other at every op)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_images(n_per_class: int, size: int = 16, seed: int = 0):

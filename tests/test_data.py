@@ -566,3 +566,14 @@ def test_cli_export_writes_val_images_per_class(tmp_path, capsys):
     assert len(files) == 20
     with Image.open(files[0]) as im:
         assert im.size == (8, 8)
+
+
+def test_restricted_unpickler_refuses_files_that_modify_it():
+    # GLOBAL numpy.ndarray, then BUILD with a slot-state dict: would set an attribute on the
+    # reader's ndarray stand-in, for every later file, if it were let through
+    hostile = b"\x80\x02cnumpy\nndarray\nN}X\x07\x00\x00\x00plantedK\x01s\x86b."
+    with pytest.raises(pickle.UnpicklingError, match="sets attributes of the reader"):
+        safe_pickle.loads(hostile)
+    assert not hasattr(safe_pickle._NdarrayName, "planted")
+    back = safe_pickle.loads(pickle.dumps({"x": np.arange(3, dtype=np.uint8)}, protocol=2))
+    assert back["x"].tolist() == [0, 1, 2]

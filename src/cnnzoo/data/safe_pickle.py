@@ -119,8 +119,34 @@ def _materialise(obj: Any) -> Any:
     return obj
 
 
+# A file can BUILD on the stand-ins themselves (set attributes of the classes and functions it
+# is allowed to name); that runs no code, but would change the reader for later files.
+_STANDINS = (_NdarrayName, _Dtype, _Array, _reconstruct, _frombuffer, _encode)
+
+
+def _restore(snapshots: list[dict[str, Any]]) -> bool:
+    """Put the stand-ins' attributes back as they were; True when something had changed."""
+    changed = False
+    for obj, before in zip(_STANDINS, snapshots, strict=True):
+        now = dict(vars(obj))
+        for key in now.keys() - before.keys():
+            delattr(obj, key)
+            changed = True
+        for key, value in before.items():
+            if now.get(key, _restore) is not value:
+                setattr(obj, key, value)
+                changed = True
+    return changed
+
+
 def loads(data: bytes) -> Any:
     """Unpickle `data` allowing only plain containers, str / bytes / numbers and numeric
     numpy arrays. Raises pickle.UnpicklingError on anything else."""
-    obj = _Unpickler(io.BytesIO(data), encoding="latin1").load()
+    snapshots = [dict(vars(obj)) for obj in _STANDINS]
+    try:
+        obj = _Unpickler(io.BytesIO(data), encoding="latin1").load()
+    finally:
+        tampered = _restore(snapshots)
+    if tampered:
+        raise pickle.UnpicklingError("refused a file that sets attributes of the reader itself")
     return _materialise(obj)

@@ -74,3 +74,16 @@ class Classifier(nn.Module):
     def no_weight_decay_keys(self) -> set[str]:
         """Parameter names to keep out of weight decay: norms, biases, layer scales."""
         return {n for n, p in self.named_parameters() if p.ndim <= 1}
+
+
+def init_conv_bn(model: nn.Module) -> None:
+    """The init the reference CNNs share: He-normal (fan-out) convs with zero bias, BatchNorm
+    as identity. Linear layers are left to each family (their inits differ)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

@@ -29,7 +29,7 @@ from torch import nn
 
 from ..layers import ConvNormAct, InvertedResidual, make_divisible
 from ..registry import register_model
-from .base import Classifier, ModelCfg
+from .base import Classifier, ModelCfg, init_conv_bn
 
 
 @dataclass(frozen=True)
@@ -144,15 +144,9 @@ class EfficientNet(Classifier):
 
     def _init_weights(self) -> None:
         """torchvision's init: He-normal (fan-out) convs, unit BN, U(+-1/sqrt(out)) linear."""
+        init_conv_bn(self)
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
+            if isinstance(m, nn.Linear):
                 r = 1.0 / math.sqrt(m.out_features)
                 nn.init.uniform_(m.weight, -r, r)
                 nn.init.zeros_(m.bias)

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..layers import ConvNormAct, InvertedResidual, make_divisible
 from ..registry import register_model
-from .base import Classifier, ModelCfg
+from .base import Classifier, ModelCfg, init_conv_bn
 
 # ---------------------------------------------------------------- MobileNetV2 table
 # The paper's Table 2: expansion t, output channels c, repeats n, stride s of the first repeat.
@@ -95,15 +95,9 @@ V3_BN = {"bn_eps": 1e-3, "bn_momentum": 0.01}
 
 def _init_weights(model: nn.Module) -> None:
     """torchvision's init: He-normal (fan-out) convs, unit BN, N(0, 0.01) linear layers."""
+    init_conv_bn(model)
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
+        if isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 0.01)
             nn.init.zeros_(m.bias)
 

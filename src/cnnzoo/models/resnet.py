@@ -18,7 +18,7 @@ from torch import nn
 
 from ..layers import DropPath, SqueezeExcite
 from ..registry import register_model
-from .base import Classifier, ModelCfg
+from .base import Classifier, ModelCfg, init_conv_bn
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -192,12 +192,7 @@ class ResNet(Classifier):
         self._init_weights(zero_init_last)
 
     def _init_weights(self, zero_init_last: bool) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
         if zero_init_last:  # each residual branch starts as identity: easier early training
             for m in self.modules():
                 if isinstance(m, (BasicBlock, Bottleneck)):

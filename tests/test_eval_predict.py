@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 from test_train import CLASSES, make_images
 
@@ -153,3 +154,40 @@ def test_a_relative_data_folder_is_recorded_absolute(tmp_path, monkeypatch):
     # eval and --resume run from other folders must still find the data
     assert t.cfg.data == str((tmp_path / "pics").resolve())
     assert t.checkpoint_info({"epoch": 1}, "model")["data"]["source"] == t.cfg.data
+
+
+def test_flip_tta_is_mirror_invariant_and_scored(trained, capsys, tmp_path):
+    root, run, queries = trained
+    from cnnzoo.data import load_image
+    from cnnzoo.engine.predict import Predictor
+
+    image = load_image(str(queries[0][0]))
+    mirror = image.flip(-1)
+    plain, tta = Predictor.from_checkpoint(run), Predictor.from_checkpoint(run, tta=True)
+    p = plain.probabilities([image, mirror])
+    q = tta.probabilities([image, mirror])
+    assert not torch.allclose(p[0], p[1], atol=1e-4)  # the model alone is not mirror-symmetric
+    assert torch.allclose(q[0], q[1], atol=1e-5)  # image and mirror average to the same
+    assert torch.allclose(q[0], (p[0].log() + p[1].log()).div(2).softmax(0), atol=1e-4)
+    capsys.readouterr()
+    assert main(["eval", "-c", str(run), "--tta", "--no-progress", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(Path(out.split("report: ")[1].splitlines()[0]).read_text())
+    assert report["tta"] == "flip" and "(flip TTA)" in out
+
+
+def test_flip_tta_refused_for_a_model_trained_without_flips(trained, capsys, tmp_path):
+    _, run, queries = trained
+    side = json.loads((run / "best.json").read_text())
+    side["recipe"]["hflip"] = False
+    shutil.copy(run / "best.safetensors", tmp_path / "noflip.safetensors")
+    (tmp_path / "noflip.json").write_text(json.dumps(side))
+    ckpt = str(tmp_path / "noflip.safetensors")
+    for cmd in (
+        ["eval", "-c", ckpt, "--tta"],
+        ["predict", "-c", ckpt, "--tta", str(queries[0][0])],
+    ):
+        capsys.readouterr()
+        assert main(cmd) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "without horizontal flips" in err[0], err

@@ -246,6 +246,19 @@ def test_lr_schedules():
     assert not any(math.isnan(v) for v in warm + one)
 
 
+def test_crop_pad_option_sets_the_shift():
+    from cnnzoo.engine.config import validate_config
+    from cnnzoo.engine.trainer import augment_cfg
+    from cnnzoo.errors import CnnzooError
+
+    base = dict(model="resnet18", data="x", image_size=32, hflip=True, augment="light")
+    assert augment_cfg(TrainConfig(**base), (0.5,) * 3, (0.5,) * 3).pad == 4  # 32 // 8
+    cfg = augment_cfg(TrainConfig(**base, crop_pad=2), (0.5,) * 3, (0.5,) * 3)
+    assert cfg.pad == 2 and cfg.crop == "pad-crop" and cfg.hflip
+    with pytest.raises(CnnzooError, match="--crop-pad"):
+        validate_config(TrainConfig(**base, crop_pad=-1))
+
+
 def test_finetune_from_weights_replaces_the_classifier(tmp_path):
     src = create_model("resnet20", num_classes=10)
     path = tmp_path / "pretrained.safetensors"

@@ -141,6 +141,27 @@ def test_random_resized_crop_identity_and_boxes():
     assert torch.allclose(y, torch.full_like(y, 200.0), atol=1e-3)
 
 
+def test_random_resized_crop_neither_aliases_nor_blurs():
+    # 1-pixel stripes (0, 255, 0, ...): shrinking the whole 256 px image to 16 px must average
+    # them to grey (plain bilinear sampling would read only whole stripes: 0 or 255)
+    stripes = (torch.arange(256) % 2 * 255).to(torch.uint8).expand(1, 3, 256, 256).contiguous()
+    whole = AugmentCfg(16, scale=(1.0, 1.0), ratio=(1.0, 1.0), hflip=False, **RAW)
+    y = train_transform(stripes, whole, gen(0))
+    assert (y - 127.5).abs().max() < 5
+    # a box the output's own size reads the stored pixels (at a sub-pixel offset), not a
+    # shrunk copy of the image: the stripes keep most of their contrast
+    small = AugmentCfg(16, scale=(1 / 256, 1 / 256), ratio=(1.0, 1.0), hflip=False, **RAW)
+    y = train_transform(stripes, small, gen(0))
+    assert y[0, 0, 0].max() - y[0, 0, 0].min() > 100
+    # a batch mixes levels: the first sample (its box is the first drawn) comes out as when
+    # cropped alone, whatever levels the others use
+    mixed = AugmentCfg(16, scale=(1 / 256, 1.0), hflip=False, **RAW)
+    x = batch(8, 200)
+    for seed in range(6):
+        y = train_transform(x, mixed, gen(seed))
+        assert torch.allclose(y[0], train_transform(x[:1], mixed, gen(seed))[0], atol=1e-3)
+
+
 def test_eval_transform_matches_hand_computation():
     # no resize needed: only the centre crop (offset (10 - 6) // 2 = 2 columns)
     x = torch.arange(6 * 10, dtype=torch.uint8).view(1, 1, 6, 10).repeat(1, 3, 1, 1)

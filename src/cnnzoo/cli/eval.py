@@ -17,6 +17,7 @@ Writes a JSON report and a confusion-matrix PNG (same name, -confusion.png).
 examples:
   cnnzoo eval --checkpoint runs/resnet20-digits-20250101-120000
   cnnzoo eval --checkpoint RUN/last.safetensors --data cifar10 --data-dir data --out cifar.json
+  cnnzoo eval --checkpoint RUN --tta      # also score the mirrored images, average the logits
 """
 
 
@@ -45,6 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--out",
         metavar="PATH",
         help="report .json path, or a folder (default: eval-DATA-SPLIT.json beside the checkpoint)",
+    )
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="average each image's logits with its mirror's (models trained with flips)",
     )
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:N")
     p.add_argument("--no-progress", action="store_true", help="no progress bar while loading")
@@ -80,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         val_split=args.val_split,
         seed=args.seed,
         progress=not args.no_progress,
+        tta=args.tta,
     )
     path = report_path(args.out, ckpt, report["data"], args.split)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     write_json(path, report)
     plot_confusion(s.confusion, report["classes"], png)
 
-    print(f"{report['model']} on {report['data']} {report['split_name']}: {s.n} images")
+    tta = " (flip TTA)" if args.tta else ""
+    print(f"{report['model']} on {report['data']} {report['split_name']}: {s.n} images{tta}")
     print(f"top-1 {s.top1:.2f}%  top-5 {s.top5:.2f}%  loss {s.loss:.4f}")
     width = max(len(c) for c in report["classes"])
     for name, pc in s.per_class.items():

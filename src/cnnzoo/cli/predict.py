@@ -37,6 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     fmt.add_argument("--json", action="store_true", help="print JSON instead of a table")
     fmt.add_argument("--csv", action="store_true", help="print CSV: file,rank,class,index,prob")
     p.add_argument("--save-vis", metavar="DIR", help="save each image with its label drawn on")
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="average each image's prediction with its mirror's (models trained with flips)",
+    )
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:N")
 
 
@@ -57,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
         raise CnnzooError(f"--topk must be at least 1 (got {args.topk})")
     if args.batch_size < 1:
         raise CnnzooError(f"--batch-size must be at least 1 (got {args.batch_size})")
-    predictor = Predictor.from_checkpoint(args.checkpoint, resolve_device(args.device))
+    predictor = Predictor.from_checkpoint(
+        args.checkpoint, resolve_device(args.device), tta=args.tta
+    )
     files, missing = collect_images(args.paths)
     on_image = None
     if args.save_vis:

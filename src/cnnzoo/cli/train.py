@@ -98,6 +98,12 @@ def _add_recipe_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="random horizontal flips (on, except for digits)",
     )
+    g.add_argument(
+        "--crop-pad",
+        type=int,
+        metavar="PX",
+        help="shift of the pad-crop in --augment shift/light (image size // 8: 4 px at 32)",
+    )
     g.add_argument("--image-size", type=int, help="training input side (the data's own)")
     g.add_argument("--seed", type=int, default=0, help="seed of weights, split, order (0)")
 
@@ -262,6 +268,7 @@ def run(args: argparse.Namespace) -> int:
             load_size=args.load_size,
             augment=args.augment,
             hflip=args.hflip,
+            crop_pad=args.crop_pad,
             model_opts=parse_model_opts(args.model_opt, args.stem),
             weights=args.weights,
             freeze=args.freeze,

@@ -191,18 +191,30 @@ def _random_resized_crop(
     if flip is not None:
         sx = torch.where(flip, -sx, sx)
     cx, cy = (x0 + bw / 2) / w * 2 - 1, (y0 + bh / 2) / h * 2 - 1
-    x = batch.float()
-    if max(h, w) > 2 * s:
-        # bilinear sampling aliases when it shrinks more than 2x: shrink first with an
-        # antialiased resize (the normalised boxes do not change)
-        x = F.interpolate(x, size=(min(h, 2 * s), min(w, 2 * s)), mode="bilinear", antialias=True)
     # the map is axis-aligned, so the sampling grid is separable: x depends on the column
     # only, y on the row only (cheaper than F.affine_grid's full matrix product)
-    centres = (torch.arange(s, device=x.device, dtype=x.dtype) * 2 + 1) / s - 1
-    gx = (sx[:, None] * centres + cx[:, None]).to(x.dtype)
-    gy = (sy[:, None] * centres + cy[:, None]).to(x.dtype)
+    centres = (torch.arange(s, device=batch.device, dtype=torch.float32) * 2 + 1) / s - 1
+    gx = sx[:, None] * centres + cx[:, None]
+    gy = sy[:, None] * centres + cy[:, None]
     grid = torch.stack((gx[:, None, :].expand(n, s, s), gy[:, :, None].expand(n, s, s)), dim=-1)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    # bilinear sampling aliases when a box shrinks more than 2x, so each sample reads from
+    # the level of an antialiased half-size pyramid where its box is at most 2 * s pixels
+    # (the normalised grid is the same on every level)
+    level = torch.log2(torch.maximum(bw, bh) / (2 * s)).ceil().clamp(min=0).long()
+    top = int(level.max()) if n else 0
+    x = batch.float()
+    out = torch.empty(n, c, s, s, device=batch.device)
+    for k in range(top + 1):
+        if k:
+            side = (max(1, x.shape[-2] // 2), max(1, x.shape[-1] // 2))
+            x = F.interpolate(x, size=side, mode="bilinear", antialias=True)
+        at = level == k
+        if at.any():
+            idx = torch.nonzero(at).flatten()
+            out[idx] = F.grid_sample(
+                x[idx], grid[idx], mode="bilinear", padding_mode="border", align_corners=False
+            )
+    return out
 
 
 def _pad_crop(batch: torch.Tensor, cfg: AugmentCfg, flip: torch.Tensor | None, gen) -> torch.Tensor:

@@ -62,6 +62,7 @@ class TrainConfig:
     load_size: int | None = None  # side images are stored at when loaded (data layer default)
     augment: str | None = None
     hflip: bool | None = None
+    crop_pad: int | None = None  # pad-crop shift in pixels (image_size // 8 by default)
     model_opts: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
     freeze: str = "none"
@@ -146,6 +147,7 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.backbone_lr_scale >= 0, "--backbone-lr-scale must not be negative"),
         (cfg.image_size is None or cfg.image_size >= 1, "--image-size must be positive"),
         (cfg.load_size is None or cfg.load_size >= 1, "--load-size must be positive"),
+        (cfg.crop_pad is None or cfg.crop_pad >= 0, "--crop-pad must not be negative"),
         (0 <= cfg.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
         (0 <= cfg.momentum < 1, "--momentum must be in [0, 1)"),
     ]  # fmt: skip

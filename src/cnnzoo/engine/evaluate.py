@@ -43,6 +43,22 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def check_flip_tta(meta: dict) -> None:
+    """Flip test-time augmentation only for models that saw mirrored images in training."""
+    if not (meta.get("recipe") or {}).get("hflip", True):
+        raise CnnzooError(
+            "--tta averages over mirrored images, but this model was trained without "
+            "horizontal flips (mirrors may change its classes); leave --tta out"
+        )
+
+
+def forward(model: nn.Module, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
+    """Logits of a preprocessed batch; with `tta`, the mean over the batch and its mirror."""
+    if not tta:
+        return model(x)
+    return (model(x) + model(x.flip(-1))) / 2
+
+
 @torch.no_grad()
 def compute_logits(
     model: nn.Module,
@@ -51,8 +67,10 @@ def compute_logits(
     batch_size: int = 256,
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
+    tta: bool = False,
 ) -> torch.Tensor:
-    """float32 logits [N, classes] on the CPU for uint8 images [N, C, H, W] (any device)."""
+    """float32 logits [N, classes] on the CPU for uint8 images [N, C, H, W] (any device);
+    `tta`: averaged with the logits of the mirrored images."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -62,7 +80,7 @@ def compute_logits(
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp_dtype):
-            out.append(model(x).float().cpu())
+            out.append(forward(model, x, tta).float().cpu())
     model.train(was_training)
     if not out:
         return torch.zeros(0, 0)
@@ -146,6 +164,7 @@ def evaluate_checkpoint(
     val_split: float | None = None,
     seed: int | None = None,
     progress: bool = True,
+    tta: bool = False,
 ) -> tuple[Scores, dict]:
     """Score a checkpoint on a split of `data` (default: the data it was trained on, split the
     same way, so `val` holds no training image). Returns the scores and a JSON-able report."""
@@ -154,6 +173,8 @@ def evaluate_checkpoint(
     from .checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(checkpoint, device)
+    if tta:
+        check_flip_tta(meta)
     trained_on = meta.get("data", {})
     data = data or trained_on.get("source")
     if not data:
@@ -171,7 +192,7 @@ def evaluate_checkpoint(
     part = bundle.train if split == "train" else bundle.val
     if len(part) == 0:
         raise CnnzooError(f"{data} has no {split} images (try --split train or --val-split 0.1)")
-    logits = compute_logits(model, part.images, Preprocess.from_meta(meta), batch_size)
+    logits = compute_logits(model, part.images, Preprocess.from_meta(meta), batch_size, tta=tta)
     s = score(logits, part.labels, list(meta["classes"]))
     report = {
         "checkpoint": str(checkpoint),
@@ -181,6 +202,7 @@ def evaluate_checkpoint(
         "split": split,
         "split_name": bundle.val_name if split == "val" else "train",
         "same_data_as_training": same,
+        "tta": "flip" if tta else None,
         "classes": list(meta["classes"]),
         **s.to_dict(),
     }

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..errors import CnnzooError
 from .checkpoint import load_checkpoint
-from .evaluate import Preprocess
+from .evaluate import Preprocess, check_flip_tta, forward
 
 
 @dataclass
@@ -52,9 +52,15 @@ def collect_images(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
 
 
 class Predictor:
-    """A model in eval mode with its sidecar's classes and preprocessing."""
+    """A model in eval mode with its sidecar's classes and preprocessing; `tta` averages each
+    image's logits with its mirror's."""
 
-    def __init__(self, model: nn.Module, meta: dict, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, model: nn.Module, meta: dict, device: str | torch.device = "cpu", tta: bool = False
+    ) -> None:
+        if tta:
+            check_flip_tta(meta)
+        self.tta = tta
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.meta = meta
@@ -63,9 +69,11 @@ class Predictor:
         self.in_chans = int(meta.get("in_chans", 3))
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> Predictor:
+    def from_checkpoint(
+        cls, path: str | Path, device: str | torch.device = "cpu", tta: bool = False
+    ) -> Predictor:
         model, meta = load_checkpoint(path)
-        return cls(model, meta, device)
+        return cls(model, meta, device, tta)
 
     def _prepare(self, image: torch.Tensor) -> torch.Tensor:
         if self.in_chans == 1 and image.shape[0] == 3:  # a grey model: average the channels
@@ -76,7 +84,7 @@ class Predictor:
     def probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
         """Class probabilities [N, classes] for uint8 [C, H, W] images of any sizes."""
         x = torch.stack([self._prepare(im) for im in images])
-        return torch.softmax(self.model(x).float(), dim=1).cpu()
+        return torch.softmax(forward(self.model, x, self.tta).float(), dim=1).cpu()
 
     def top(self, probs: torch.Tensor, k: int) -> list[list[tuple[str, int, float]]]:
         k = max(1, min(k, len(self.classes)))

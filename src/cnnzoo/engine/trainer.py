@@ -90,7 +90,7 @@ def augment_cfg(cfg: TrainConfig, mean, std):
     from ..data.transforms import default_augment
 
     base = default_augment(cfg.image_size, tuple(mean), tuple(std), hflip=bool(cfg.hflip))
-    pad = max(1, cfg.image_size // 8)
+    pad = max(1, cfg.image_size // 8) if cfg.crop_pad is None else cfg.crop_pad
     presets = {
         "none": dict(crop="none", hflip=False),
         "shift": dict(crop="pad-crop", pad=pad, hflip=False),

@@ -56,7 +56,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             "convert it to .safetensors from a trusted environment"
         ) from None
     except (RuntimeError, EOFError, OSError) as e:
-        raise CnnzooError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
+        why = "the file is empty" if Path(path).stat().st_size == 0 else str(e) or type(e).__name__
+        raise CnnzooError(f"{path}: not a readable PyTorch checkpoint ({why})") from None
     for key in _WRAPPER_KEYS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

@@ -186,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
     grid = Path(args.grid) if args.grid else None
     if grid is not None and not grid.parent.is_dir():
         raise CnnzooError(f"cannot write {grid}: folder {grid.parent} does not exist")
+    if args.export:
+        Path(args.export).mkdir(parents=True, exist_ok=True)  # a bad path fails before loading
     bundle = load_data(
         args.data,
         data_dir=args.data_dir,

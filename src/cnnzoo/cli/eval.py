@@ -76,6 +76,10 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise CnnzooError(f"--batch-size must be at least 1 (got {args.batch_size})")
     ckpt = resolve_checkpoint(args.checkpoint)
+    if args.out:  # a bad --out fails before the scoring, not after
+        out = Path(args.out)
+        is_dir = out.is_dir() or args.out.endswith(("/", "\\"))
+        (out if is_dir else out.parent).mkdir(parents=True, exist_ok=True)
     s, report = evaluate_checkpoint(
         str(ckpt),
         args.data,

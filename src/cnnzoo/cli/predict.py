@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         vis = Path(args.save_vis)
+        vis.mkdir(parents=True, exist_ok=True)  # before any work: a bad path fails at once
         counter = iter(range(10**9))
 
         def on_image(f, image, pred):

@@ -14,13 +14,15 @@ Train a model; options left out come from a recipe picked by the data:
   digits    --data digits            SGD  0.05   5e-4   10      32     none
   small     images <= 64 px (CIFAR)  SGD  0.1    5e-4   30      128    light (pad-crop, flip)
   large     bigger (Imagenette)      SGD  0.05   5e-5   40      64     standard (random-resized)
-  finetune  --weights given          SGD  0.01   1e-4   10      64     light or standard
+  finetune  --weights given          SGD  0.01   1e-4   10      64     the data's own
 
 Small images and the ResNet family: add --stem cifar (3x3 stem, no max-pool).
 
 SGD is Nesterov with momentum 0.9; the lr warms up linearly (1 epoch; 2 for large, 0.5 for
 digits), then follows a cosine to 0. Label smoothing 0.1 for large and finetune.
---opt adamw: lr 1e-3, wd 0.05. Weight decay never applies to norms and biases.
+--sched onecycle brings its own warm-up (30% of the run) instead of --warmup-epochs.
+--opt adamw: lr 1e-3 (1e-4 when fine-tuning), wd 0.05. Weight decay never applies to norms
+and biases.
 
 The run folder (--out, default runs/MODEL-DATA-TIME) gets best/last.safetensors with a .json
 sidecar (all that predict needs), state.safetensors (to --resume), metrics.jsonl / .csv and
@@ -52,7 +54,7 @@ def _add_recipe_options(p: argparse.ArgumentParser) -> None:
         "--sched",
         choices=["cosine", "onecycle", "constant"],
         default="cosine",
-        help="lr schedule after warm-up (cosine)",
+        help="lr schedule after warm-up (cosine); onecycle warms up itself",
     )
     g.add_argument("--warmup-epochs", type=float, help="linear lr warm-up length")
     g.add_argument("--min-lr-ratio", type=float, default=0.0, help="final lr / peak lr (0)")
@@ -88,7 +90,7 @@ def _add_recipe_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--augment",
         choices=["none", "shift", "light", "standard", "strong"],
-        help="augmentation preset: shift = pad-crop; light = pad-crop + flip; "
+        help="augmentation preset: none; shift = pad-crop; light = pad-crop + flip; "
         "standard = random-resized crop + flip; strong = standard + TrivialAugment "
         "+ random erasing",
     )
@@ -96,7 +98,8 @@ def _add_recipe_options(p: argparse.ArgumentParser) -> None:
         "--hflip",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="random horizontal flips (on, except for digits)",
+        help="random horizontal flips (on with light, standard and strong; --hflip adds "
+        "them to none and shift; never for digits unless asked)",
     )
     g.add_argument(
         "--crop-pad",
@@ -148,7 +151,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument(
         "--weights",
         metavar="FILE",
-        help="start from a torchvision / timm / cnnzoo checkpoint (fine-tuning)",
+        help="start from a torchvision / timm / cnnzoo checkpoint or run folder (fine-tuning)",
     )
     m.add_argument(
         "--freeze",
@@ -207,7 +210,42 @@ def parse_model_opts(items: list[str], stem: str | None) -> dict:
     return opts
 
 
-RESUME_OPTIONS = ("epochs", "device", "stop_after", "no_progress", "resume")
+# what --resume may change; every other option must be left out or equal the run's own
+RESUME_OPTIONS = ("resume", "epochs", "device", "stop_after", "no_progress", "threads", "data_dir")
+
+
+def check_resume_options(args: argparse.Namespace) -> None:
+    """Refuse options that --resume would ignore, unless they repeat the run's settings."""
+    import json
+    from pathlib import Path
+
+    from ..data.load import canonical_source
+    from ..errors import CnnzooError
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    defaults = vars(parser.parse_args([]))
+    saved_path = Path(args.resume) / "config.json"
+    saved = json.loads(saved_path.read_text()) if saved_path.is_file() else {}
+    given = {k: v for k, v in vars(args).items() if k in defaults and v != defaults[k]}
+    bad = []
+    for key, value in given.items():
+        if key in RESUME_OPTIONS:
+            continue
+        if key in ("model_opt", "stem"):
+            if parse_model_opts(args.model_opt, args.stem) == saved.get("model_opts"):
+                continue
+        elif key == "data" and canonical_source(value) == saved.get("data"):
+            continue
+        elif key in saved and saved[key] == value:
+            continue
+        bad.append("--" + key.replace("_", "-"))
+    if bad:
+        raise CnnzooError(
+            f"--resume continues the run with its own settings; {', '.join(sorted(set(bad)))} "
+            "cannot change (only --epochs, --device, --stop-after, --data-dir, --threads); "
+            "start a new run with --out to change them"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -226,15 +264,17 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     if args.resume:
-        if args.model or args.data:
-            log.warning(
-                "--resume: model, data and recipe come from the run; "
-                "only --epochs, --device and --stop-after apply"
-            )
+        check_resume_options(args)
         device = args.device if args.device != "auto" else None
         if args.epochs is not None and args.epochs < 1:
             raise CnnzooError(f"--epochs must be at least 1 (got {args.epochs})")
-        trainer = Trainer.resume(args.resume, epochs=args.epochs, device=device, progress=progress)
+        trainer = Trainer.resume(
+            args.resume,
+            epochs=args.epochs,
+            device=device,
+            data_dir=args.data_dir,
+            progress=progress,
+        )
     else:
         if not args.model or not args.data:
             raise CnnzooError("--model and --data are required (or --resume RUN_DIR)")
@@ -282,7 +322,17 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(1)
-    result = trainer.fit(stop_after=args.stop_after)
+    try:
+        result = trainer.fit(stop_after=args.stop_after)
+    except KeyboardInterrupt:
+        if trainer.epoch > 0:  # the state of the last whole epoch is on disk
+            log.warning(
+                "stopped during epoch %d; continue from epoch %d with: cnnzoo train --resume %s",
+                trainer.epoch + 1,
+                trainer.epoch,
+                trainer.run_dir,
+            )
+        raise
     if result.epochs_done < trainer.cfg.epochs:
         print(
             f"stopped after epoch {result.epochs_done}/{trainer.cfg.epochs}; "

@@ -155,7 +155,8 @@ def _check_memory(n: int, size: int) -> None:
     if need > 0.8 * total:
         raise CnnzooError(
             f"{n:,} images at {size}x{size} need {need / 1e9:.1f} GB of memory, more than "
-            f"this machine's {total / 1e9:.0f} GB allows; pass a smaller --image-size"
+            f"this machine's {total / 1e9:.0f} GB allows; store them smaller (train: --load-size, "
+            "data: --image-size)"
         )
     if need > 2e9:
         log.info("storing %d images at %dx%d: %.1f GB", n, size, size, need / 1e9)

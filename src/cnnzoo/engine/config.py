@@ -111,14 +111,17 @@ def resolve_config(cfg: TrainConfig, data_image_size: int) -> TrainConfig:
     recipe = dict(RECIPES[name])
     if cfg.opt == "adamw":
         recipe.update(lr=recipe["lr"] / 100 if name == "finetune" else 1e-3, wd=0.05)
-    if name == "finetune":
-        recipe["augment"] = "light" if data_image_size <= 64 else "standard"
+    if name == "finetune":  # the data's own augmentation (none and no flips for digits)
+        own = RECIPES[pick_recipe(dataclasses.replace(cfg, weights=None), data_image_size)]
+        recipe["augment"] = own["augment"]
+        if "hflip" in own:
+            recipe["hflip"] = own["hflip"]
     out = dataclasses.replace(cfg, recipe=name, model_opts=dict(cfg.model_opts))
     for key, value in recipe.items():
         if getattr(out, key) is None:
             setattr(out, key, value)
-    if out.hflip is None:
-        out.hflip = True
+    if out.hflip is None:  # flips come with the cropping presets; --hflip adds them to any
+        out.hflip = out.augment not in ("none", "shift")
     if out.image_size is None:
         out.image_size = data_image_size
     validate_config(out)

@@ -166,8 +166,9 @@ def evaluate_checkpoint(
     progress: bool = True,
     tta: bool = False,
 ) -> tuple[Scores, dict]:
-    """Score a checkpoint on a split of `data` (default: the data it was trained on, split the
-    same way, so `val` holds no training image). Returns the scores and a JSON-able report."""
+    """Score a checkpoint on a split of `data`. The data it was trained on (the default) is
+    split the same way, so `val` holds no training image; other data is scored on its own
+    val/test folder, or whole when it has none. Returns the scores and a JSON-able report."""
     from ..data import load_data
     from ..data.load import canonical_source
     from .checkpoint import load_checkpoint
@@ -180,18 +181,35 @@ def evaluate_checkpoint(
     if not data:
         raise CnnzooError("--data is needed: the checkpoint does not say what it was trained on")
     same = canonical_source(data) == canonical_source(trained_on.get("source") or "")
+    recipe = meta.get("recipe") or {}
+    trained_split = trained_on.get("val_split", 0.1)
+    if same:
+        if data_dir is None:
+            data_dir = recipe.get("data_dir")
+        if val_split is not None and val_split != trained_split and split == "val":
+            raise CnnzooError(
+                f"--val-split {val_split} differs from the training run's {trained_split}: "
+                "that split would score images the model was trained on"
+            )
+        val_split = trained_split
+    elif val_split is None:
+        val_split = 0.0  # another dataset: its own val/test folder, else all of it
     bundle = load_data(
         data,
         data_dir=data_dir,
         image_size=trained_on.get("load_size"),
-        val_split=val_split if val_split is not None else trained_on.get("val_split", 0.1),
+        val_split=val_split,
         seed=seed if seed is not None else trained_on.get("seed", 0),
         progress=progress,
     )
     check_classes(bundle.classes, meta["classes"], data)
     part = bundle.train if split == "train" else bundle.val
+    split_name = bundle.val_name if split == "val" else "train"
+    if split == "val" and len(part) == 0 and not same:
+        part, split_name = bundle.train, "all images"
     if len(part) == 0:
-        raise CnnzooError(f"{data} has no {split} images (try --split train or --val-split 0.1)")
+        hint = "pass --split train, or --data with a val or test split"
+        raise CnnzooError(f"{data} has no {split} images the run held out ({hint})")
     logits = compute_logits(model, part.images, Preprocess.from_meta(meta), batch_size, tta=tta)
     s = score(logits, part.labels, list(meta["classes"]))
     report = {
@@ -200,7 +218,7 @@ def evaluate_checkpoint(
         "epoch": meta.get("epoch"),
         "data": data,
         "split": split,
-        "split_name": bundle.val_name if split == "val" else "train",
+        "split_name": split_name,
         "same_data_as_training": same,
         "tta": "flip" if tta else None,
         "classes": list(meta["classes"]),

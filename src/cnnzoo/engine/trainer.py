@@ -60,14 +60,21 @@ class RunResult:
 
 
 def resolve_device(name: str) -> torch.device:
+    """auto (the first CUDA GPU, else the CPU), cpu, cuda or cuda:N, checked to exist."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise CnnzooError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CnnzooError("--device cuda asked for, but no CUDA GPU is available")
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise CnnzooError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise CnnzooError(f"--device {name} asked for, but no CUDA GPU is available")
+        if dev.index is not None and dev.index >= count:
+            raise CnnzooError(f"--device {name}: this machine has {count} GPU(s), cuda:0..")
     return dev
 
 
@@ -85,15 +92,43 @@ def default_run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{cfg.model}-{data}-{stamp}"
 
 
+def claim_run_dir(out: str | None, cfg: TrainConfig) -> tuple[Path, bool]:
+    """The run folder, created now (before any data loads) so that no other run takes it:
+    --out as given (refused when it holds a run), else runs/MODEL-DATA-TIME with -2, -3...
+    when two runs start in the same second. Returns (folder, whether it was created here)."""
+    if out is not None:
+        run_dir = Path(out)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise CnnzooError(f"--out {run_dir} is a file; choose a folder")
+        if (run_dir / STATE_FILE).exists():
+            raise CnnzooError(
+                f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+                "or choose another --out"
+            )
+        created = not run_dir.exists()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run_dir, created
+    base = default_run_dir(cfg)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 1000):
+        run_dir = base if i == 1 else base.with_name(f"{base.name}-{i}")
+        try:
+            run_dir.mkdir()
+            return run_dir, True
+        except FileExistsError:
+            continue
+    raise CnnzooError(f"could not create a run folder next to {base}; pass --out")
+
+
 def augment_cfg(cfg: TrainConfig, mean, std):
     """The AugmentCfg for a preset: none | shift | light | standard | strong."""
     from ..data.transforms import default_augment
 
     base = default_augment(cfg.image_size, tuple(mean), tuple(std), hflip=bool(cfg.hflip))
     pad = max(1, cfg.image_size // 8) if cfg.crop_pad is None else cfg.crop_pad
-    presets = {
-        "none": dict(crop="none", hflip=False),
-        "shift": dict(crop="pad-crop", pad=pad, hflip=False),
+    presets = {  # flips as cfg.hflip says (resolve_config: off for none and shift)
+        "none": dict(crop="none"),
+        "shift": dict(crop="pad-crop", pad=pad),
         "light": dict(crop="pad-crop", pad=pad),
         "standard": dict(crop="random-resized"),
         "strong": dict(crop="random-resized", auto_augment="trivial", random_erasing=0.25),
@@ -120,13 +155,33 @@ class Trainer:
         validate_config(cfg)
         from ..data.load import canonical_source
 
-        cfg = dataclasses.replace(cfg, data=canonical_source(cfg.data))
+        # paths absolute, so that eval and --resume work from any folder
+        data_dir = str(Path(cfg.data_dir).resolve()) if cfg.data_dir else None
+        cfg = dataclasses.replace(cfg, data=canonical_source(cfg.data), data_dir=data_dir)
         get_entry(cfg.model)
         # a resumed run takes its weights from the state: the original file may be gone
         load_weights = cfg.weights if _state is None else None
-        if load_weights is not None and not Path(load_weights).is_file():
-            raise CnnzooError(f"weights file not found: {cfg.weights}")
+        if load_weights is not None:
+            if Path(load_weights).is_dir():  # a cnnzoo run folder: its best checkpoint
+                load_weights = str(ck.resolve_checkpoint(load_weights))
+                cfg = dataclasses.replace(cfg, weights=load_weights)
+            if not Path(load_weights).is_file():
+                raise CnnzooError(f"weights file not found: {cfg.weights}")
         self.device = resolve_device(cfg.device)
+        if _run_dir is not None:
+            self.run_dir, created = Path(_run_dir), False
+        else:
+            self.run_dir, created = claim_run_dir(cfg.out, cfg)
+        try:
+            self._build(cfg, bundle, _state)
+        except BaseException:
+            if created and not any(self.run_dir.iterdir()):
+                self.run_dir.rmdir()  # nothing was written: leave no empty folder behind
+            raise
+
+    def _build(self, cfg: TrainConfig, bundle: DataBundle | None, _state) -> None:
+        progress = self.progress
+        load_weights = cfg.weights if _state is None else None
         if bundle is None:
             from ..data import load_data
 
@@ -144,12 +199,6 @@ class Trainer:
         self.bundle = bundle
         self.cfg = cfg = resolve_config(cfg, bundle.image_size)
         self.classes = list(bundle.classes)
-        self.run_dir = Path(_run_dir or cfg.out or default_run_dir(cfg))
-        if _state is None and (self.run_dir / STATE_FILE).exists():
-            raise CnnzooError(
-                f"{self.run_dir} already holds a run; continue it with --resume {self.run_dir} "
-                "or choose another --out"
-            )
 
         # model: seeded so that the same config gives the same initial weights
         from ..registry import create_model
@@ -217,10 +266,12 @@ class Trainer:
         *,
         epochs: int | None = None,
         device: str | None = None,
+        data_dir: str | None = None,
         progress: bool = True,
     ) -> Trainer:
         """The trainer of `run_dir` as its last completed epoch left it. `epochs` may extend the
-        run (its schedule then changes from here on); `device` may move it."""
+        run (its schedule then changes from here on); `device` may move it; `data_dir` says
+        where a named dataset (cifar10, imagenette) is now."""
         run_dir = Path(run_dir)
         path = run_dir / STATE_FILE
         if not path.is_file():
@@ -233,6 +284,8 @@ class Trainer:
             cfg.epochs = epochs
         if device is not None:
             cfg.device = device
+        if data_dir is not None:
+            cfg.data_dir = data_dir
         return cls(cfg, bundle, progress=progress, _state=(tensors, meta), _run_dir=run_dir)
 
     def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from PIL import Image
-from test_train import CLASSES, make_images
+from test_eval_predict import write_folder
 
 from cnnzoo.cli.main import main
 from cnnzoo.engine import TrainConfig
@@ -129,15 +128,6 @@ def test_empty_weights_file_says_so(tmp_path, capsys):
     assert "empty" in error_line(capsys)
 
 
-def write_folder(root: Path, n_per_class: int, seed: int) -> int:
-    x, y = make_images(n_per_class, 16, seed)
-    for i, (img, label) in enumerate(zip(x, y.tolist(), strict=True)):
-        path = root / CLASSES[label] / f"{i:03d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img.permute(1, 2, 0).numpy()).save(path)
-    return len(y)
-
-
 @pytest.fixture(scope="module")
 def folder_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("folder")
@@ -151,7 +141,7 @@ def folder_run(tmp_path_factory):
 
 def test_eval_on_another_folder_scores_all_of_it(folder_run, capsys, tmp_path):
     _, run = folder_run
-    n = write_folder(tmp_path / "other", 5, seed=3)
+    n = len(write_folder(tmp_path / "other", 5, seed=3))
     capsys.readouterr()
     assert main(["eval", "-c", str(run), "--data", str(tmp_path / "other"), "--no-progress",
                  "--out", str(tmp_path / "r.json")]) == 0  # fmt: skip

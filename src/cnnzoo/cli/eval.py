@@ -56,12 +56,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar while loading")
 
 
+def out_is_folder(out: str) -> bool:
+    return Path(out).is_dir() or out.endswith(("/", "\\"))
+
+
 def report_path(out: str | None, checkpoint: Path, data: str, split: str) -> Path:
     name = f"eval-{Path(data).name or 'data'}-{split}.json"
     if out is None:
         return checkpoint.parent / name
     p = Path(out)
-    if p.is_dir() or out.endswith(("/", "\\")):
+    if out_is_folder(out):
         return p / name
     return p if p.suffix == ".json" else p.with_name(p.name + ".json")
 
@@ -78,8 +82,7 @@ def run(args: argparse.Namespace) -> int:
     ckpt = resolve_checkpoint(args.checkpoint)
     if args.out:  # a bad --out fails before the scoring, not after
         out = Path(args.out)
-        is_dir = out.is_dir() or args.out.endswith(("/", "\\"))
-        (out if is_dir else out.parent).mkdir(parents=True, exist_ok=True)
+        (out if out_is_folder(args.out) else out.parent).mkdir(parents=True, exist_ok=True)
     s, report = evaluate_checkpoint(
         str(ckpt),
         args.data,

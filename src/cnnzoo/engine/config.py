@@ -95,12 +95,15 @@ RECIPES: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-def pick_recipe(cfg: TrainConfig, data_image_size: int) -> str:
-    if cfg.weights:
-        return "finetune"
-    if cfg.data == "digits":
+def data_recipe(data: str, data_image_size: int) -> str:
+    """The from-scratch recipe for this data: digits, small (<= 64 px) or large."""
+    if data == "digits":
         return "digits"
     return "small" if data_image_size <= 64 else "large"
+
+
+def pick_recipe(cfg: TrainConfig, data_image_size: int) -> str:
+    return "finetune" if cfg.weights else data_recipe(cfg.data, data_image_size)
 
 
 def resolve_config(cfg: TrainConfig, data_image_size: int) -> TrainConfig:
@@ -112,7 +115,7 @@ def resolve_config(cfg: TrainConfig, data_image_size: int) -> TrainConfig:
     if cfg.opt == "adamw":
         recipe.update(lr=recipe["lr"] / 100 if name == "finetune" else 1e-3, wd=0.05)
     if name == "finetune":  # the data's own augmentation (none and no flips for digits)
-        own = RECIPES[pick_recipe(dataclasses.replace(cfg, weights=None), data_image_size)]
+        own = RECIPES[data_recipe(cfg.data, data_image_size)]
         recipe["augment"] = own["augment"]
         if "hflip" in own:
             recipe["hflip"] = own["hflip"]

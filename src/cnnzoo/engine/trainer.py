@@ -173,15 +173,16 @@ class Trainer:
         else:
             self.run_dir, created = claim_run_dir(cfg.out, cfg)
         try:
-            self._build(cfg, bundle, _state)
+            self._build(cfg, bundle, _state, load_weights)
         except BaseException:
             if created and not any(self.run_dir.iterdir()):
                 self.run_dir.rmdir()  # nothing was written: leave no empty folder behind
             raise
 
-    def _build(self, cfg: TrainConfig, bundle: DataBundle | None, _state) -> None:
+    def _build(
+        self, cfg: TrainConfig, bundle: DataBundle | None, _state, load_weights: str | None
+    ) -> None:
         progress = self.progress
-        load_weights = cfg.weights if _state is None else None
         if bundle is None:
             from ..data import load_data
 
@@ -491,7 +492,6 @@ class Trainer:
     def fit(self, stop_after: int | None = None) -> RunResult:
         """Train until `cfg.epochs` (or `stop_after` more epochs, as if stopped there)."""
         cfg = self.cfg
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         ck.write_json(self.run_dir / "config.json", cfg.to_dict())
         if self.epoch == 0:
             log.info(

@@ -179,6 +179,10 @@ def _crop_boxes(
     return (w - bw) * ux, (h - bh) * uy, bw, bh
 
 
+def _sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def _random_resized_crop(
     batch: torch.Tensor, cfg: AugmentCfg, flip: torch.Tensor | None, gen
 ) -> torch.Tensor:
@@ -202,18 +206,24 @@ def _random_resized_crop(
     # (the normalised grid is the same on every level)
     level = torch.log2(torch.maximum(bw, bh) / (2 * s)).ceil().clamp(min=0).long()
     top = int(level.max()) if n else 0
-    x = batch.float()
+    if top == 0:  # every box at the stored resolution (images at most 2x the crop): one call
+        return _sample(batch.float(), grid)
+    # x: the samples still needing level k or coarser (uint8 until first shrunk: cheaper to
+    # select from); ids: their places in the batch
+    x, ids = batch, torch.arange(n, device=batch.device)
     out = torch.empty(n, c, s, s, device=batch.device)
     for k in range(top + 1):
         if k:
+            deeper = level[ids] >= k
+            if not bool(deeper.all()):
+                x, ids = x[deeper], ids[deeper]
             side = (max(1, x.shape[-2] // 2), max(1, x.shape[-1] // 2))
-            x = F.interpolate(x, size=side, mode="bilinear", antialias=True)
-        at = level == k
-        if at.any():
-            idx = torch.nonzero(at).flatten()
-            out[idx] = F.grid_sample(
-                x[idx], grid[idx], mode="bilinear", padding_mode="border", align_corners=False
-            )
+            x = F.interpolate(x.float(), size=side, mode="bilinear", antialias=True)
+        at = level[ids] == k
+        if bool(at.all()):
+            out[ids] = _sample(x.float(), grid[ids])
+        elif at.any():
+            out[ids[at]] = _sample(x[at].float(), grid[ids[at]])
     return out
 
 

@@ -1,0 +1,7 @@
+"""`python -m cnnzoo ...` (and `torchrun -m cnnzoo ...`): the same as the `cnnzoo` command."""
+
+import sys
+
+from .cli.main import main
+
+sys.exit(main())

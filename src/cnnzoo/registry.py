@@ -62,15 +62,39 @@ def get_model_cfg(name: str) -> ModelCfg:
 def create_model(
     name: str,
     num_classes: int | None = None,
-    in_chans: int = 3,
+    in_chans: int | None = None,
     weights: str | Path | None = None,
+    pretrained: bool | str = False,
     **overrides,
 ) -> nn.Module:
-    """Build a registered model; with `weights`, load a torchvision / timm / cnnzoo checkpoint
-    (.pth, .pt or .safetensors). A classifier of another size is re-initialised (and said so)."""
+    """Build a registered model.
+
+    `pretrained=True` loads the reference's published ImageNet weights (downloaded once and
+    cached, see `cnnzoo.hub`; a string names another published set, e.g. "IMAGENET1K_V2").
+    `weights` loads a torchvision / timm / cnnzoo checkpoint (.pth, .pt, .safetensors or a
+    cnnzoo run folder); a cnnzoo checkpoint's sidecar gives the class count, input channels and
+    model options the caller leaves out. A classifier of another size is re-initialised, a
+    first convolution for other input channels adapted (and said so)."""
     entry = get_entry(name)
+    if pretrained and weights is not None:
+        raise CnnzooError("give either pretrained or weights, not both")
+    if pretrained:
+        from .hub import fetch_weights
+
+        weights = fetch_weights(name, None if pretrained is True else str(pretrained))
+    elif weights is not None:
+        from .weights import checkpoint_defaults
+
+        weights, facts = checkpoint_defaults(weights, name)
+        if num_classes is None:
+            num_classes = facts.get("num_classes")
+        if in_chans is None:
+            in_chans = facts.get("in_chans")
+        overrides = {**facts.get("model_overrides", {}), **overrides}
     if num_classes is None:
         num_classes = entry.cfg.num_classes
+    if in_chans is None:
+        in_chans = 3
     if num_classes < 0:
         raise CnnzooError(f"num_classes must be >= 0 (0: no classifier), got {num_classes}")
     if in_chans < 1:

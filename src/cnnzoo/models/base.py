@@ -36,6 +36,7 @@ class Classifier(nn.Module):
     """
 
     classifier_name: str = "fc"
+    classifier_is_conv: bool = False  # a 1x1 Conv classifier on the pooled map (ResNetV2)
     num_features: int = 0
     cfg: ModelCfg | None = None
 
@@ -59,13 +60,16 @@ class Classifier(nn.Module):
         """Replace the final layer by a freshly initialised one with `num_classes` outputs
         (an Identity for 0, to use the model as a feature extractor)."""
         old = self.get_classifier()
+        if isinstance(old, (nn.Linear, nn.Conv2d)):
+            width = old.in_features if isinstance(old, nn.Linear) else old.in_channels
+        else:  # headless so far (Identity): the width of the pre-logits features
+            width = getattr(self, "head_hidden_size", 0) or self.num_features
         if num_classes == 0:
             new: nn.Module = nn.Identity()
-        elif isinstance(old, nn.Conv2d):
-            new = nn.Conv2d(old.in_channels, num_classes, 1, bias=old.bias is not None)
+        elif isinstance(old, nn.Conv2d) or self.classifier_is_conv:
+            new = nn.Conv2d(width, num_classes, 1)
         else:
-            in_features = old.in_features if isinstance(old, nn.Linear) else self.num_features
-            new = nn.Linear(in_features, num_classes)
+            new = nn.Linear(width, num_classes)
         parent_name, _, leaf = self.classifier_name.rpartition(".")
         parent = self.get_submodule(parent_name) if parent_name else self
         setattr(parent, leaf, new)

@@ -57,6 +57,7 @@ class PreActBottleneck(nn.Module):
 
 class ResNetV2(Classifier):
     classifier_name = "head.fc"
+    classifier_is_conv = True
 
     def __init__(
         self,

@@ -100,7 +100,7 @@ def download(
     The bytes go to `dest.part` first; an interrupted transfer is resumed (or restarted when the
     server cannot resume), also by a later call. `checksum` is the expected digest or a prefix
     of it (as torchvision and timm write it in file names); a file that fails it is deleted and
-    refused. `hint` ends the error message: what to do instead.
+    refused. `hint` ends the message of a failed transfer: what to do without network.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -126,9 +126,10 @@ def download(
         digest = file_digest(part, algorithm)
         if checksum is not None and not digest.startswith(checksum.lower()):
             part.unlink(missing_ok=True)
+            name = {"sha256": "SHA-256", "md5": "MD5"}.get(algorithm, algorithm)
             raise CnnzooError(
-                f"{url} failed its {algorithm.upper()} check (got {digest[: max(len(checksum), 8)]}"
-                f", expected {checksum}); the file was deleted{tail}"
+                f"{url} failed its {name} check (got {digest[: max(len(checksum), 8)]}, "
+                f"expected {checksum}): not the published file, deleted"
             )
         os.replace(part, dest)
     return digest

@@ -145,6 +145,13 @@ def decode_square(path: str, size: int) -> tuple[np.ndarray, tuple[int, int, str
     return np.asarray(im).transpose(2, 0, 1), info
 
 
+def pil_to_tensor(im: Image.Image) -> torch.Tensor:
+    """uint8 [3, H, W] RGB of an opened Pillow image, converted as `load_image` converts files
+    (EXIF rotation applied, any mode to RGB)."""
+    rgb = to_rgb(_upright(im))
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(rgb).transpose(2, 0, 1)))
+
+
 def load_image(path: str | os.PathLike) -> torch.Tensor:
     """uint8 [3, H, W] RGB at full size. Grey, palette, CMYK, 16-bit and transparent images
     (composited onto white) are converted; EXIF rotation is applied.
@@ -158,4 +165,4 @@ def load_image(path: str | os.PathLike) -> torch.Tensor:
         im, _ = open_rgb(path)
     except ImageReadError as e:
         raise CnnzooError(f"cannot read image {path}: {e.reason}") from None
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(im).transpose(2, 0, 1)))
+    return pil_to_tensor(im)

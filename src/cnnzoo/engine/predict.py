@@ -1,10 +1,12 @@
-"""Prediction on image files with a cnnzoo checkpoint: its sidecar says how to preprocess."""
+"""Prediction with a cnnzoo checkpoint (its sidecar says how to preprocess) on image files,
+Pillow images or tensors / arrays, all brought to the same uint8 RGB picture first."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
 import torch
 from torch import nn
@@ -12,6 +14,10 @@ from torch import nn
 from ..errors import CnnzooError
 from .checkpoint import load_checkpoint
 from .evaluate import Preprocess, check_flip_tta, forward
+
+if TYPE_CHECKING:
+    import numpy as np
+    import PIL.Image
 
 
 @dataclass
@@ -51,6 +57,59 @@ def collect_images(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     return files, errors
 
 
+ImageInput = Union[str, os.PathLike, "PIL.Image.Image", torch.Tensor, "np.ndarray"]
+
+
+def as_image(image: ImageInput) -> torch.Tensor:
+    """uint8 [C, H, W] (C = 1 or 3) of one image given as a file path, a Pillow image, or a
+    tensor / NumPy array: uint8 0..255 or float 0..1, laid out [C, H, W], [H, W, C] or [H, W]
+    (a leading dimension of 1 or 3 means channels first). Files and Pillow images are converted
+    exactly as for training (EXIF rotation, any mode to RGB)."""
+    from PIL import Image
+
+    from ..data.images import load_image, pil_to_tensor
+
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image)
+    if isinstance(image, Image.Image):
+        return pil_to_tensor(image)
+    if not isinstance(image, torch.Tensor):
+        try:
+            image = torch.as_tensor(image)
+        except (TypeError, ValueError, RuntimeError):
+            raise CnnzooError(
+                f"cannot predict on a {type(image).__name__}: give a file path, a PIL image, "
+                "a tensor or a NumPy array"
+            ) from None
+    x = image.detach().cpu()
+    if x.ndim == 2:
+        x = x[None]
+    elif x.ndim == 3 and x.shape[0] not in (1, 3) and x.shape[-1] in (1, 3):
+        x = x.permute(2, 0, 1)  # [H, W, C]
+    if x.ndim != 3 or x.shape[0] not in (1, 3):
+        raise CnnzooError(
+            f"image tensor of shape {tuple(image.shape)}: expected [C, H, W] or [H, W, C] "
+            "with 1 or 3 channels, or [H, W]"
+        )
+    if x.dtype == torch.uint8:
+        return x.contiguous()
+    if x.dtype == torch.bool or not (x.is_floating_point() or x.dtype in _INT_TYPES):
+        raise CnnzooError(f"image tensor of dtype {x.dtype}: give uint8 (0..255) or float (0..1)")
+    if x.is_floating_point():
+        if x.numel() and (x.min() < 0 or x.max() > 1):
+            raise CnnzooError(
+                f"float image with values in [{float(x.min()):.3g}, {float(x.max()):.3g}]: "
+                "give floats in 0..1 (not normalised: predict normalises itself) or uint8"
+            )
+        x = x.double() * 255
+    elif x.numel() and (x.min() < 0 or x.max() > 255):
+        raise CnnzooError("integer image with values outside 0..255: give uint8 or float 0..1")
+    return x.round().to(torch.uint8).contiguous()
+
+
+_INT_TYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16)
+
+
 class Predictor:
     """A model in eval mode with its sidecar's classes and preprocessing; `tta` averages each
     image's logits with its mirror's."""
@@ -75,14 +134,18 @@ class Predictor:
         model, meta = load_checkpoint(path)
         return cls(model, meta, device, tta)
 
-    def _prepare(self, image: torch.Tensor) -> torch.Tensor:
+    def _prepare(self, image: ImageInput) -> torch.Tensor:
+        image = as_image(image)
         if self.in_chans == 1 and image.shape[0] == 3:  # a grey model: average the channels
             image = image.float().mean(0, keepdim=True).round().to(torch.uint8)
+        elif self.in_chans == 3 and image.shape[0] == 1:  # grey picture, colour model
+            image = image.expand(3, -1, -1)
         return self.preprocess(image[None].to(self.device))[0]
 
     @torch.no_grad()
-    def probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
-        """Class probabilities [N, classes] for uint8 [C, H, W] images of any sizes."""
+    def probabilities(self, images: list[ImageInput]) -> torch.Tensor:
+        """Class probabilities [N, classes] for images of any sizes, each a file path, a PIL
+        image or a tensor / array (see `as_image`)."""
         x = torch.stack([self._prepare(im) for im in images])
         return torch.softmax(forward(self.model, x, self.tta).float(), dim=1).cpu()
 
@@ -93,6 +156,15 @@ class Predictor:
             [(self.classes[int(i)], int(i), float(q)) for q, i in zip(pr, ir, strict=True)]
             for pr, ir in zip(p, idx, strict=True)
         ]
+
+    def predict(
+        self, images: ImageInput | list[ImageInput], topk: int = 5
+    ) -> list[list[tuple[str, int, float]]]:
+        """Top-k (class name, index, probability) per image (a single image or a list of
+        them: paths, PIL images, tensors or arrays, preprocessed alike)."""
+        if not isinstance(images, list):
+            images = [images]
+        return self.top(self.probabilities(images), topk)
 
     def predict_files(
         self, files: list[str], batch_size: int = 32, topk: int = 5, on_image=None

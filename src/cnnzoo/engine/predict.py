@@ -65,6 +65,7 @@ def as_image(image: ImageInput) -> torch.Tensor:
     tensor / NumPy array: uint8 0..255 or float 0..1, laid out [C, H, W], [H, W, C] or [H, W]
     (a leading dimension of 1 or 3 means channels first). Files and Pillow images are converted
     exactly as for training (EXIF rotation, any mode to RGB)."""
+    import numpy as np
     from PIL import Image
 
     from ..data.images import load_image, pil_to_tensor
@@ -73,14 +74,13 @@ def as_image(image: ImageInput) -> torch.Tensor:
         return load_image(image)
     if isinstance(image, Image.Image):
         return pil_to_tensor(image)
+    if isinstance(image, np.ndarray):
+        image = torch.from_numpy(np.ascontiguousarray(image))
     if not isinstance(image, torch.Tensor):
-        try:
-            image = torch.as_tensor(image)
-        except (TypeError, ValueError, RuntimeError):
-            raise CnnzooError(
-                f"cannot predict on a {type(image).__name__}: give a file path, a PIL image, "
-                "a tensor or a NumPy array"
-            ) from None
+        raise CnnzooError(
+            f"cannot predict on a {type(image).__name__}: give a file path, a PIL image, "
+            "a tensor or a NumPy array"
+        )
     x = image.detach().cpu()
     if x.ndim == 2:
         x = x[None]

@@ -3,6 +3,7 @@ loopback (Range support, dropped connections, checksums, offline use of the cach
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import json
@@ -60,7 +61,7 @@ def server():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.files, srv.requests, srv.ranges, srv.drops = {}, [], True, 0
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     thread.start()
 
     def stop():
@@ -132,18 +133,25 @@ def test_model_without_published_weights_is_one_line_error(home):
 
 
 # ---------------------------------------------------------------- downloads
+def _publish(home, server, monkeypatch, model="mobilenet_v3_small"):
+    """Serve the weights of a fresh `model` as the table's file for it (named, as torchvision
+    names its files, with the start of its SHA-256); the model and the file name."""
+    source = create_model(model).eval()
+    path = home / "src.pth"
+    home.mkdir(parents=True, exist_ok=True)
+    torch.save(source.state_dict(), path)
+    data = path.read_bytes()
+    name = f"{model}-{_sha(data)[:8]}.pth"
+    server.files[name] = data
+    entry = PublishedWeights(model, "TEST", f"{server.url}/{name}", name)
+    monkeypatch.setitem(PUBLISHED, model, [entry])
+    return source, name, data
+
+
 def test_good_file_is_cached_and_used_offline(home, server, monkeypatch):
     """create_model(pretrained=True) downloads the table's file once, checks it, and loads it;
     with the server gone, the cache alone is enough."""
-    source = create_model("mobilenet_v3_small").eval()
-    path = home / "src.pth"
-    home.mkdir(parents=True)
-    torch.save(source.state_dict(), path)
-    data = path.read_bytes()
-    name = f"mobilenet_v3_small-{_sha(data)[:8]}.pth"  # named as torchvision names its files
-    server.files[name] = data
-    entry = PublishedWeights("mobilenet_v3_small", "TEST", f"{server.url}/{name}", name)
-    monkeypatch.setitem(PUBLISHED, "mobilenet_v3_small", [entry])
+    source, name, data = _publish(home, server, monkeypatch)
 
     x = torch.randn(1, 3, 32, 32)
     model = create_model("mobilenet_v3_small", pretrained=True).eval()
@@ -236,3 +244,30 @@ def test_file_without_published_checksum_is_recorded_then_checked(home, server, 
     with pytest.raises(CnnzooError) as e:
         fetch_weights("inception_v4", progress=False)
     assert "delete it to download it again" in _one_line(e)
+
+
+def test_train_pretrained_fine_tunes_from_the_published_file(home, server, monkeypatch, tmp_path):
+    """`cnnzoo train --pretrained` is fine-tuning from the published file: the finetune recipe,
+    the body's weights, the reference normalisation, a new classifier for the data's classes."""
+    from test_train import make_bundle
+
+    from cnnzoo.cli.main import build_parser
+    from cnnzoo.cli.train import config_from_args
+    from cnnzoo.engine import Trainer
+
+    source, _, _ = _publish(home, server, monkeypatch)
+    args = build_parser().parse_args(
+        ["train", "--model", "mobilenet_v3_small", "--data", "patterns", "--pretrained",
+         "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "run")]
+    )  # fmt: skip
+    cfg = config_from_args(args)
+    assert cfg.pretrained and cfg.weights is None
+    t = Trainer(cfg, make_bundle(4), progress=False)
+    assert t.cfg.recipe == "finetune"
+    assert t.mean == tuple(source.cfg.mean) and t.std == tuple(source.cfg.std)
+    assert t.model.get_classifier().weight.shape[0] == 3
+    mine = t.model.state_dict()
+    assert all(torch.equal(mine[k], v) for k, v in source.state_dict().items()
+               if not k.startswith("classifier.3."))  # fmt: skip
+    with pytest.raises(CnnzooError, match="not both"):
+        Trainer(dataclasses.replace(cfg, weights="x.pth"), make_bundle(4), progress=False)

@@ -16,7 +16,7 @@ Train a model; options left out come from a recipe picked by the data:
   digits    --data digits            SGD  0.05   5e-4   10      32     none
   small     images <= 64 px (CIFAR)  SGD  0.1    5e-4   30      128    light (pad-crop, flip)
   large     bigger (Imagenette)      SGD  0.05   5e-5   40      64     standard (random-resized)
-  finetune  --weights given          SGD  0.01   1e-4   10      64     the data's own
+  finetune  --pretrained / --weights SGD  0.01   1e-4   10      64     the data's own
 
 Small images and the ResNet family: add --stem cifar (3x3 stem, no max-pool).
 
@@ -33,8 +33,8 @@ curves.png.
 examples:
   cnnzoo train --model resnet20 --data digits
   cnnzoo train --model resnet20 --data cifar10 --data-dir data --ema 0.999
-  cnnzoo train --model resnet18 --data flowers/ --weights resnet18-f37072fd.pth \\
-      --freeze backbone --epochs 5
+  cnnzoo train --model resnet18 --data flowers/ --pretrained --freeze backbone --epochs 5
+  cnnzoo train --model resnet18 --data flowers/ --weights runs/resnet18-flowers-20250101-120000
   cnnzoo train --resume runs/resnet20-cifar10-20250101-120000
 """
 

@@ -7,7 +7,7 @@ Every option left at None is filled by `resolve_config` from a recipe chosen by 
 | digits     | `--data digits`               | SGD Nesterov 0.9 | 0.05  | 5e-4  | 10     | none     |
 | small      | images up to 64 px (CIFAR)    | SGD Nesterov 0.9 | 0.1   | 5e-4  | 30     | light    |
 | large      | bigger images (Imagenette)    | SGD Nesterov 0.9 | 0.05  | 5e-5  | 40     | standard |
-| finetune   | `--weights` given             | SGD Nesterov 0.9 | 0.01  | 1e-4  | 10     | by size  |
+| finetune   | `--weights` / `--pretrained`  | SGD Nesterov 0.9 | 0.01  | 1e-4  | 10     | by size  |
 
 All recipes: cosine schedule after a linear warm-up (1 epoch; 2 for large, 0.5 for digits),
 batch 128 (64 for large and finetune, 32 for digits); label smoothing 0.1 for large and finetune; no EMA, mixup or cutmix unless asked.
@@ -128,6 +128,12 @@ class TrainConfig:
         group="model",
         metavar="FILE",
     )
+    pretrained: bool = option(
+        False,
+        "start from the reference's published ImageNet weights of --model (fine-tuning; "
+        "downloaded once into $CNNZOO_HOME, default ~/.cache/cnnzoo)",
+        group="model",
+    )
     freeze: str = option(
         "none", "backbone: train only the classifier", group="model", choices=FREEZE
     )
@@ -159,7 +165,7 @@ def data_recipe(data: str, data_image_size: int) -> str:
 
 
 def pick_recipe(cfg: TrainConfig, data_image_size: int) -> str:
-    return "finetune" if cfg.weights else data_recipe(cfg.data, data_image_size)
+    return "finetune" if cfg.weights or cfg.pretrained else data_recipe(cfg.data, data_image_size)
 
 
 def resolve_config(cfg: TrainConfig, data_image_size: int) -> TrainConfig:
@@ -213,6 +219,7 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.crop_pad is None or cfg.crop_pad >= 0, "--crop-pad must not be negative"),
         (0 <= cfg.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
         (0 <= cfg.momentum < 1, "--momentum must be in [0, 1)"),
+        (not (cfg.pretrained and cfg.weights), "give --pretrained or --weights, not both"),
     ]  # fmt: skip
     for ok, message in checks:
         if not ok:

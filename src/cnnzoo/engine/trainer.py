@@ -167,6 +167,10 @@ class Trainer:
         get_entry(cfg.model)
         # a resumed run takes its weights from the state: the original file may be gone
         load_weights = cfg.weights if _state is None else None
+        if cfg.pretrained and _state is None:  # the published file, fetched into the cache
+            from ..hub import fetch_weights
+
+            load_weights = str(fetch_weights(cfg.model, progress=progress))
         if load_weights is not None:
             if Path(load_weights).is_dir():  # a cnnzoo run folder: its best checkpoint
                 load_weights = str(ck.resolve_checkpoint(load_weights))
@@ -219,13 +223,15 @@ class Trainer:
             weights=load_weights,
             **cfg.model_opts,
         )
+        if self.model.model_overrides != cfg.model_opts:  # options a cnnzoo checkpoint brought
+            self.cfg = cfg = dataclasses.replace(cfg, model_opts=dict(self.model.model_overrides))
         # pretrained weights keep the normalisation they were trained with: a cnnzoo
         # checkpoint's own, else the model's reference one (ImageNet's, mostly)
         self.mean, self.std = tuple(bundle.mean), tuple(bundle.std)
         if _state is not None and "mean" in _state[1]:
             self.mean, self.std = tuple(_state[1]["mean"]), tuple(_state[1]["std"])
-        elif cfg.weights is not None and in_chans == 3:
-            facts = ck.checkpoint_facts(cfg.weights)
+        elif load_weights is not None and in_chans == 3:
+            facts = ck.checkpoint_facts(load_weights)
             self.mean = tuple(facts.get("mean") or self.model.cfg.mean)
             self.std = tuple(facts.get("std") or self.model.cfg.std)
         self.crop_pct = 0.875 if cfg.augment in ("standard", "strong") else 1.0

@@ -160,10 +160,9 @@ def published_weights(model: str, tag: str | None = None) -> PublishedWeights:
     """The table's entry for `model` (its default weights, or the set named `tag`)."""
     rows = PUBLISHED.get(model)
     if not rows:
-        with_weights = ", ".join(sorted(PUBLISHED)[:4])
         raise CnnzooError(
-            f"{model} has no published ImageNet weights (models that have: {with_weights}, ...; "
-            "see `cnnzoo models`); train it from scratch or give weights=FILE"
+            f"{model} has no published ImageNet weights (cnnzoo.hub.PUBLISHED lists the "
+            f"{len(PUBLISHED)} models that have); train it from scratch or give weights=FILE"
         )
     if tag is None:
         return rows[0]

@@ -34,20 +34,21 @@ def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
 
 
 @contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `lock_path` (two processes fetching the same file take turns
-    instead of writing into one .part). No-op where fcntl is missing (Windows)."""
+def _exclusive(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` while downloading into it: two processes fetching
+    the same file take turns instead of writing into one .part, and no lock file is left
+    behind. No-op where fcntl is missing (Windows)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not on Linux / macOS
         yield
         return
-    with open(lock_path, "a+b") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _transfer(url: str, part: Path, desc: str, progress: bool, timeout: float) -> None:
@@ -106,7 +107,7 @@ def download(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     tail = f"; {hint}" if hint else ""
-    with _exclusive(dest.with_name(dest.name + ".lock")):
+    with _exclusive(dest.parent):
         if dest.is_file():  # another process finished it while we waited for the lock
             return file_digest(dest, algorithm)
         for attempt in range(1, ATTEMPTS + 1):

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
-import sys
 import tarfile
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
-from tqdm import tqdm
-
+from .. import download
 from ..errors import CnnzooError
 
 log = logging.getLogger("cnnzoo")
@@ -22,11 +17,8 @@ _BLOCK = 1 << 20
 
 
 def file_digest(path: str | Path, algorithm: str = "md5") -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_BLOCK), b""):
-            h.update(block)
-    return h.hexdigest()
+    """Hex digest of a file (MD5 unless told: what dataset publishers give)."""
+    return download.file_digest(path, algorithm)
 
 
 def download_file(
@@ -37,39 +29,10 @@ def download_file(
     progress: bool = True,
     hint: str = "",
 ) -> Path:
-    """Fetch `url` to `dest` (through dest.part, so a broken download never looks complete)
-    and check its MD5. `hint` ends the error message: what to do instead."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    tail = f"; {hint}" if hint else ""
-    h = hashlib.md5()
-    try:
-        with urllib.request.urlopen(url, timeout=60) as r, open(part, "wb") as f:
-            total = int(r.headers.get("Content-Length") or 0) or None
-            with tqdm(
-                total=total,
-                unit="B",
-                unit_scale=True,
-                desc=f"downloading {dest.name}",
-                disable=not progress,
-                file=sys.stderr,
-            ) as bar:
-                for block in iter(lambda: r.read(_BLOCK), b""):
-                    f.write(block)
-                    h.update(block)
-                    bar.update(len(block))
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        part.unlink(missing_ok=True)
-        reason = getattr(e, "reason", None) or e
-        raise CnnzooError(f"could not download {url} ({reason}){tail}") from None
-    if md5 is not None and h.hexdigest() != md5:
-        part.unlink(missing_ok=True)
-        raise CnnzooError(
-            f"download of {url} failed its MD5 check (got {h.hexdigest()}, expected {md5}){tail}"
-        )
-    os.replace(part, dest)
-    return dest
+    """Fetch `url` to `dest` (resumably, through dest.part, so a broken download never looks
+    complete) and check its MD5. `hint` ends the error message: what to do instead."""
+    download.download(url, dest, checksum=md5, algorithm="md5", progress=progress, hint=hint)
+    return Path(dest)
 
 
 def _safe_name(dest: Path, name: str) -> str:

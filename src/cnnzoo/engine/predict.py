@@ -58,6 +58,7 @@ def collect_images(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
 
 
 ImageInput = Union[str, os.PathLike, "PIL.Image.Image", torch.Tensor, "np.ndarray"]
+_INT_TYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16)
 
 
 def as_image(image: ImageInput) -> torch.Tensor:
@@ -105,9 +106,6 @@ def as_image(image: ImageInput) -> torch.Tensor:
     elif x.numel() and (x.min() < 0 or x.max() > 255):
         raise CnnzooError("integer image with values outside 0..255: give uint8 or float 0..1")
     return x.round().to(torch.uint8).contiguous()
-
-
-_INT_TYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16)
 
 
 class Predictor:

@@ -4,6 +4,7 @@ channels and options; a headless model (num_classes=0) loads a full checkpoint."
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 import torch
@@ -86,3 +87,22 @@ def test_resnetv2_headless_then_reset_classifier():
     assert model(x).shape == (1, 5)
     model.reset_classifier(0)
     assert model(x).shape == (1, 2048)
+
+
+def test_torchvision_densenet_file_layout_loads(tmp_path):
+    """torchvision's DenseNet files name layers `denselayer1.norm.1` (today `norm1`) and, like
+    other old files, carry no BatchNorm counters: both load."""
+    torch.manual_seed(0)
+    src = create_model("densenet121")
+    old = {
+        re.sub(r"(denselayer\d+\.(?:norm|conv))([12])\.", r"\1.\2.", k): v
+        for k, v in src.state_dict().items()
+        if not k.endswith("num_batches_tracked")
+    }
+    assert "features.denseblock1.denselayer1.norm.1.weight" in old
+    path = tmp_path / "densenet121-old.pth"
+    torch.save(old, path)
+    model = create_model("densenet121", weights=path)
+    for k, v in src.state_dict().items():
+        if not k.endswith("num_batches_tracked"):
+            assert torch.equal(model.state_dict()[k], v), k

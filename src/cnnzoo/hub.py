@@ -162,7 +162,8 @@ def published_weights(model: str, tag: str | None = None) -> PublishedWeights:
     if not rows:
         raise CnnzooError(
             f"{model} has no published ImageNet weights (cnnzoo.hub.PUBLISHED lists the "
-            f"{len(PUBLISHED)} models that have); train it from scratch or give weights=FILE"
+            f"{len(PUBLISHED)} models that have); train it from scratch, or start from a file "
+            "(--weights FILE, weights=FILE)"
         )
     if tag is None:
         return rows[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import pickle
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -127,9 +128,10 @@ def _adapt_input_convs(
     return sd
 
 
-def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Load `path` into `model`, adapting what a reference or cnnzoo checkpoint and the model
-    may reasonably differ in, each said once in the log:
+def load_weights(model: nn.Module, path: str | Path | Mapping[str, torch.Tensor]) -> None:
+    """Load `path` (a checkpoint file, or a state dict already in memory) into `model`,
+    adapting what a reference or cnnzoo checkpoint and the model may reasonably differ in, each
+    said once in the log:
 
     - a classifier of another size is re-initialised; a model without one (num_classes=0)
       drops the file's classifier;
@@ -138,8 +140,10 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
 
     Any other difference is an error naming the first mismatching keys.
     """
-    source = Path(path).name
-    sd = _rename_legacy_keys(read_state_dict(path))
+    if isinstance(path, Mapping):
+        source, sd = "state dict", _rename_legacy_keys(dict(path))
+    else:
+        source, sd = Path(path).name, _rename_legacy_keys(read_state_dict(path))
     own = model.state_dict()
     # parts a file may carry that this model was built without (e.g. auxiliary heads)
     optional = tuple(getattr(model, "optional_checkpoint_prefixes", ()))

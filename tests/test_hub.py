@@ -100,13 +100,15 @@ def _sha(data: bytes) -> str:
 # ---------------------------------------------------------------- the table
 def test_table_lists_every_torchvision_file_and_every_timm_model():
     """The table holds every weight set published.json names, under the same file name, with
-    the default first; and an entry for each timm-sourced reference model."""
+    the best one first (the default); and an entry for each timm-sourced reference model."""
     ref = published()
     if not ref:
         pytest.skip("published.json not found (set CNNZOO_REFERENCE)")
     for model, rows in ref.items():
         entries = PUBLISHED[model]
-        assert [(e.tag, e.file) for e in entries] == [(r["weights"], r["url"]) for r in rows]
+        assert {(e.tag, e.file) for e in entries} == {(r["weights"], r["url"]) for r in rows}
+        best = max(rows, key=lambda r: r["acc1"])  # the default: what ModelCfg describes
+        assert entries[0].tag == best["weights"] and len(entries) == len(rows)
         for e in entries:
             assert e.url == "https://download.pytorch.org/models/" + e.file
             assert e.sha256 is not None and e.sha256 in e.file
@@ -127,7 +129,7 @@ def test_model_without_published_weights_is_one_line_error(home):
     assert "resnet20 has no published ImageNet weights" in _one_line(e)
     with pytest.raises(CnnzooError) as e:
         create_model("resnet50", pretrained="IMAGENET1K_V9")
-    assert "IMAGENET1K_V1, IMAGENET1K_V2" in _one_line(e)
+    assert "IMAGENET1K_V2, IMAGENET1K_V1" in _one_line(e)
     with pytest.raises(CnnzooError, match="not both"):
         create_model("resnet50", pretrained=True, weights="x.pth")
 

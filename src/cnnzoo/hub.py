@@ -49,57 +49,57 @@ class PublishedWeights:
         return m.group(1) if m else None
 
 
-# model -> [(tag, url)], default first. torchvision: IMAGENET1K_V1 first, the weights whose
-# preprocessing (resize 256 -> crop 224 for most) the registry's ModelCfg describes.
+# model -> [(tag, url)], default first: torchvision's best weights (IMAGENET1K_V2 where it
+# exists), whose resize / crop / interpolation the registry's ModelCfg describes.
 _TABLE: dict[str, list[tuple[str, str]]] = {
     "resnet18": [("IMAGENET1K_V1", _TV + "resnet18-f37072fd.pth")],
     "resnet34": [("IMAGENET1K_V1", _TV + "resnet34-b627a593.pth")],
     "resnet50": [
-        ("IMAGENET1K_V1", _TV + "resnet50-0676ba61.pth"),
         ("IMAGENET1K_V2", _TV + "resnet50-11ad3fa6.pth"),
+        ("IMAGENET1K_V1", _TV + "resnet50-0676ba61.pth"),
     ],
     "resnet101": [
-        ("IMAGENET1K_V1", _TV + "resnet101-63fe2227.pth"),
         ("IMAGENET1K_V2", _TV + "resnet101-cd907fc2.pth"),
+        ("IMAGENET1K_V1", _TV + "resnet101-63fe2227.pth"),
     ],
     "resnet152": [
-        ("IMAGENET1K_V1", _TV + "resnet152-394f9c45.pth"),
         ("IMAGENET1K_V2", _TV + "resnet152-f82ba261.pth"),
+        ("IMAGENET1K_V1", _TV + "resnet152-394f9c45.pth"),
     ],
     "resnext50_32x4d": [
-        ("IMAGENET1K_V1", _TV + "resnext50_32x4d-7cdf4587.pth"),
         ("IMAGENET1K_V2", _TV + "resnext50_32x4d-1a0047aa.pth"),
+        ("IMAGENET1K_V1", _TV + "resnext50_32x4d-7cdf4587.pth"),
     ],
     "resnext101_32x8d": [
-        ("IMAGENET1K_V1", _TV + "resnext101_32x8d-8ba56ff5.pth"),
         ("IMAGENET1K_V2", _TV + "resnext101_32x8d-110c445d.pth"),
+        ("IMAGENET1K_V1", _TV + "resnext101_32x8d-8ba56ff5.pth"),
     ],
     "resnext101_64x4d": [("IMAGENET1K_V1", _TV + "resnext101_64x4d-173b62eb.pth")],
     "wide_resnet50_2": [
-        ("IMAGENET1K_V1", _TV + "wide_resnet50_2-95faca4d.pth"),
         ("IMAGENET1K_V2", _TV + "wide_resnet50_2-9ba9bcbe.pth"),
+        ("IMAGENET1K_V1", _TV + "wide_resnet50_2-95faca4d.pth"),
     ],
     "wide_resnet101_2": [
-        ("IMAGENET1K_V1", _TV + "wide_resnet101_2-32ee1156.pth"),
         ("IMAGENET1K_V2", _TV + "wide_resnet101_2-d733dc28.pth"),
+        ("IMAGENET1K_V1", _TV + "wide_resnet101_2-32ee1156.pth"),
     ],
     "convnext_tiny": [("IMAGENET1K_V1", _TV + "convnext_tiny-983f1562.pth")],
     "convnext_small": [("IMAGENET1K_V1", _TV + "convnext_small-0c510722.pth")],
     "convnext_base": [("IMAGENET1K_V1", _TV + "convnext_base-6075fbad.pth")],
     "convnext_large": [("IMAGENET1K_V1", _TV + "convnext_large-ea097f82.pth")],
     "mobilenet_v2": [
-        ("IMAGENET1K_V1", _TV + "mobilenet_v2-b0353104.pth"),
         ("IMAGENET1K_V2", _TV + "mobilenet_v2-7ebf99e0.pth"),
+        ("IMAGENET1K_V1", _TV + "mobilenet_v2-b0353104.pth"),
     ],
     "mobilenet_v3_small": [("IMAGENET1K_V1", _TV + "mobilenet_v3_small-047dcff4.pth")],
     "mobilenet_v3_large": [
-        ("IMAGENET1K_V1", _TV + "mobilenet_v3_large-8738ca79.pth"),
         ("IMAGENET1K_V2", _TV + "mobilenet_v3_large-5c1a4163.pth"),
+        ("IMAGENET1K_V1", _TV + "mobilenet_v3_large-8738ca79.pth"),
     ],
     "efficientnet_b0": [("IMAGENET1K_V1", _TV + "efficientnet_b0_rwightman-7f5810bc.pth")],
     "efficientnet_b1": [
-        ("IMAGENET1K_V1", _TV + "efficientnet_b1_rwightman-bac287d4.pth"),
         ("IMAGENET1K_V2", _TV + "efficientnet_b1-c27df63c.pth"),
+        ("IMAGENET1K_V1", _TV + "efficientnet_b1_rwightman-bac287d4.pth"),
     ],
     "efficientnet_b2": [("IMAGENET1K_V1", _TV + "efficientnet_b2_rwightman-c35c1473.pth")],
     "efficientnet_b3": [("IMAGENET1K_V1", _TV + "efficientnet_b3_rwightman-b3899882.pth")],

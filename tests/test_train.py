@@ -248,7 +248,7 @@ def test_lr_schedules():
 
 def test_crop_pad_option_sets_the_shift():
     from cnnzoo.engine.config import validate_config
-    from cnnzoo.engine.trainer import augment_cfg
+    from cnnzoo.engine.setup import augment_cfg
     from cnnzoo.errors import CnnzooError
 
     base = dict(model="resnet18", data="x", image_size=32, hflip=True, augment="light")

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.checkpoint import resolve_checkpoint, write_json
     from ..engine.evaluate import evaluate_checkpoint
     from ..engine.plots import plot_confusion
-    from ..engine.trainer import resolve_device
+    from ..engine.setup import resolve_device
     from ..errors import CnnzooError
 
     if args.batch_size < 1:

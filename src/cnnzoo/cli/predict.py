@@ -55,7 +55,7 @@ def _table(results, k: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.predict import Predictor, collect_images, draw_prediction
-    from ..engine.trainer import resolve_device
+    from ..engine.setup import resolve_device
     from ..errors import CnnzooError
 
     if args.topk < 1:

@@ -1,29 +1,54 @@
-"""Checkpoint files, all safetensors (no pickle is ever loaded), all written atomically.
+"""Checkpoint files, all safetensors (no pickle is ever loaded), all written atomically, each
+carrying a SHA-256 of its contents so that a damaged one is named instead of loaded.
 
 - `<name>.safetensors` (+ the same facts in `<name>.json`): the weights inference needs, with
   model name and options, classes, input size, normalisation, recipe and metrics. The facts are
   also embedded in the safetensors header, so the weights file alone is enough.
 - `state.safetensors`: everything a resumed run needs (model, EMA, optimiser, RNG states as
-  uint8 tensors) with the rest (epoch, step, config, history) as JSON in its header. One file,
-  replaced in one `os.replace`, so a kill at any moment leaves the previous state intact.
+  uint8 tensors) with the rest (epoch, step, config, history) as JSON in its header. The one
+  it replaces stays as `state.prev.safetensors`, the fallback when the newest is damaged.
+
+Every write goes to a temp file (`.NAME.tmpPID`), is fsynced and renamed over the target, so a
+kill at any moment leaves the previous file whole; temp files of killed writes are removed by
+`remove_temp_files` when the run starts again.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
+import logging
 import os
+import re
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as serialize
 from torch import nn
 
 from ..errors import CnnzooError
 
+log = logging.getLogger("cnnzoo")
+
 META_KEY = "cnnzoo"
+CHECKSUM_KEY = "cnnzoo_sha256"
 FORMAT = "cnnzoo-checkpoint-v1"
+# test hook: seconds to pause half-way through writing a file, so a test can kill a real
+# process while a checkpoint is being written
+SLOW_WRITE_ENV = "CNNZOO_TEST_SLOW_WRITE"
+_TEMP_NAME = re.compile(r"^\..+\.tmp\d+$")
+
+
+class CorruptCheckpointError(CnnzooError):
+    """A checkpoint file that is truncated, unreadable or fails its checksum."""
+
+
+class WriteError(CnnzooError):
+    """A file that could not be written (full disk, read-only folder); the previous is intact."""
 
 
 def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -31,24 +56,124 @@ def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
+def digest(tensors: dict[str, torch.Tensor], meta_json: str) -> str:
+    """SHA-256 of the JSON metadata and every tensor's name, dtype, shape and bytes (in name
+    order, so it does not depend on how the file lays them out)."""
+    h = hashlib.sha256(meta_json.encode())
+    for key in sorted(tensors):
+        t = tensors[key].detach().cpu().contiguous().reshape(-1)
+        h.update(f"\0{key}\0{t.dtype}\0{tuple(tensors[key].shape)}\0".encode())
+        h.update(memoryview(t.view(torch.uint8).numpy()))
+    return h.hexdigest()
+
+
+def previous_path(path: Path) -> Path:
+    """state.safetensors -> state.prev.safetensors: the file a rotated write keeps."""
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def _write_data(f, data: bytes) -> None:
+    delay = float(os.environ.get(SLOW_WRITE_ENV) or 0)
+    if delay > 0:  # a torn file on disk while the test's kill arrives
+        half = len(data) // 2
+        f.write(data[:half])
         f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+        time.sleep(delay)
+        f.write(data[half:])
+    else:
+        f.write(data)
 
 
-def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Write tensors + JSON metadata to `path` atomically (tmp file, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(_plain(tensors), str(tmp), metadata={META_KEY: json.dumps(meta)})
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not possible everywhere (Windows); the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_bytes(path: Path, data: bytes, keep_previous: bool = False) -> None:
+    """Write `data` to `path` through a fsynced temp file and a rename; with `keep_previous`
+    the file it replaces stays as `previous_path(path)`. A failed write (full disk, read-only
+    folder) removes its temp file and raises WriteError, leaving `path` as it was."""
+    tmp = _temp_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            _write_data(f, data)
+            f.flush()
+            os.fsync(f.fileno())
+        if keep_previous and path.is_file():
+            _keep_previous(path)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        why = e.strerror or str(e)
+        if e.errno == errno.ENOSPC:
+            why = "the disk is full"
+        elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            why = "the folder is read-only"
+        state = "the previous one is intact" if path.exists() else "nothing was written"
+        raise WriteError(
+            f"could not write {path}: {why} ({state}); free space or fix "
+            "the folder's permissions, then --resume"
+        ) from None
+
+
+def _keep_previous(path: Path) -> None:
+    """Make `path`'s current content the previous copy, with `path` itself never missing:
+    a hard link renamed into place (a plain copy where links are not supported)."""
+    prev, link = previous_path(path), _temp_path(previous_path(path))
+    try:
+        link.unlink(missing_ok=True)
+        os.link(path, link)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(path, link)
+    os.replace(link, prev)
+
+
+def remove_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the temp files that killed writes left in `folder`; returns what was removed."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        if _TEMP_NAME.match(p.name) and p.is_file():
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
+def save_tensors(
+    path: str | Path,
+    tensors: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    keep_previous: bool = False,
+) -> None:
+    """Write tensors + JSON metadata + their checksum to `path` atomically."""
+    plain = _plain(tensors)
+    meta_json = json.dumps(meta)
+    header = {META_KEY: meta_json, CHECKSUM_KEY: digest(plain, meta_json)}
+    _atomic_write_bytes(Path(path), serialize(plain, metadata=header), keep_previous)
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -56,7 +181,8 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Tensors and the JSON metadata of a file written by `save_tensors`."""
+    """Tensors and the JSON metadata of a file written by `save_tensors`, checked against its
+    checksum (files without one, from elsewhere, are read as they are)."""
     from safetensors import SafetensorError
 
     path = Path(path)
@@ -64,15 +190,38 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
         raise CnnzooError(f"checkpoint not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get(META_KEY)
+            header = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CnnzooError(f"{path}: not a readable safetensors file ({e})") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CorruptCheckpointError(
+            f"{path}: not a readable safetensors file, truncated or damaged ({e})"
+        ) from None
+    raw = header.get(META_KEY)
+    expected = header.get(CHECKSUM_KEY)
+    if expected is not None and digest(tensors, raw or "") != expected:
+        raise CorruptCheckpointError(f"{path}: damaged (its checksum does not match its contents)")
     try:
         meta = json.loads(raw) if raw else {}
     except json.JSONDecodeError:
-        raise CnnzooError(f"{path}: its metadata is not valid JSON") from None
+        raise CorruptCheckpointError(f"{path}: its metadata is not valid JSON") from None
     return tensors, meta
+
+
+def read_newest_good(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:
+    """`path`, or, when it is damaged or missing, the previous copy kept beside it (said
+    once). Raises the first file's error when neither is good."""
+    try:
+        return (*read_tensors(path), path)
+    except CnnzooError as first:
+        prev = previous_path(path)
+        if not prev.is_file():
+            raise
+        try:
+            tensors, meta = read_tensors(prev)
+        except CnnzooError:
+            raise first from None
+        log.warning("%s; using the previous copy %s", first, prev.name)
+        return tensors, meta, prev
 
 
 # ------------------------------------------------------------------ inference checkpoints

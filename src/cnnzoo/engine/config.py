@@ -138,6 +138,32 @@ class TrainConfig:
     amp: bool = option(False, "mixed precision (bf16; fp16 on old GPUs)", group="runtime")
     channels_last: bool = option(False, "NHWC memory format", group="runtime")
     compile: bool = option(False, "torch.compile the model", group="runtime")
+    accum_steps: int = option(
+        1,
+        "split each step's batch into N micro-batches whose gradients add up: the same "
+        "global batch in less memory (--batch-size stays the images per optimiser step)",
+        group="runtime",
+        metavar="N",
+    )
+    sync_bn: bool = option(
+        False,
+        "with several processes (torchrun, --nproc): BatchNorm statistics over the whole "
+        "global batch instead of each process's share",
+        group="runtime",
+    )
+    checkpoint_every: int = option(
+        0,
+        "also save the resumable state every N optimiser steps, not only after each epoch "
+        "(0: per epoch only); a kill then loses at most N steps",
+        group="runtime",
+        metavar="N",
+    )
+    skip_nonfinite: int = option(
+        0,
+        "skip up to N steps whose loss or gradients are NaN/inf instead of stopping the run (0)",
+        group="runtime",
+        metavar="N",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -213,6 +239,9 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.crop_pad is None or cfg.crop_pad >= 0, "--crop-pad must not be negative"),
         (0 <= cfg.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
         (0 <= cfg.momentum < 1, "--momentum must be in [0, 1)"),
+        (cfg.accum_steps >= 1, f"--accum-steps must be at least 1 (got {cfg.accum_steps})"),
+        (cfg.checkpoint_every >= 0, "--checkpoint-every must not be negative (0: per epoch)"),
+        (cfg.skip_nonfinite >= 0, "--skip-nonfinite must not be negative"),
     ]  # fmt: skip
     for ok, message in checks:
         if not ok:
@@ -220,7 +249,10 @@ def validate_config(cfg: TrainConfig) -> None:
 
 
 # what a resumed run may change; every other option must be left out or equal the run's own
-RESUMABLE_CHANGES = ("epochs", "device", "data_dir")
+# (a lower lr after a divergence, and how often to save or what to tolerate from here on)
+RESUMABLE_CHANGES = (
+    "epochs", "device", "data_dir", "lr", "checkpoint_every", "skip_nonfinite"
+)  # fmt: skip
 
 
 def apply_resume_changes(

@@ -125,8 +125,8 @@ def _atomic_write_bytes(path: Path, data: bytes, keep_previous: bool = False) ->
         if e.errno == errno.ENOSPC:
             why = "the disk is full"
         elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            why = "the folder is read-only"
-        state = "the previous one is intact" if path.exists() else "nothing was written"
+            why = "the folder is read-only or not writable"
+        state = "the previous one is intact" if os.path.exists(path) else "nothing was written"
         raise WriteError(
             f"could not write {path}: {why} ({state}); free space or fix "
             "the folder's permissions, then --resume"
@@ -275,7 +275,15 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     p = resolve_checkpoint(path)
     sidecar = p.with_suffix(".json")
     if p.suffix == ".safetensors":
-        tensors, meta = read_tensors(p)
+        try:
+            tensors, meta = read_tensors(p)
+        except CorruptCheckpointError as e:
+            other = p.with_name("last.safetensors")
+            if not (Path(path).is_dir() and p.name == "best.safetensors" and other.is_file()):
+                raise
+            log.warning("%s; using %s instead", e, other.name)  # a run folder: its last
+            p, sidecar = other, other.with_suffix(".json")
+            tensors, meta = read_tensors(p)
     else:
         from ..weights import read_state_dict
 

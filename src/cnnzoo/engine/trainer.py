@@ -316,16 +316,19 @@ class Trainer:
         shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         self._diverged(f"the {what} became NaN/inf ({shown})")
 
-    def _diverged(self, what: str) -> None:
+    def _diverged(self, what: str, at_step: int | None = None) -> None:
+        """Raise DivergedError: what went wrong, at which step (the failing one, 1-based; or
+        the last one done), with which lr, what is kept and how to go on."""
         cfg, loop = self.cfg, self.loop
         lr = cfg.lr * self._lr_factor()
+        where = f"at step {at_step}" if at_step is not None else f"by step {loop.step}"
         kept = (
             f"the last good state (step {self.saved_step}) is kept in {self.run_dir}"
             if self.saved_step is not None
             else "nothing was saved"
         )
         raise DivergedError(
-            f"training diverged at step {loop.step} (epoch {loop.epoch + 1}, lr {lr:.4g}): "
+            f"training diverged {where} (epoch {loop.epoch + 1}, lr {lr:.4g}): "
             f"{what}; {kept}; resume with a lower lr (cnnzoo train --resume {self.run_dir} "
             f"--lr {cfg.lr / 10:g}), add --clip-grad 1.0, or tolerate a few bad steps with "
             "--skip-nonfinite N"
@@ -457,13 +460,13 @@ class Trainer:
         loss = float(loss_sum)
         what = f"the loss is {loss}" if not math.isfinite(loss) else "the gradients are NaN/inf"
         if loop.skipped_nonfinite >= self.cfg.skip_nonfinite:
-            self._diverged(what)
+            self._diverged(what, at_step=loop.step + 1)
         self.optimizer.zero_grad(set_to_none=True)
         loop.skipped_nonfinite += 1
         loop.step += 1  # the batch is used up and the schedule moves on
         log.warning(
             "step %d: %s; skipped (%d of %d allowed by --skip-nonfinite)",
-            loop.step,
+            loop.step,  # just counted: the 1-based number of the skipped step
             what,
             loop.skipped_nonfinite,
             self.cfg.skip_nonfinite,

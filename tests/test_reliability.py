@@ -288,3 +288,17 @@ def test_temp_files_of_killed_writes_are_removed_on_start(bundle, tmp_path):
     keep.write_text("mine")
     Trainer.resume(tmp_path / "run", bundle, progress=False)
     assert not torn.exists() and keep.exists()
+
+
+def test_accumulated_micro_batches_give_the_same_step(bundle, tmp_path):
+    """--accum-steps 3 splits each batch of 6 into 3 micro-batches: with BatchNorm frozen (the
+    one thing that sees the batch as a whole) the weights equal those of whole batches."""
+    opts = dict(batch_size=6, epochs=1, freeze="backbone", augment="none", hflip=False)
+    whole = train(cfg(tmp_path, "whole", **opts), bundle, progress=False)
+    parts = train(cfg(tmp_path, "parts", accum_steps=3, **opts), bundle, progress=False)
+    a = load_file(whole.run_dir / "last.safetensors")
+    b = load_file(parts.run_dir / "last.safetensors")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a if a[k].is_floating_point()) < 1e-5
+    assert whole.history[0]["train_loss"] == pytest.approx(parts.history[0]["train_loss"], 1e-5)
+    with pytest.raises(CnnzooError, match="multiple of 4"):
+        train(cfg(tmp_path, "odd", batch_size=6, accum_steps=4), bundle, progress=False)

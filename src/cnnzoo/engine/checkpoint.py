@@ -37,8 +37,8 @@ log = logging.getLogger("cnnzoo")
 META_KEY = "cnnzoo"
 CHECKSUM_KEY = "cnnzoo_sha256"
 FORMAT = "cnnzoo-checkpoint-v1"
-# test hook: seconds to pause half-way through writing a file, so a test can kill a real
-# process while a checkpoint is being written
+# test hook: seconds to pause half-way through writing a checkpoint (.safetensors), so a test
+# can kill a real process while one is being written
 SLOW_WRITE_ENV = "CNNZOO_TEST_SLOW_WRITE"
 _TEMP_NAME = re.compile(r"^\..+\.tmp\d+$")
 
@@ -77,7 +77,7 @@ def _temp_path(path: Path) -> Path:
 
 
 def _write_data(f, data: bytes) -> None:
-    delay = float(os.environ.get(SLOW_WRITE_ENV) or 0)
+    delay = float(os.environ.get(SLOW_WRITE_ENV) or 0) if f.name.endswith("safetensors") else 0
     if delay > 0:  # a torn file on disk while the test's kill arrives
         half = len(data) // 2
         f.write(data[:half])

@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 
 from cnnzoo.cli.main import main
 from cnnzoo.engine import checkpoint as ck
+from cnnzoo.engine.distributed import descendants
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -69,23 +70,6 @@ def wait_for(proc: subprocess.Popen, ready, timeout: float = 120.0) -> None:
             pytest.fail(f"the run ended (exit {proc.returncode}) before the kill:\n{err[-2000:]}")
         assert time.monotonic() < end, "timed out waiting for the run"
         time.sleep(0.02)
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (torchrun starts its workers in sessions of their own)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        kids = children.get(todo.pop(), [])
-        out += kids
-        todo += kids
-    return out
 
 
 def kill(proc: subprocess.Popen, signum=signal.SIGKILL) -> tuple[int, str, str]:
@@ -143,14 +127,18 @@ def test_killed_at_random_moments_resumes_bit_identically(straight, tmp_path):
     rng = random.Random(seed)
     run = tmp_path / "run"
     log = []
-    # 1. SIGTERM mid-epoch: the state is saved, the resume command printed
+    # 1. SIGKILL at a random step, then at random moments after more progress
+    first = rng.randint(2, 20)
     proc = cnnzoo("train", *RUN, "--out", str(run), "--checkpoint-every", "1")
-    first_kill = rng.randint(2, 20)
-    wait_for(proc, lambda: saved_step(run) >= first_kill)
-    code, out, err = kill(proc, signal.SIGTERM)
-    assert code == 128 + signal.SIGTERM and "Traceback" not in err, err[-2000:]
-    assert f"continue with: cnnzoo train --resume {run}" in out
-    log.append(("SIGTERM", saved_step(run)))
+    wait_for(proc, lambda: saved_step(run) >= first)
+    for i in range(KILLS):
+        if i:
+            proc = cnnzoo("train", "--resume", str(run))
+            last = saved_step(run)
+            wait_for(proc, lambda last=last: saved_step(run) > last)
+        time.sleep(rng.uniform(0, 0.4))
+        kill(proc)
+        log.append(("SIGKILL", saved_step(run)))
     # 2. SIGKILL while the state is half-written (the test hook pauses mid-write)
     proc = cnnzoo("train", "--resume", str(run), env={ck.SLOW_WRITE_ENV: "5"})
     before = saved_step(run)
@@ -159,20 +147,25 @@ def test_killed_at_random_moments_resumes_bit_identically(straight, tmp_path):
     torn = [p for p in run.iterdir() if p.name.startswith(".state")]
     assert torn and saved_step(run) == before  # the torn copy is a temp file; the state is whole
     log.append(("SIGKILL mid-write", before))
-    # 3. SIGKILL at random moments
-    for _ in range(KILLS):
-        proc = cnnzoo("train", "--resume", str(run))
-        last = saved_step(run)
-        wait_for(proc, lambda last=last: saved_step(run) > last)
-        time.sleep(rng.uniform(0, 0.4))
-        kill(proc)
-        log.append(("SIGKILL", saved_step(run)))
     out = finish(cnnzoo("train", "--resume", str(run)))
     assert "done:" in out
     assert not [p.name for p in run.iterdir() if ".tmp" in p.name]  # torn files cleaned up
     assert differing_bytes(straight, run) == 0, (seed, log)
     assert history(straight) == history(run), (seed, log)
     print(f"kills survived (seed {seed}): {log}; bytes lost: 0")
+
+
+def torchrun_env_ranks(world: int, *args: str) -> list[subprocess.Popen]:
+    """`world` processes of `python -m cnnzoo ARGS` with the environment torchrun gives its
+    workers (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"WORLD_SIZE": str(world), "LOCAL_WORLD_SIZE": str(world),
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}  # fmt: skip
+    return [cnnzoo(*args, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(world)]
 
 
 @pytest.fixture(scope="module")
@@ -207,12 +200,21 @@ def test_two_processes_give_the_weights_of_one(two_processes, tmp_path):
 
 def test_two_processes_killed_and_resumed_end_like_uninterrupted(two_processes, tmp_path):
     run = tmp_path / "run"
+    # SIGTERM to `cnnzoo train --nproc 2`: both workers save at the same step and end cleanly
     proc = cnnzoo("train", *DDP_RUN, "--out", str(run), "--nproc", "2")
-    wait_for(proc, lambda: saved_step(run) >= 6)  # mid-epoch 1 of 2 (12 steps each)
-    kill(proc)  # torchrun and both workers
-    step = saved_step(run)
-    assert 6 <= step < 24
-    out = finish(cnnzoo("train", "--resume", str(run), "--nproc", "2"))
-    assert "done:" in out
+    wait_for(proc, lambda: saved_step(run) >= 4)  # mid-epoch 1 of 2 (12 steps each)
+    code, out, err = kill(proc, signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM and "Traceback" not in err, err[-3000:]
+    assert f"continue with: cnnzoo train --nproc 2 --resume {run}" in out
+    # SIGKILL to both workers, as when the machine goes down; these two runs are started
+    # the way torchrun starts them (its environment variables), without its extra processes
+    first = saved_step(run)
+    ranks = torchrun_env_ranks(2, "train", "--resume", str(run))
+    wait_for(ranks[0], lambda: saved_step(run) > first)
+    for proc in ranks:
+        kill(proc)
+    assert first < saved_step(run) < 24
+    ranks = torchrun_env_ranks(2, "train", "--resume", str(run))
+    assert "done:" in finish(ranks[0]) and finish(ranks[1]) == ""  # rank 0 speaks
     assert differing_bytes(two_processes, run) == 0
     assert history(two_processes) == history(run)

@@ -92,6 +92,18 @@ def test_stop_signal_mid_epoch_saves_and_resumes_bit_identically(
     assert_same_run(straight, tmp_path / "run")
 
 
+def test_stop_signal_from_the_command_line_prints_the_resume_command(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    signal_at(monkeypatch, 4, signal.SIGINT)
+    code = main(["train", "--model", "resnet20", "--data", "digits", "--batch-size", "256",
+                 "--out", str(out), "--no-progress"])  # fmt: skip
+    assert code == 128 + signal.SIGINT
+    printed = capsys.readouterr().out
+    assert "stopped by SIGINT at step 5 (epoch 1/10)" in printed, printed
+    assert f"continue with: cnnzoo train --resume {out}" in printed
+    assert ck.read_tensors(out / "state.safetensors")[1]["step"] == 5
+
+
 def test_checkpoint_every_n_steps_and_previous_state_kept(bundle, tmp_path):
     train(cfg(tmp_path, epochs=1, batch_size=6, checkpoint_every=3), bundle, stop_after=1,
           progress=False)  # fmt: skip

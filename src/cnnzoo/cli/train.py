@@ -231,6 +231,8 @@ def _train(args: argparse.Namespace, dist) -> int:
             f"{result.epochs_done + (1 if trainer.loop.batch else 0)}/{trainer.cfg.epochs}); "
             f"the state is saved; continue with: {resume_cmd}"
         )
+        if dist.enabled:  # torchrun counts any other code as a failed worker
+            return 0
         return 128 + getattr(signal.Signals, result.interrupted, signal.SIGTERM).value
     if result.epochs_done < trainer.cfg.epochs:
         print(

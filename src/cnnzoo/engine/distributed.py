@@ -114,15 +114,58 @@ def shutdown() -> None:
 
 
 def launch(nproc: int, argv: list[str]) -> int:
-    """Run `cnnzoo ARGV` in `nproc` processes on this machine under torchrun; its exit code."""
+    """Run `cnnzoo ARGV` in `nproc` processes on this machine under torchrun; its exit code.
+
+    torchrun runs in a session of its own and stop signals (SIGTERM, SIGINT, SIGHUP) sent to
+    this process go straight to the workers, which save their state and end cleanly (torchrun
+    answers a signal of its own with a traceback); the code is then 128 + the signal's number.
+    """
+    import signal
+
+    from .signals import STOP_SIGNALS
+
     if nproc < 1:
         raise CnnzooError(f"--nproc must be at least 1 (got {nproc})")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     cmd += ["--nproc-per-node", str(nproc), "-m", "cnnzoo", *argv]
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    received: list[int] = []
+
+    def forward(signum, frame) -> None:
+        received.append(signum)
+        for pid in descendants(proc.pid) or [proc.pid]:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    previous = {s: signal.signal(s, forward) for s in STOP_SIGNALS}
     try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:  # the workers got the Ctrl-C too, and save their state
-        return 130
+        code = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 128 + received[0] if received and code == 0 else code
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (torchrun starts its workers in sessions of their own);
+    [] where /proc does not say."""
+    from pathlib import Path
+
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
 
 
 class _SumOverRanks(torch.autograd.Function):

@@ -322,16 +322,18 @@ class Trainer:
         cfg, loop = self.cfg, self.loop
         lr = cfg.lr * self._lr_factor()
         where = f"at step {at_step}" if at_step is not None else f"by step {loop.step}"
-        kept = (
-            f"the last good state (step {self.saved_step}) is kept in {self.run_dir}"
-            if self.saved_step is not None
-            else "nothing was saved"
-        )
+        if self.saved_step is not None:
+            then = (
+                f"the last good state (step {self.saved_step}) is kept in {self.run_dir}; "
+                f"resume with a lower lr (cnnzoo train --resume {self.run_dir} "
+                f"--lr {cfg.lr / 10:g})"
+            )
+        else:
+            then = f"nothing was saved; start again with a lower lr (--lr {cfg.lr / 10:g})"
+        more = " or tolerate a few bad steps with --skip-nonfinite N" if at_step else ""
         raise DivergedError(
-            f"training diverged {where} (epoch {loop.epoch + 1}, lr {lr:.4g}): "
-            f"{what}; {kept}; resume with a lower lr (cnnzoo train --resume {self.run_dir} "
-            f"--lr {cfg.lr / 10:g}), add --clip-grad 1.0, or tolerate a few bad steps with "
-            "--skip-nonfinite N"
+            f"training diverged {where} (epoch {loop.epoch + 1}, lr {lr:.4g}): {what}; {then}, "
+            f"or add --clip-grad 1.0{more}"
         )
 
     def checkpoint_info(self, row: dict[str, Any], weights_kind: str) -> dict[str, Any]:
@@ -624,6 +626,7 @@ class Trainer:
         """Validate, record and save the epoch just trained."""
         loop = self.loop
         row: dict[str, Any] = {"epoch": loop.epoch + 1, "step": loop.step, **stats}
+        self._check_finite()  # before validating: name the weights, not the loss they give
         kind, weights = "model", self.model
         v = self.validate(self.model)
         if v:
@@ -638,7 +641,6 @@ class Trainer:
                 kind, weights = "ema", self.ema.module
         if v and not math.isfinite(v["loss"]):
             self._diverged(f"the validation loss is {v['loss']}")
-        self._check_finite()
         loop.epoch += 1
         loop.batch, loop.seen, loop.elapsed = 0, 0, 0.0
         metric = max(row.get("val_acc", -math.inf), row.get("ema_val_acc", -math.inf))

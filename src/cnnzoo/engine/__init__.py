@@ -3,10 +3,11 @@
 
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from .config import RECIPES, TrainConfig, resolve_config
-from .trainer import RunResult, Trainer, train
+from .trainer import DivergedError, RunResult, Trainer, train
 
 __all__ = [
     "RECIPES",
+    "DivergedError",
     "RunResult",
     "TrainConfig",
     "Trainer",

@@ -76,8 +76,8 @@ def _temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
-def _write_data(f, data: bytes) -> None:
-    delay = float(os.environ.get(SLOW_WRITE_ENV) or 0) if f.name.endswith("safetensors") else 0
+def _write_data(f, data: bytes, checkpoint: bool) -> None:
+    delay = float(os.environ.get(SLOW_WRITE_ENV) or 0) if checkpoint else 0
     if delay > 0:  # a torn file on disk while the test's kill arrives
         half = len(data) // 2
         f.write(data[:half])
@@ -109,7 +109,7 @@ def _atomic_write_bytes(path: Path, data: bytes, keep_previous: bool = False) ->
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            _write_data(f, data)
+            _write_data(f, data, path.suffix == ".safetensors")
             f.flush()
             os.fsync(f.fileno())
         if keep_previous and path.is_file():

@@ -120,14 +120,21 @@ def launch(nproc: int, argv: list[str]) -> int:
     this process go straight to the workers, which save their state and end cleanly (torchrun
     answers a signal of its own with a traceback); the code is then 128 + the signal's number.
     """
-    import signal
-
-    from .signals import STOP_SIGNALS
-
     if nproc < 1:
         raise CnnzooError(f"--nproc must be at least 1 (got {nproc})")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     cmd += ["--nproc-per-node", str(nproc), "-m", "cnnzoo", *argv]
+    return run_forwarding_signals(cmd)
+
+
+def run_forwarding_signals(cmd: list[str]) -> int:
+    """Run `cmd` in a session of its own, handing stop signals to the processes it starts
+    (to itself when it started none); its exit code, or 128 + the signal's number when a
+    signal stopped it cleanly."""
+    import signal
+
+    from .signals import STOP_SIGNALS
+
     proc = subprocess.Popen(cmd, start_new_session=True)
     received: list[int] = []
 

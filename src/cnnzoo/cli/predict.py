@@ -20,6 +20,7 @@ examples:
   cnnzoo predict --checkpoint runs/resnet20-digits-20250101-120000 samples/
   cnnzoo predict --checkpoint best.safetensors cat.jpg --topk 3 --json
   cnnzoo predict --checkpoint RUN photos/ --csv > predictions.csv --save-vis vis/
+  cnnzoo predict --backend onnxruntime model.onnx photos/   # a file from cnnzoo export
 """
 
 
@@ -28,8 +29,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint",
         "-c",
-        required=True,
-        help="run folder or .safetensors written by cnnzoo train",
+        help="run folder or .safetensors written by cnnzoo train, or an .onnx file from "
+        "cnnzoo export (with --backend onnxruntime it may be the first PATH instead)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["pytorch", "onnxruntime"],
+        help="what runs the model (default: onnxruntime for an .onnx file, else pytorch)",
     )
     p.add_argument("--topk", type=int, default=5, help="classes per image (5, at most all)")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (32)")
@@ -53,19 +59,32 @@ def _table(results, k: int) -> str:
     return "\n".join([fmt(head), *map(fmt, rows)])
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..engine.predict import Predictor, collect_images, draw_prediction
-    from ..engine.trainer import resolve_device
+def model_and_images(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """The model file and the image paths: `predict --backend onnxruntime FILE.onnx IMAGES`
+    names the model as its first path."""
     from ..errors import CnnzooError
+
+    if args.checkpoint:
+        return args.checkpoint, args.paths
+    if (args.backend == "onnxruntime" or args.paths[0].lower().endswith(".onnx")) and len(
+        args.paths
+    ) > 1:
+        return args.paths[0], args.paths[1:]
+    raise CnnzooError("no model given: pass --checkpoint RUN, or an .onnx file before the images")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.predict import collect_images, draw_prediction
+    from ..errors import CnnzooError
+    from ..export.runtime import load_predictor
 
     if args.topk < 1:
         raise CnnzooError(f"--topk must be at least 1 (got {args.topk})")
     if args.batch_size < 1:
         raise CnnzooError(f"--batch-size must be at least 1 (got {args.batch_size})")
-    predictor = Predictor.from_checkpoint(
-        args.checkpoint, resolve_device(args.device), tta=args.tta
-    )
-    files, missing = collect_images(args.paths)
+    model_file, paths = model_and_images(args)
+    predictor = load_predictor(model_file, args.backend, args.device, args.tta)
+    files, missing = collect_images(paths)
     on_image = None
     if args.save_vis:
         from pathlib import Path
@@ -88,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     k = min(args.topk, len(predictor.classes))
     if args.json:
         out = {
-            "checkpoint": str(args.checkpoint),
+            "checkpoint": str(model_file),
             "results": [r.to_dict() for r in results],
             "errors": [{"file": f, "reason": reason} for f, reason in errors],
         }
@@ -102,5 +121,5 @@ def run(args: argparse.Namespace) -> int:
     elif results:
         print(_table(results, k))
     if not results:
-        raise CnnzooError(f"no image could be read from {len(args.paths)} path(s)")
+        raise CnnzooError(f"no image could be read from {len(paths)} path(s)")
     return 0

@@ -71,7 +71,8 @@ def compute_logits(
 ) -> torch.Tensor:
     """float32 logits [N, classes] on the CPU for uint8 images [N, C, H, W] (any device);
     `tta`: averaged with the logits of the mirrored images."""
-    device = next(model.parameters()).device
+    # a model with no parameters (an onnxruntime session behind a module) takes CPU input
+    device = next(model.parameters(), torch.empty(0)).device
     was_training = model.training
     model.eval()
     out = []
@@ -165,15 +166,18 @@ def evaluate_checkpoint(
     seed: int | None = None,
     progress: bool = True,
     tta: bool = False,
+    loaded: tuple[nn.Module, dict] | None = None,
 ) -> tuple[Scores, dict]:
     """Score a checkpoint on a split of `data`. The data it was trained on (the default) is
     split the same way, so `val` holds no training image; other data is scored on its own
-    val/test folder, or whole when it has none. Returns the scores and a JSON-able report."""
+    val/test folder, or whole when it has none. Returns the scores and a JSON-able report.
+    `loaded`: the (model, sidecar) to score instead of loading `checkpoint` (e.g. an
+    exported file in another runtime)."""
     from ..data import load_data
     from ..data.load import canonical_source
     from .checkpoint import load_checkpoint
 
-    model, meta = load_checkpoint(checkpoint, device)
+    model, meta = loaded if loaded is not None else load_checkpoint(checkpoint, device)
     if tta:
         check_flip_tta(meta)
     trained_on = meta.get("data", {})

@@ -80,10 +80,14 @@ class Predictor:
             image = image.float().mean(0, keepdim=True).round().to(torch.uint8)
         return self.preprocess(image[None].to(self.device))[0]
 
+    def inputs(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """The model's input batch for uint8 [C, H, W] images of any sizes."""
+        return torch.stack([self._prepare(im) for im in images])
+
     @torch.no_grad()
     def probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
         """Class probabilities [N, classes] for uint8 [C, H, W] images of any sizes."""
-        x = torch.stack([self._prepare(im) for im in images])
+        x = self.inputs(images)
         return torch.softmax(forward(self.model, x, self.tta).float(), dim=1).cpu()
 
     def top(self, probs: torch.Tensor, k: int) -> list[list[tuple[str, int, float]]]:

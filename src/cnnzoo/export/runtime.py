@@ -87,9 +87,13 @@ def load_onnx(path: str | Path, threads: int | None = None) -> tuple[OnnxModule,
 def load_torchscript(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """A TorchScript file written by `cnnzoo export` (only files we wrote: loading one runs
     its TorchScript code), and its sidecar."""
+    import warnings
+
     extra = {TORCHSCRIPT_FILE: ""}
     try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        with warnings.catch_warnings():  # deprecated in torch 2.13, still what reads the files
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except (RuntimeError, ValueError) as e:
         raise CnnzooError(f"{path}: not a readable TorchScript file ({str(e)[:160]})") from None
     props = {"cnnzoo": extra[TORCHSCRIPT_FILE]} if extra[TORCHSCRIPT_FILE] else {}

@@ -120,4 +120,5 @@ def write_torchscript(
         raise CnnzooError(f"TorchScript trace failed: {str(e).strip()[:200]}") from None
     facts = {k: props[k] for k in _PREPROCESSING_KEYS if k in props}
     extra = {TORCHSCRIPT_FILE: props[META_KEY], PREPROCESSING_FILE: json.dumps(facts)}
-    torch.jit.save(traced, str(path), _extra_files=extra)
+    with _quiet():
+        torch.jit.save(traced, str(path), _extra_files=extra)

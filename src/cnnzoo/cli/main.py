@@ -23,6 +23,7 @@ COMMANDS = {
     "predict": "cnnzoo.cli.predict",
     "bench": "cnnzoo.cli.bench",
     "export": "cnnzoo.cli.export",
+    "serve": "cnnzoo.cli.serve",
 }
 
 

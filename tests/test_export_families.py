@@ -1,14 +1,12 @@
 """Every family exports to ONNX and runs in onnxruntime within 1e-4 of PyTorch (fp32).
 
-Weights are seeded and scaled so every layer carries signal (fresh initialisations leave some
-families' logits near 1e-9, where any tolerance holds trivially); each test asserts that the
-logits are far from that before comparing them. The largest models run at a reduced input size
-to keep the suite fast; the graph is the same at any size.
+Weights are seeded and scaled so every layer carries signal (`signal_weights_`: fresh
+initialisations leave some families' logits near 1e-9, where any tolerance holds trivially);
+each test asserts that the logits are far from that before comparing them. The largest models
+run at a reduced input size to keep the suite fast; the graph is the same at any size.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ import torch
 
 import cnnzoo
 from cnnzoo.export.metadata import export_metadata
+from cnnzoo.export.parity import signal_weights_
 from cnnzoo.export.runtime import OnnxModule
 from cnnzoo.export.writers import write_onnx
 
@@ -42,28 +41,8 @@ FAMILIES = [
 ]
 
 
-def lively(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Seeded weights that keep activations of order one through any depth: fan-in scaled
-    matrices, norm scales near 1, small shifts, running variances in [0.5, 1.5]."""
-    g = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, t in model.state_dict().items():
-        if not t.is_floating_point():
-            state[key] = t
-        elif key.endswith("running_var"):
-            state[key] = torch.rand(t.shape, generator=g) + 0.5
-        elif t.ndim >= 2:
-            state[key] = torch.randn(t.shape, generator=g) / math.sqrt(t[0].numel())
-        elif key.endswith("weight") or key.endswith("gamma"):
-            state[key] = 1 + 0.1 * torch.randn(t.shape, generator=g)
-        else:
-            state[key] = 0.1 * torch.randn(t.shape, generator=g)
-    model.load_state_dict(state)
-    return model.eval()
-
-
 def export_and_compare(name: str, height: int, width: int, batches: tuple[int, ...], tmp_path):
-    model = lively(cnnzoo.create_model(name, num_classes=10))
+    model = signal_weights_(cnnzoo.create_model(name, num_classes=10))
     meta = {"model": name, "classes": [str(i) for i in range(10)], "input_size": height}
     meta |= {"num_classes": 10, "mean": [0.5] * 3, "std": [0.5] * 3}
     example = torch.zeros(1, 3, height, width)

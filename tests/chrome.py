@@ -81,7 +81,7 @@ class Chrome:
         return json.loads(raw)
 
     def send(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float = 30) -> dict[str, Any]:  # fmt: skip
+             timeout: float = 60) -> dict[str, Any]:  # fmt: skip
         self._id += 1
         msg: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
         if session:
@@ -114,7 +114,7 @@ class Chrome:
         )
         return result.get("result", {}).get("value")
 
-    def wait_for(self, session: str, expression: str, timeout: float = 30) -> Any:
+    def wait_for(self, session: str, expression: str, timeout: float = 60) -> Any:
         """Poll a JS expression until it is truthy; its value."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

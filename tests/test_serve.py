@@ -132,7 +132,7 @@ async def _burst(url: str, n: int) -> list[int]:
 
 @pytest.mark.parametrize("max_batch", [8, 1])
 def test_concurrent_requests_are_batched(predictor, max_batch):
-    app = app_for(predictor, max_batch=max_batch, max_delay_ms=250)
+    app = app_for(predictor, max_batch=max_batch, max_delay_ms=400)
     with serving(app) as url:
         assert asyncio.run(_burst(url, 8)) == [200] * 8
         stats = httpx.get(url + "/stats").json()

@@ -43,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--output",
         "-o",
-        help="file to write (default: beside the checkpoint, or ./MODEL, with .onnx or .pt)",
+        help="file to write (default: beside the checkpoint, or ./MODEL, .onnx / .torchscript.pt)",
     )
     p.add_argument(
         "--dynamic-batch",
@@ -62,11 +62,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _default_output(args: argparse.Namespace) -> Path:
-    suffix = ".onnx" if args.format == "onnx" else ".pt"
+    suffix = ".onnx" if args.format == "onnx" else ".torchscript.pt"
     if args.checkpoint:
         from ..engine.checkpoint import resolve_checkpoint
 
-        return resolve_checkpoint(args.checkpoint).with_suffix(suffix)
+        ckpt = resolve_checkpoint(args.checkpoint)
+        return ckpt.with_name(ckpt.stem + suffix)
     return Path(args.model + suffix)
 
 

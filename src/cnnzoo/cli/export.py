@@ -50,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="ONNX: any batch size (default: batch 1); TorchScript traces take any batch",
     )
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (17)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: 17)")
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
     p.add_argument(
         "--check-images",
@@ -101,7 +101,10 @@ def _from_model(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from ..errors import CnnzooError
     from ..export import export_model
+    from ..export.metadata import DEFAULT_OPSET
 
+    if args.opset is None:
+        args.opset = DEFAULT_OPSET
     if args.checkpoint and (args.weights or args.num_classes or args.classes):
         raise CnnzooError(
             "--weights, --num-classes and --classes go with --model; a checkpoint has its own"

@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from ..errors import CnnzooError
-from .metadata import export_metadata
+from .metadata import DEFAULT_OPSET, export_metadata
 from .parity import ParityReport, check_parity, parity_images
-from .writers import DEFAULT_OPSET, PRECISIONS, with_precision, write_onnx, write_torchscript
+from .writers import PRECISIONS, with_precision, write_onnx, write_torchscript
 
 FORMATS = ("onnx", "torchscript")
 

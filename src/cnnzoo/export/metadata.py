@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import CnnzooError
 
 FORMAT = "cnnzoo-export-v1"
+DEFAULT_OPSET = 17
 META_KEY = "cnnzoo"
 TORCHSCRIPT_FILE = "cnnzoo.json"  # the extra file inside a TorchScript archive
 REQUIRED = ("model", "num_classes", "classes", "input_size", "mean", "std")

@@ -19,9 +19,8 @@ import torch
 from torch import nn
 
 from ..errors import CnnzooError
-from .metadata import META_KEY, TORCHSCRIPT_FILE
+from .metadata import DEFAULT_OPSET, META_KEY, TORCHSCRIPT_FILE
 
-DEFAULT_OPSET = 17
 PRECISIONS = ("fp32", "fp16")
 # what TorchScript's extra files hold besides the sidecar: the facts a C++ consumer needs
 PREPROCESSING_FILE = "preprocessing.json"

@@ -1,6 +1,8 @@
 """onnxruntime against PyTorch on the CPU: median ms per batch of the same model, measured
 alternately in one process (rounds of `--iters` calls each, backends taking turns), so a
-busy machine slows both alike.
+busy machine slows both alike. Where the tree has the fast inference path
+(`cnnzoo.engine.fast`), its fp32 form (BatchNorm folded, channels-last) and bf16 form are
+timed in the same turns.
 
     python bench/onnx_speed.py --models resnet50 mobilenet_v3_large --batch 1 16 --threads 1
 
@@ -48,6 +50,19 @@ def onnx_twin(model: torch.nn.Module, name: str, size: int, folder: Path) -> Onn
     return OnnxModule(path)
 
 
+def pytorch_forms(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.nn.Module]:
+    """The plain model, plus the fast path's forms when this tree has them."""
+    forms = {"PyTorch": model}
+    try:
+        from cnnzoo.engine.fast import bf16_is_native, fast_form
+    except ImportError:
+        return forms
+    forms["fast fp32"] = fast_form(model, x[:1])
+    if bf16_is_native():
+        forms["fast bf16"] = fast_form(model, x[:1], torch.bfloat16)
+    return forms
+
+
 def timed(fn, x: torch.Tensor, iters: int) -> list[float]:
     out = []
     for _ in range(iters):
@@ -68,8 +83,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"{cpu_name()}, {args.threads} thread(s), torch {torch.__version__}")
     print(f"load before: {os.getloadavg()[0]:.2f} (1-min average)")
-    print("| model | batch | PyTorch ms | onnxruntime ms | PyTorch / onnxruntime |")
-    print("|---|---:|---:|---:|---:|")
+    header = False
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             model = signal_weights_(create_model(name))
@@ -78,18 +92,24 @@ def main() -> None:
             for batch in args.batch:
                 x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
                 with torch.no_grad():
+                    runners = {**pytorch_forms(model, x), "onnxruntime": ort}
                     diff = float((ort(x) - model(x)).abs().max())
-                    times: dict[str, list[float]] = {"torch": [], "ort": []}
-                    for fn in (model, ort):  # warm-up
+                    times: dict[str, list[float]] = {k: [] for k in runners}
+                    for fn in runners.values():  # warm-up
                         fn(x)
                     for _ in range(args.rounds):
-                        times["torch"] += timed(model, x, args.iters)
-                        times["ort"] += timed(ort, x, args.iters)
-                t = statistics.median(times["torch"])
-                o = statistics.median(times["ort"])
-                print(
-                    f"| {name} | {batch} | {t:.1f} | {o:.1f} | {t / o:.2f} |  (max diff {diff:.1e})"
-                )
+                        for k, fn in runners.items():
+                            times[k] += timed(fn, x, args.iters)
+                ms = {k: statistics.median(v) for k, v in times.items()}
+                others = [k for k in runners if k != "onnxruntime"]
+                if not header:
+                    cols = [f"{k} ms" for k in runners] + [f"{k} / onnxruntime" for k in others]
+                    print("| model | batch | " + " | ".join(cols) + " | max diff |")
+                    print("|---|---:|" + "---:|" * (len(cols) + 1))
+                    header = True
+                cells = [f"{ms[k]:.1f}" for k in runners]
+                cells += [f"{ms[k] / ms['onnxruntime']:.2f}" for k in others]
+                print(f"| {name} | {batch} | " + " | ".join(cells) + f" | {diff:.1e} |", flush=True)
     print(f"load after: {os.getloadavg()[0]:.2f}")
 
 

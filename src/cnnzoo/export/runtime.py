@@ -58,7 +58,8 @@ class OnnxModule(nn.Module):
         return self.session.run(None, {self.input_name: x})[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        arr = x.detach().float().cpu().numpy().astype(self.input_dtype, copy=False)
+        # C order whatever the tensor's memory format (channels-last callers included)
+        arr = np.ascontiguousarray(x.detach().float().cpu().numpy(), dtype=self.input_dtype)
         b = self.fixed_batch
         if b is None or arr.shape[0] == b:
             out = self._run(arr)

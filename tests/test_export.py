@@ -50,6 +50,7 @@ def test_onnx_file_carries_preprocessing_and_passed_parity(run, capsys):
     assert json.loads(props["std"]) == pytest.approx(side["std"])
     assert float(props["crop_pct"]) == side["crop_pct"]
     assert int(props["resize"]) == int(side["input_size"] / side["crop_pct"] + 1e-6)
+    assert props["interpolation"] == side.get("interpolation", "bilinear") + ", antialiased"
     assert json.loads(props["cnnzoo"])["recipe"] == side["recipe"]  # the whole sidecar
     shape = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
     assert shape[0].dim_param == "batch" and [d.dim_value for d in shape[1:]] == [3, 8, 8]

@@ -43,8 +43,8 @@ class ExportResult:
 def model_meta(
     name: str, num_classes: int, classes: list[str] | None = None, in_chans: int = 3
 ) -> dict[str, Any]:
-    """The sidecar facts of a registered model used as it is (no training run): its own input
-    size and normalisation; classes named by their index unless given."""
+    """The sidecar facts of a registered model used as it is (no training run): the eval
+    transform its reference weights were published with; classes named by index unless given."""
     from ..registry import get_model_cfg
 
     cfg = get_model_cfg(name)
@@ -61,6 +61,7 @@ def model_meta(
         "mean": list(cfg.mean),
         "std": list(cfg.std),
         "crop_pct": cfg.crop_pct,
+        "interpolation": cfg.interpolation,
     }
 
 

@@ -26,6 +26,11 @@ def resize_side(input_size: int, crop_pct: float) -> int:
     return math.floor(input_size / crop_pct + 1e-6)
 
 
+def interpolation(meta: dict[str, Any]) -> str:
+    """The resize filter of the eval transform (checkpoints before it was recorded: bilinear)."""
+    return str(meta.get("interpolation", "bilinear"))
+
+
 def export_metadata(
     meta: dict[str, Any],
     *,
@@ -61,9 +66,9 @@ def export_metadata(
         "crop_pct": repr(crop_pct),
         "resize": str(resize_side(size, crop_pct)),
         "crop": str(size),
-        "interpolation": "bilinear, antialiased",
+        "interpolation": f"{interpolation(meta)}, antialiased",
         "preprocessing": (
-            "RGB; shorter side resized to `resize` (bilinear, antialiased); centre crop "
+            "RGB; shorter side resized to `resize` (`interpolation`); centre crop "
             "`crop` x `crop` (top-left offset (extra // 2)); x / 255; (x - mean) / std; NCHW"
         ),
         "output": "logits (float32), one per class in the order of `classes`; softmax for probabilities",

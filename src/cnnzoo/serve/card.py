@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..export.metadata import resize_side
+from ..export.metadata import interpolation, resize_side
 
 
 def model_card(meta: dict[str, Any], source: str | Path, backend: str) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def model_card(meta: dict[str, Any], source: str | Path, backend: str) -> dict[s
             "resize": resize_side(size, crop_pct),
             "crop": size,
             "crop_pct": crop_pct,
-            "interpolation": "bilinear, antialiased",
+            "interpolation": f"{interpolation(meta)}, antialiased",
             "mean": list(meta["mean"]),
             "std": list(meta["std"]),
         },

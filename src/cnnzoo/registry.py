@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,21 @@ def get_model_cfg(name: str) -> ModelCfg:
     return get_entry(name).cfg
 
 
+def _check_overrides(name: str, overrides: dict) -> None:
+    """Values the builders would only trip over later, in the middle of training: a rate
+    that is not a number in [0, 1), a number that is not finite."""
+    for key, value in overrides.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise OptionError(f"bad option for {name}: {key}={value} is not a finite number")
+        if key.endswith(("_rate", "dropout")) and value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise OptionError(
+                    f"bad option for {name}: {key} must be a number in [0, 1), got {value!r:.40}"
+                )
+            if not 0 <= value < 1:
+                raise OptionError(f"bad option for {name}: {key} must be in [0, 1), got {value}")
+
+
 def create_model(
     name: str,
     num_classes: int | None = None,
@@ -75,6 +91,7 @@ def create_model(
         raise CnnzooError(f"num_classes must be >= 0 (0: no classifier), got {num_classes}")
     if in_chans < 1:
         raise CnnzooError(f"in_chans must be at least 1, got {in_chans}")
+    _check_overrides(name, overrides)
     try:
         model = entry.builder(num_classes=num_classes, in_chans=in_chans, **overrides)
     except TypeError as e:

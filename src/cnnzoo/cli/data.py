@@ -91,6 +91,8 @@ def _formats_lines(formats: dict[tuple[int, int, str], int]) -> list[str]:
 
 def report(bundle) -> str:
     """The text `cnnzoo data` prints for a DataBundle."""
+    from ..data.images import shown
+
     n = len(bundle.classes)
     train = _counts(bundle.train.labels, n)
     val = _counts(bundle.val.labels, n)
@@ -108,13 +110,13 @@ def report(bundle) -> str:
     width = max([len("class"), len("total")] + [len(name) for name in bundle.classes])
     out.append(f"{'class':<{width}}  {'train':>9}  {'val':>9}")
     for name, a, b in zip(bundle.classes, train, val, strict=True):
-        out.append(f"{name:<{width}}  {a:>9,}  {b:>9,}")
+        out.append(f"{shown(name):<{width}}  {a:>9,}  {b:>9,}")
     out.append(f"{'total':<{width}}  {sum(train):>9,}  {sum(val):>9,}")
     if bundle.source_formats:
         out += ["", *_formats_lines(bundle.source_formats)]
     if bundle.skipped:
         out += ["", f"skipped {len(bundle.skipped)} unreadable file(s):"]
-        out += [f"  {f}: {why}" for f, why in bundle.skipped]
+        out += [f"  {shown(f)}: {why}" for f, why in bundle.skipped]
     return "\n".join(out)
 
 
@@ -196,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         download=args.download,
         progress=sys.stderr.isatty(),
+        max_unreadable=1.0,  # show a broken folder in full instead of refusing it
     )
     print(report(bundle))
     if args.export:

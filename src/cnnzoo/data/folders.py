@@ -12,7 +12,7 @@ import statistics
 import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import CnnzooError
-from .images import IMAGE_EXTENSIONS, ImageReadError, decode_square, is_image_file
+from .images import (
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    decode_square,
+    is_image_file,
+    regular_file_problem,
+    shown,
+)
 from .split import held_out_name, stratified_split
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
 from .types import DataBundle, ImageTensors
@@ -37,12 +44,19 @@ _CHUNK = 256  # files per thread-pool task: few enough tasks, smooth enough prog
 _SPLIT_NAMES = ("train", "val", "test")
 
 
+# Training is refused when more than this share of a folder's image files cannot be read:
+# such a folder is broken (wrong copy, permissions, a half-finished download), not noisy.
+MAX_UNREADABLE = 0.5
+
+
 @dataclass
 class FolderListing:
     classes: list[str]
     train: list[tuple[str, int]]  # (file, label)
     val: list[tuple[str, int]] | None  # None: no val/ or test/ folder
     val_name: str | None  # "val" or "test"
+    # (path, reason) of what is left out before decoding: link loops, the same file twice
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _subdirs(path: Path) -> dict[str, Path]:
@@ -51,10 +65,33 @@ def _subdirs(path: Path) -> dict[str, Path]:
     return {d.name: d for d in sorted(dirs, key=lambda d: d.name)}
 
 
-def _image_files(class_dir: Path) -> list[str]:
+def _dir_key(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _image_files(class_dir: Path, skipped: list[tuple[str, str]]) -> list[str]:
+    """Image files under `class_dir`, following links to folders but never into a folder
+    already walked (a link loop such as `ln -s . cat/loop` would repeat the class ~40x)."""
     found = []
+    seen = {_dir_key(str(class_dir))}
     for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        keep = []
+        for d in sorted(dirnames):
+            if d.startswith("."):
+                continue
+            sub = os.path.join(dirpath, d)
+            key = _dir_key(sub)
+            if key is None or key in seen:
+                why = "folder link loop, not followed" if key else "unreadable folder link"
+                skipped.append((sub, why))
+                continue
+            seen.add(key)
+            keep.append(d)
+        dirnames[:] = keep
         found += [
             os.path.join(dirpath, f)
             for f in filenames
@@ -63,8 +100,55 @@ def _image_files(class_dir: Path) -> list[str]:
     return sorted(found)
 
 
+def _file_key(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:  # broken link, loop: the decoder names it
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _is_own_path(path: str) -> bool:
+    """True when no link leads to `path` (the file lives where it is listed)."""
+    return os.path.realpath(path) == os.path.abspath(path)
+
+
+def drop_duplicates(
+    items: list[tuple[str, int]], classes: list[str], skipped: list[tuple[str, str]]
+) -> list[tuple[str, int]]:
+    """One entry per file (by device and inode): a link or hard link to a file listed
+    elsewhere is dropped and named. Across classes the file keeps the label of the folder it
+    really lives in; with no such folder its label is ambiguous and every copy is dropped."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (f, _) in enumerate(items):
+        key = _file_key(f)
+        if key is not None:
+            groups.setdefault(key, []).append(i)
+    drop: set[int] = set()
+    for members in groups.values():
+        if len(members) == 1:
+            continue
+        own = [i for i in members if _is_own_path(items[i][0])]
+        keep = own[0] if own else members[0]
+        labels = {items[i][1] for i in members}
+        if len(labels) > 1 and not own:
+            names = ", ".join(sorted({classes[items[i][1]] for i in members}))
+            for i in members:
+                drop.add(i)
+                skipped.append((items[i][0], f"the same file is in classes {names}: label unclear"))
+            continue
+        for i in members:
+            if i == keep:
+                continue
+            drop.add(i)
+            kept, label = items[keep]
+            where = "" if items[i][1] == label else f" of class {classes[label]}"
+            skipped.append((items[i][0], f"the same file as {kept}{where}"))
+    return [item for i, item in enumerate(items) if i not in drop]
+
+
 def _list_classes(
-    folder: Path, classes: list[str] | None
+    folder: Path, classes: list[str] | None, skipped: list[tuple[str, str]]
 ) -> tuple[list[str], list[tuple[str, int]]]:
     subs = _subdirs(folder)
     if not subs:
@@ -91,7 +175,7 @@ def _list_classes(
     index = {c: i for i, c in enumerate(classes)}
     items: list[tuple[str, int]] = []
     for name, d in subs.items():
-        files = _image_files(d)
+        files = _image_files(d, skipped)
         if not files:
             raise CnnzooError(
                 f"class folder {d} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
@@ -114,21 +198,29 @@ def list_folder(root: Path) -> FolderListing:
             "(extract archives first)"
         )
     subs = {name.lower(): path for name, path in _subdirs(root).items()}
+    skipped: list[tuple[str, str]] = []
     if "train" in subs:
-        classes, train = _list_classes(subs["train"], None)
+        classes, train = _list_classes(subs["train"], None, skipped)
+        train = drop_duplicates(train, classes, skipped)
         for name in ("val", "test"):  # val is preferred: test is kept for the final word
             if name in subs:
-                _, val = _list_classes(subs[name], classes)
-                return FolderListing(classes, train, val, name)
-        return FolderListing(classes, train, None, None)
+                _, val = _list_classes(subs[name], classes, skipped)
+                val = drop_duplicates(val, classes, skipped)
+                in_train = {_file_key(f) for f, _ in train} - {None}
+                leaked = [f for f, _ in val if _file_key(f) in in_train]
+                skipped += [(f, "also in the train folder (a link or copy)") for f in leaked]
+                val = [(f, lab) for f, lab in val if f not in set(leaked)]
+                return FolderListing(classes, train, val, name, sorted(skipped))
+        return FolderListing(classes, train, None, None, sorted(skipped))
     if subs and set(subs) <= set(_SPLIT_NAMES):
         only = sorted(subs)[0]
         raise CnnzooError(
             f"{root} has {only}/ but no train/ folder; add {root}/train/ or point at "
             f"{root / only} to use it as a plain class folder"
         )
-    classes, train = _list_classes(root, None)
-    return FolderListing(classes, train, None, None)
+    classes, train = _list_classes(root, None, skipped)
+    train = drop_duplicates(train, classes, skipped)
+    return FolderListing(classes, train, None, None, sorted(skipped))
 
 
 def default_size(files: list[str], samples: int = 64) -> int:
@@ -136,6 +228,8 @@ def default_size(files: list[str], samples: int = 64) -> int:
     step = max(1, len(files) // samples)
     sides = []
     for f in files[::step][:samples]:
+        if regular_file_problem(f):  # a FIFO would block the open forever
+            continue
         try:
             with Image.open(f) as im:  # reads the header only
                 sides.append(min(im.size))
@@ -217,9 +311,22 @@ def _compact(images: torch.Tensor, ok: np.ndarray) -> torch.Tensor:
 def warn_skipped(skipped: list[tuple[str, str]]) -> None:
     if not skipped:
         return
-    shown = ", ".join(f"{f} ({why})" for f, why in skipped[:3])
+    named = ", ".join(f"{shown(f)} ({why})" for f, why in skipped[:3])
     more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
-    log.warning("skipped %d unreadable image file(s): %s%s", len(skipped), shown, more)
+    log.warning("skipped %d unreadable image file(s): %s%s", len(skipped), named, more)
+
+
+def check_unreadable(
+    root: Path, unreadable: list[tuple[str, str]], total: int, limit: float
+) -> None:
+    """Refuse a folder where more than `limit` of the image files cannot be read."""
+    if total and len(unreadable) > limit * total:
+        f, why = unreadable[0]
+        raise CnnzooError(
+            f"{len(unreadable):,} of {total:,} image files in {shown(str(root))} cannot be read "
+            f"(e.g. {shown(f)}: {why}); fix the folder (`cnnzoo data {shown(str(root))}` lists "
+            "them all) rather than train on what is left"
+        )
 
 
 def load_folder(
@@ -229,8 +336,10 @@ def load_folder(
     val_split: float = 0.1,
     seed: int = 0,
     progress: bool = True,
+    max_unreadable: float = MAX_UNREADABLE,
 ) -> DataBundle:
-    """Decode an image folder into a DataBundle (ImageNet mean / std, for fine-tuning)."""
+    """Decode an image folder into a DataBundle (ImageNet mean / std, for fine-tuning).
+    More than `max_unreadable` of the files unreadable is an error (1.0: never)."""
     root = Path(root).expanduser()
     listing = list_folder(root)
     train_items, val_items = listing.train, listing.val
@@ -249,6 +358,7 @@ def load_folder(
     images, ok, skipped, formats = decode_files(
         files, size, progress=progress, desc=f"decoding {root.name or root}"
     )
+    check_unreadable(root, skipped, len(files), max_unreadable)
     labels = torch.tensor([lab for _, lab in items], dtype=torch.long)
     n_train = len(train_items)
     if skipped:
@@ -257,7 +367,8 @@ def load_folder(
         labels = labels[keep]
         files = [f for f, good in zip(files, ok, strict=True) if good]
         n_train = int(ok[:n_train].sum())
-        warn_skipped(skipped)
+    skipped = sorted(skipped + listing.skipped)
+    warn_skipped(skipped)
 
     # train and val are two views of the one decoded tensor: no copy of the set
     train = ImageTensors(images[:n_train], labels[:n_train], files[:n_train])

@@ -51,6 +51,10 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[
     os.replace(tmp, path)
 
 
+def write_text(path: str | Path, text: str) -> None:
+    _atomic_write_bytes(Path(path), text.encode())
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     _atomic_write_bytes(Path(path), (json.dumps(obj, indent=2) + "\n").encode())
 

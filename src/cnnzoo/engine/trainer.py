@@ -29,6 +29,7 @@ from torch import nn
 from ..data.types import DataBundle
 from ..errors import CnnzooError
 from . import checkpoint as ck
+from . import checks
 from .config import TrainConfig, resolve_config, validate_config
 from .ema import ModelEma
 from .evaluate import Preprocess, autocast, compute_logits, score
@@ -200,6 +201,9 @@ class Trainer:
         self.bundle = bundle
         self.cfg = cfg = resolve_config(cfg, bundle.image_size)
         self.classes = list(bundle.classes)
+        checks.check_data(cfg, bundle)
+        checks.check_model_input(cfg, int(bundle.train.images.shape[1]), len(self.classes))
+        checks.write_skipped(self.run_dir, bundle.skipped)
 
         # model: seeded so that the same config gives the same initial weights
         from ..registry import create_model

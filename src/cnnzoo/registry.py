@@ -60,7 +60,7 @@ def get_model_cfg(name: str) -> ModelCfg:
     return get_entry(name).cfg
 
 
-def _check_overrides(name: str, overrides: dict) -> None:
+def check_overrides(name: str, overrides: dict) -> None:
     """Values the builders would only trip over later, in the middle of training: a rate
     that is not a number in [0, 1), a number that is not finite."""
     for key, value in overrides.items():
@@ -91,7 +91,7 @@ def create_model(
         raise CnnzooError(f"num_classes must be >= 0 (0: no classifier), got {num_classes}")
     if in_chans < 1:
         raise CnnzooError(f"in_chans must be at least 1, got {in_chans}")
-    _check_overrides(name, overrides)
+    check_overrides(name, overrides)
     try:
         model = entry.builder(num_classes=num_classes, in_chans=in_chans, **overrides)
     except TypeError as e:

@@ -131,7 +131,7 @@ def drop_duplicates(
         own = [i for i in members if _is_own_path(items[i][0])]
         keep = own[0] if own else members[0]
         labels = {items[i][1] for i in members}
-        if len(labels) > 1 and not own:
+        if len(labels) > 1 and len({items[i][1] for i in own}) != 1:
             names = ", ".join(sorted({classes[items[i][1]] for i in members}))
             for i in members:
                 drop.add(i)

@@ -7,6 +7,7 @@ Each check raises a one-line CnnzooError saying what is wrong and what to do.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import torch
@@ -65,11 +66,15 @@ def _runs_at(model: torch.nn.Module, in_chans: int, size: int) -> bool:
 
 
 def check_model_input(cfg: TrainConfig, in_chans: int, num_classes: int) -> None:
-    """Refuse an input size the model cannot take (inception_v3 at 32 px), naming the
-    smallest one that works. Runs on the meta device: shapes only, no memory, no arithmetic."""
-    from ..registry import create_model
+    """Refuse an input size the model cannot take (inception_v3 at 32 px), naming about the
+    smallest one that works. Runs on the meta device: shapes only, no memory, no arithmetic;
+    only below the model's native size, where such a failure is possible."""
+    from ..registry import create_model, get_model_cfg
 
     size = int(cfg.image_size)
+    native = int(get_model_cfg(cfg.model).input_size)
+    if size >= native:
+        return
     with torch.device("meta"):
         model = create_model(
             cfg.model, num_classes=num_classes, in_chans=in_chans, **cfg.model_opts
@@ -80,11 +85,8 @@ def check_model_input(cfg: TrainConfig, in_chans: int, num_classes: int) -> None
             return
     except (TypeError, ValueError) as e:  # an option value the layers trip over
         raise CnnzooError(f"{cfg.model} cannot run with these options: {e}") from None
-    native = int(model.cfg.input_size)
-    lo, hi = size, max(native, size + 1)
-    if not _runs_at(model, in_chans, hi):
-        raise CnnzooError(f"{cfg.model} does not run at {size} px (nor at {hi} px)")
-    while hi - lo > 1:  # lo fails, hi runs
+    lo, hi = size, native  # lo fails, hi runs (the native size always does)
+    while hi - lo > 8:  # to within 8 px: each try costs a forward pass of Python overhead
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if _runs_at(model, in_chans, mid) else (mid, hi)
     raise CnnzooError(
@@ -105,3 +107,46 @@ def write_skipped(run_dir: Path, skipped: list[tuple[str, str]]) -> Path | None:
     write_text(path, "file\treason\n" + "\n".join(lines) + "\n")
     log.warning("all %d files left out of the data are listed in %s", len(skipped), path)
     return path
+
+
+def _count(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _numbers(v: object) -> bool:
+    return isinstance(v, list) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v
+    )
+
+
+def check_state(meta: dict, path: Path) -> None:
+    """Refuse a resumable state whose JSON was tampered with or torn: every value the trainer
+    takes from it is checked for its type and range first."""
+    cfg = meta.get("config")
+    best = meta.get("best_val_acc")
+    checks = [
+        (isinstance(cfg, dict) and isinstance(cfg.get("model"), str)
+         and isinstance(cfg.get("data"), str), "config has no model and data"),
+        (_count(meta.get("epoch")), f"epoch {meta.get('epoch')!r:.40} is not a count"),
+        (_count(meta.get("step")), f"step {meta.get('step')!r:.40} is not a count"),
+        (_count(meta.get("best_epoch", 0)), "best_epoch is not a count"),
+        (best is None or _numbers([best]), f"best_val_acc {best!r:.40} is not a number"),
+        (isinstance(meta.get("history", []), list), "history is not a list"),
+        (isinstance(meta.get("optimizer"), dict)
+         and isinstance(meta["optimizer"].get("param_groups"), list),
+         "optimizer state is missing"),
+        (_numbers(meta.get("mean", [])) and _numbers(meta.get("std", []))
+         and all(x > 0 for x in meta.get("std", [])), "mean / std are not finite (std > 0)"),
+    ]  # fmt: skip
+    for ok, message in checks:
+        if not ok:
+            raise CnnzooError(
+                f"{path}: {message}; the state file is damaged or was edited, so the run "
+                "cannot resume from it (start again, or restore the file)"
+            )
+    from .config import validate_config
+
+    try:
+        validate_config(TrainConfig.from_dict(cfg))
+    except CnnzooError as e:
+        raise CnnzooError(f"{path}: its config does not hold: {e}") from None

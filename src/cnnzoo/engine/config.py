@@ -209,3 +209,6 @@ def validate_config(cfg: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise CnnzooError(message)
+    from ..registry import check_overrides
+
+    check_overrides(cfg.model, cfg.model_opts)

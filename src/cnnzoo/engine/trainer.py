@@ -257,7 +257,14 @@ class Trainer:
         self.train_labels = bundle.train.labels.to(self.device)
         self.steps_per_epoch = max(1, len(bundle.train) // cfg.batch_size)
         if _state is not None:
-            self.load_state(*_state)
+            try:
+                self.load_state(*_state)
+            except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as e:
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+                raise CnnzooError(
+                    f"{self.run_dir / STATE_FILE} does not fit this run ({first}); "
+                    "the file is damaged or belongs to another run"
+                ) from None
         self.train_model: nn.Module = self.model
         if cfg.compile:
             self.train_model = torch.compile(self.model)
@@ -282,6 +289,7 @@ class Trainer:
         if not path.is_file():
             raise CnnzooError(f"nothing to resume: {path} not found")
         tensors, meta = ck.read_tensors(path)
+        checks.check_state(meta, path)
         cfg = TrainConfig.from_dict(meta["config"])
         if epochs is not None:
             if epochs < meta["epoch"]:

@@ -221,4 +221,4 @@ def load_image(path: str | os.PathLike, max_aspect: float | None = None) -> torc
         if e.reason.startswith("file not found"):
             raise CnnzooError(f"image file not found: {shown(path)}") from None
         raise CnnzooError(f"cannot read image {shown(path)}: {e.reason}") from None
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(im).transpose(2, 0, 1)))
+    return torch.from_numpy(np.asarray(im).transpose(2, 0, 1).copy())  # writable, contiguous

@@ -6,11 +6,13 @@ one preallocated uint8 tensor of equal squares; unreadable files are skipped and
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import statistics
 import sys
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import CnnzooError
+from .cache import DEFAULT_RAM_SHARE, cached_decode, use_disk
 from .images import (
     IMAGE_EXTENSIONS,
     ImageReadError,
@@ -249,52 +252,76 @@ def _check_memory(n: int, size: int) -> None:
     if need > 0.8 * total:
         raise CnnzooError(
             f"{n:,} images at {size}x{size} need {need / 1e9:.1f} GB of memory, more than "
-            f"this machine's {total / 1e9:.0f} GB allows; store them smaller (train: --load-size, "
-            "data: --image-size)"
+            f"this machine's {total / 1e9:.0f} GB allows; use the disk cache (--cache disk) or "
+            "store them smaller (train: --load-size, data: --image-size)"
         )
     if need > 2e9:
         log.info("storing %d images at %dx%d: %.1f GB", n, size, size, need / 1e9)
 
 
-def decode_files(
-    files: list[str], size: int, *, progress: bool = True, desc: str = "decoding"
-) -> tuple[torch.Tensor, np.ndarray, list[tuple[str, str]], Counter]:
-    """Decode `files` into uint8 [N, 3, size, size]. Returns (images, ok mask, skipped
-    (file, reason) sorted by file, Counter of source (width, height, mode)). Rows of
-    skipped files are left uninitialised."""
-    n = len(files)
-    images = torch.empty((n, 3, size, size), dtype=torch.uint8)
-    rows = images.numpy()
-    ok = np.zeros(n, dtype=bool)
+def decode_rows(
+    files: list[str],
+    indices: np.ndarray,
+    rows: np.ndarray,
+    on_chunk: Callable[[np.ndarray, np.ndarray, list, Counter], None],
+    progress: bool = True,
+    desc: str = "decoding",
+) -> None:
+    """Decode files[i] into rows[i] (uint8 [3, S, S]; an array in memory or a memory-mapped
+    file) for each i in `indices`, in a thread pool. After each chunk, in this thread:
+    on_chunk(chunk indices, readable mask, [(file, reason)] of the others, Counter of
+    source (width, height, mode))."""
+    size = rows.shape[-1]
 
-    def work(start: int, stop: int) -> tuple[int, list[tuple[str, str]], Counter]:
+    def work(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, list, Counter]:
+        good = np.zeros(len(chunk), dtype=bool)
         failed, formats = [], Counter()
-        for i in range(start, stop):
+        for k, i in enumerate(chunk):
             try:
                 rows[i], info = decode_square(files[i], size)
             except ImageReadError as e:
                 failed.append((files[i], e.reason))
                 continue
-            ok[i] = True
+            good[k] = True
             formats[info] += 1
-        return stop - start, failed, formats
+        return chunk, good, failed, formats
 
-    skipped: list[tuple[str, str]] = []
-    formats: Counter = Counter()
+    n = len(files)
     workers = max(1, min(8, os.cpu_count() or 1))
-    bar = tqdm(total=n, desc=desc, unit="img", disable=not progress, file=sys.stderr)
+    bar = tqdm(total=n, initial=n - len(indices), desc=desc, unit="img", disable=not progress,
+               file=sys.stderr)  # fmt: skip
+    chunks = [indices[s : s + _CHUNK] for s in range(0, len(indices), _CHUNK)]
     with bar, ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(work, s, min(s + _CHUNK, n)) for s in range(0, n, _CHUNK)]
+        futures = [pool.submit(work, c) for c in chunks]
         try:
             for fut in as_completed(futures):
-                done, failed, fmts = fut.result()
-                bar.update(done)
-                skipped += failed
-                formats.update(fmts)
+                chunk, good, failed, fmts = fut.result()
+                on_chunk(chunk, good, failed, fmts)
+                bar.update(len(chunk))
         except BaseException:
             for fut in futures:
                 fut.cancel()
             raise
+
+
+def decode_files(
+    files: list[str], size: int, *, progress: bool = True, desc: str = "decoding"
+) -> tuple[torch.Tensor, np.ndarray, list[tuple[str, str]], Counter]:
+    """Decode `files` into uint8 [N, 3, size, size] in memory. Returns (images, ok mask,
+    skipped (file, reason) sorted by file, Counter of source (width, height, mode)). Rows of
+    skipped files are left uninitialised."""
+    n = len(files)
+    images = torch.empty((n, 3, size, size), dtype=torch.uint8)
+    ok = np.zeros(n, dtype=bool)
+    skipped: list[tuple[str, str]] = []
+    formats: Counter = Counter()
+
+    def on_chunk(chunk, good, failed, fmts) -> None:
+        ok[chunk[good]] = True
+        skipped.extend(failed)
+        formats.update(fmts)
+
+    decode_rows(files, np.arange(n), images.numpy(), on_chunk, progress, desc)
     return images, ok, sorted(skipped), formats
 
 
@@ -337,9 +364,15 @@ def load_folder(
     seed: int = 0,
     progress: bool = True,
     max_unreadable: float = MAX_UNREADABLE,
+    cache: str = "auto",
+    cache_dir: str | Path | None = None,
+    ram_share: float = DEFAULT_RAM_SHARE,
 ) -> DataBundle:
     """Decode an image folder into a DataBundle (ImageNet mean / std, for fine-tuning).
-    More than `max_unreadable` of the files unreadable is an error (1.0: never)."""
+    More than `max_unreadable` of the files unreadable is an error (1.0: never).
+    cache: "memory" (decoded into RAM), "disk" (a memory-mapped file in `cache_dir`, built
+    once and reused while the files stay the same) or "auto" (disk when the decoded set
+    would take more than `ram_share` of this machine's RAM)."""
     root = Path(root).expanduser()
     listing = list_folder(root)
     train_items, val_items = listing.train, listing.val
@@ -353,16 +386,25 @@ def load_folder(
 
     size = image_size or default_size([f for f, _ in train_items])
     items = train_items + val_items
-    _check_memory(len(items), size)
     files = [f for f, _ in items]
-    images, ok, skipped, formats = decode_files(
-        files, size, progress=progress, desc=f"decoding {root.name or root}"
-    )
+    desc = f"decoding {root.name or root}"
+    if use_disk(cache, len(items) * 3 * size * size, ram_share):
+        from .load import default_data_dir
+
+        where = Path(cache_dir) if cache_dir else default_data_dir() / "cache"
+        decode = functools.partial(decode_rows, desc=desc)
+        images, ok, skipped, formats = cached_decode(
+            files, [lab for _, lab in items], size, where, decode, progress
+        )
+    else:
+        _check_memory(len(items), size)
+        images, ok, skipped, formats = decode_files(files, size, progress=progress, desc=desc)
+        if skipped:
+            images = _compact(images, ok)
     check_unreadable(root, skipped, len(files), max_unreadable)
     labels = torch.tensor([lab for _, lab in items], dtype=torch.long)
     n_train = len(train_items)
     if skipped:
-        images = _compact(images, ok)
         keep = torch.from_numpy(ok)
         labels = labels[keep]
         files = [f for f, good in zip(files, ok, strict=True) if good]

@@ -35,6 +35,9 @@ def load_data(
     download: bool = False,
     progress: bool = True,
     max_unreadable: float = 0.5,
+    cache: str = "auto",
+    cache_dir: str | None = None,
+    ram_share: float = 0.5,
 ) -> DataBundle:
     """Decode a dataset once into uint8 tensors of equal squares.
 
@@ -50,6 +53,8 @@ def load_data(
     Mean / std: measured on train for digits and CIFAR (trained from scratch); ImageNet's for
     folders and Imagenette (usually fine-tuned from ImageNet weights).
     max_unreadable: folders with a larger share of unreadable image files are refused.
+    cache, cache_dir, ram_share: where a folder's decoded images live (`load_folder`); the
+    disk cache defaults to DATA_DIR/cache.
     """
     if not 0.0 <= val_split < 1.0:
         raise CnnzooError(f"--val-split must be in [0, 1), got {val_split}")
@@ -88,6 +93,9 @@ def load_data(
         seed=seed,
         progress=progress,
         max_unreadable=max_unreadable,
+        cache=cache,
+        cache_dir=cache_dir or (str(root / "cache") if data_dir else None),
+        ram_share=ram_share,
     )
     bundle.classes = readable_class_names(bundle.classes)
     if source == "imagenette":

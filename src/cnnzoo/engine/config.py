@@ -74,6 +74,23 @@ class TrainConfig:
     load_size: int | None = option(
         None, "side images of a folder are stored at when loaded (data default)", group="data"
     )
+    cache: str = option(
+        "auto",
+        "where a folder's decoded images live: memory, disk (a memory-mapped file, built once, "
+        "for data larger than RAM) or auto (disk when they would take more than --cache-ram "
+        "of the RAM)",
+        group="data",
+        choices=("auto", "memory", "disk"),
+    )
+    cache_dir: str | None = option(
+        None, "folder of the disk cache (DATA_DIR/cache: ~/.cache/cnnzoo/cache)", group="data"
+    )
+    cache_ram: float = option(
+        0.5,
+        "share of the RAM decoded images may take before auto goes to disk (0.5)",
+        group="data",
+        metavar="SHARE",
+    )
     out: str | None = option(
         None, "run folder (runs/MODEL-DATA-TIME)", group="data", metavar="RUN_DIR"
     )
@@ -262,6 +279,8 @@ def validate_config(cfg: TrainConfig) -> None:
          f"{max(1, (size or 8) // 8)} px is the usual shift"),
         (0 <= cfg.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
         (0 <= cfg.momentum < 1, "--momentum must be in [0, 1)"),
+        (cfg.cache in ("auto", "memory", "disk"), "--cache must be auto, memory or disk"),
+        (0 < cfg.cache_ram <= 1, f"--cache-ram must be a share in (0, 1] (got {cfg.cache_ram})"),
         (0 <= cfg.seed <= MAX_SEED, f"--seed must be in [0, 2**63 - 2] (got {cfg.seed})"),
     ]  # fmt: skip
     for ok, message in checks:
@@ -273,7 +292,7 @@ def validate_config(cfg: TrainConfig) -> None:
 
 
 # what a resumed run may change; every other option must be left out or equal the run's own
-RESUMABLE_CHANGES = ("epochs", "device", "data_dir")
+RESUMABLE_CHANGES = ("epochs", "device", "data_dir", "cache", "cache_dir", "cache_ram")
 
 
 def apply_resume_changes(

@@ -201,6 +201,9 @@ class Trainer:
                 seed=cfg.seed,
                 download=cfg.download,
                 progress=progress,
+                cache=cfg.cache,
+                cache_dir=cfg.cache_dir,
+                ram_share=cfg.cache_ram,
             )
         if len(bundle.train) == 0:
             raise CnnzooError(f"{cfg.data}: no training images")

@@ -49,6 +49,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "size when smaller; 8 digits, 32 CIFAR, 160 Imagenette)",
     )
     p.add_argument("--download", action="store_true", help="download CIFAR / Imagenette if missing")
+    p.add_argument(
+        "--cache",
+        choices=["auto", "memory", "disk"],
+        default="auto",
+        help="where a folder's decoded images live; disk builds (or reuses) the memory-mapped "
+        "cache that `cnnzoo train --cache disk` reads, so this command can prepare it (auto)",
+    )
+    p.add_argument("--cache-dir", default=None, help="folder of the disk cache (DATA_DIR/cache)")
     p.add_argument("--grid", metavar="FILE.png", default=None, help="write sample images per class")
     p.add_argument(
         "--per-class", type=int, default=8, help="images per class in the grid (default 8)"
@@ -199,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
         download=args.download,
         progress=sys.stderr.isatty(),
         max_unreadable=1.0,  # show a broken folder in full instead of refusing it
+        cache=args.cache,
+        cache_dir=args.cache_dir,
     )
     print(report(bundle))
     if args.export:

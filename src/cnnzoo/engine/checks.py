@@ -24,6 +24,15 @@ SKIPPED_FILE = "skipped.tsv"
 MAX_UPSCALE = 4
 
 
+def before_training(cfg: TrainConfig, bundle: DataBundle, run_dir: Path) -> None:
+    """All checks between loading the data and the first step (cfg resolved): the data can
+    train a classifier, the model takes the input size; then the files left out of the data
+    are listed in the run folder."""
+    check_data(cfg, bundle)
+    check_model_input(cfg, int(bundle.train.images.shape[1]), len(bundle.classes))
+    write_skipped(run_dir, bundle.skipped)
+
+
 def check_data(cfg: TrainConfig, bundle: DataBundle) -> None:
     """Refuse data that cannot train a classifier: one class, a class with no training or
     no validation image, an input far larger than the images stored."""

@@ -210,9 +210,7 @@ class Trainer:
         self.bundle = bundle
         self.cfg = cfg = resolve_config(cfg, bundle.image_size)
         self.classes = list(bundle.classes)
-        checks.check_data(cfg, bundle)
-        checks.check_model_input(cfg, int(bundle.train.images.shape[1]), len(self.classes))
-        checks.write_skipped(self.run_dir, bundle.skipped)
+        checks.before_training(cfg, bundle, self.run_dir)
 
         # model: seeded so that the same config gives the same initial weights
         from ..registry import create_model

@@ -185,6 +185,8 @@ def test_data_larger_than_a_memory_cap_trains_under_it(tmp_path):
         growth[mode] = json.loads(res.stdout.strip().splitlines()[-1])
     decoded = growth["disk"]["decoded"]
     cap = 0.75 * decoded
+    print(f"\ndecoded {decoded / 1e6:.1f} MB, cap {cap / 1e6:.1f} MB, growth: "
+          + ", ".join(f"{k} {v['growth'] / 1e6:.1f} MB" for k, v in growth.items()))  # fmt: skip
     assert decoded > 60e6
     assert growth["disk"]["growth"] < cap, growth
     assert growth["memory"]["growth"] > cap, growth

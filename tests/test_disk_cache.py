@@ -64,7 +64,7 @@ def test_disk_cache_gives_the_same_data_batches_and_weights(tmp_path):
 
 def test_interrupted_build_goes_on_where_it_stopped(tmp_path, monkeypatch):
     root = make_folder(tmp_path / "d", 30)
-    monkeypatch.setattr(folders, "_CHUNK", 8)
+    monkeypatch.setattr(cache_mod, "_CHUNK_MAX", 8)
     monkeypatch.setattr(cache_mod, "_SAVE_EVERY_S", 0.0)
     monkeypatch.setattr(folders, "os", _OneWorker(os))  # chunks in order, one at a time
     calls, killed = [], []
@@ -82,7 +82,8 @@ def test_interrupted_build_goes_on_where_it_stopped(tmp_path, monkeypatch):
     with pytest.raises(Killed):
         load_data(str(root), **kw)
     progress = next((tmp_path / "c").glob("*.progress.json"))
-    assert len(json.loads(progress.read_text())["done"]) == 40  # five whole chunks kept
+    saved = json.loads(progress.read_text())
+    assert saved["chunks"] == 5  # five whole chunks kept, of 40 files
     calls.clear()
     b = load_data(str(root), **kw)
     assert len(calls) == 91 - 40  # only what was left

@@ -5,22 +5,23 @@ cache instead of holding the whole set in RAM.
 - Keyed on what the rows depend on: the file list (order and labels), each file's size and
   modification time, the stored side and the decoder version. Any change gives a new key,
   so a changed folder is decoded again, never served stale.
-- Built in place in `KEY.partial`, with the progress (rows decoded, rows readable, and how
-  far the final compaction went) saved atomically every few seconds: a build that is killed
-  goes on where it stopped. The finished file is renamed into place (`KEY.u8`) and described
-  by `KEY.json`; a reader only trusts the pair when the sizes agree.
+- Built by appending the rows of readable files, in file order, to `KEY.partial`; every few
+  seconds the file is synced and the progress (chunks done, rows written, which files were
+  readable) saved atomically after it: a build that is killed goes on after the last saved
+  chunk (rows written later are cut off). The finished file is renamed into place (`KEY.u8`)
+  and described by `KEY.json`; a reader only trusts the pair when the sizes agree.
 - One process builds (an exclusive `flock` on `KEY.lock`), others (the ranks of a
   distributed run, a second run on the same data) wait and then map the same file.
 """
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import hashlib
 import json
 import logging
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -29,7 +30,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..errors import CnnzooError
 
@@ -41,6 +41,8 @@ DEFAULT_RAM_SHARE = 0.5
 # bumped whenever decoding changes what a row holds (resampling, colour handling, cropping)
 DECODER_VERSION = 1
 _SAVE_EVERY_S = 5.0
+_CHUNK_MAX = 256
+_CHUNK_BYTES = 4 * 2**20  # x 2 chunks in flight per decoding thread
 
 
 def total_memory() -> int | None:
@@ -72,6 +74,16 @@ def cache_key(files: list[str], labels: list[int], size: int) -> str:
             stamp = "missing"
         h.update(os.fsencode(f) + f"\0{label}:{stamp}\n".encode())
     return h.hexdigest()[:32]
+
+
+def _bits(mask: np.ndarray) -> str:
+    """A boolean mask as base64 of its packed bits: 160 KB for ImageNet's 1.28M files."""
+    return base64.b64encode(np.packbits(mask).tobytes()).decode()
+
+
+def _mask(text: str, n: int) -> np.ndarray:
+    packed = np.frombuffer(base64.b64decode(text), dtype=np.uint8)
+    return np.unpackbits(packed)[:n].astype(bool) if n else np.zeros(0, dtype=bool)
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -117,8 +129,12 @@ class DiskCache:
         meta = _read_json(self.manifest)
         if not meta or meta.get("n") != self.n or meta.get("size") != self.size:
             return None
-        ok = np.zeros(self.n, dtype=bool)
-        ok[np.asarray(meta["ok"], dtype=np.int64)] = True
+        try:
+            ok = _mask(meta["ok"], self.n)
+        except (KeyError, TypeError, ValueError):
+            return None
+        if len(ok) != self.n:
+            return None
         kept = int(ok.sum())
         try:
             if self.data.stat().st_size != kept * self.row:
@@ -130,88 +146,74 @@ class DiskCache:
         formats = Counter({tuple(k): v for k, v in meta["formats"]})
         return rows, ok, skipped, formats
 
-    def build(self, files: list[str], decode_rows: Callable, progress: bool) -> None:
-        """Decode `files` into the partial file (going on from a saved progress), compact the
-        readable rows to the front, and rename it into place."""
-        state = _read_json(self.progress) if self.partial.exists() else None
-        if not state or state.get("n") != self.n:
-            state = {"n": self.n, "done": [], "ok": [], "skipped": [], "formats": [], "moved": 0}
-            with open(self.partial, "wb") as f:  # sparse: no disk written until decoded
-                f.truncate(self.n * self.row)
-        done = np.zeros(self.n, dtype=bool)
-        done[np.asarray(state["done"], dtype=np.int64)] = True
-        ok = np.zeros(self.n, dtype=bool)
-        ok[np.asarray(state["ok"], dtype=np.int64)] = True
+    def build(self, files: list[str], decode_chunks: Callable) -> None:
+        """Decode `files` in order, appending the rows of the readable ones to the partial
+        file (going on after the last saved chunk), then rename it into place."""
+        chunk = chunk_rows(self.row)
+        state = self._saved_progress(chunk)
+        if state is None:
+            none = _bits(np.zeros(self.n, dtype=bool))
+            state = {"n": self.n, "chunk": chunk, "chunks": 0, "rows": 0, "ok": none,
+                     "skipped": [], "formats": []}  # fmt: skip
+        ok = _mask(state["ok"], self.n)
         skipped = [tuple(x) for x in state["skipped"]]
         formats = Counter({tuple(k): v for k, v in state["formats"]})
-        rows = np.memmap(
-            self.partial, dtype=np.uint8, mode="r+", shape=(self.n, 3, self.size, self.size)
-        )
-        todo = np.flatnonzero(~done)
-        if len(todo) < self.n:
-            log.info(
-                "going on with the cache build: %d of %d images done", self.n - len(todo), self.n
-            )
-        last_save = time.monotonic()
+        start = state["chunks"] * chunk
+        if start:
+            log.info("going on with the cache build: %d of %d images done", start, self.n)
+        with open(self.partial, "ab" if start else "wb") as f:
+            f.truncate(state["rows"] * self.row)  # rows written after the last save go
+            f.seek(0, os.SEEK_END)
 
-        def save() -> None:
-            rows.flush()  # the rows first: progress never claims rows that are not on disk
-            state.update(
-                done=np.flatnonzero(done).tolist(),
-                ok=np.flatnonzero(ok).tolist(),
-                skipped=skipped,
-                formats=[[list(k), v] for k, v in formats.items()],
-            )
-            _write_json(self.progress, state)
+            def save(chunks: int) -> None:
+                f.flush()
+                os.fsync(f.fileno())  # the rows first: progress never claims rows not on disk
+                state.update(chunks=chunks, rows=f.tell() // self.row, ok=_bits(ok),
+                             skipped=skipped, formats=[[list(k), v] for k, v in formats.items()])  # fmt: skip
+                _write_json(self.progress, state)
 
-        def on_chunk(indices: np.ndarray, good: np.ndarray, failed: list, fmts: Counter) -> None:
-            nonlocal last_save
-            done[indices] = True
-            ok[indices[good]] = True
-            skipped.extend(failed)
-            formats.update(fmts)
-            if time.monotonic() - last_save > _SAVE_EVERY_S:
-                save()
-                last_save = time.monotonic()
-
-        try:
-            decode_rows(files, todo, rows, on_chunk, progress)
-        finally:
-            save()  # also on Ctrl-C: the next call goes on from here
-        keep = np.flatnonzero(ok)
-        self._compact(rows, keep, state, save)
-        rows.flush()
-        with open(self.partial, "rb+") as f:
-            f.truncate(len(keep) * self.row)
-            os.fsync(f.fileno())
+            last_save, chunks = time.monotonic(), state["chunks"]
+            try:
+                for c in decode_chunks(files, self.size, start=start, chunk=chunk):
+                    f.write(c.rows[c.good].tobytes())
+                    ok[c.start : c.stop] = c.good
+                    skipped.extend(c.failed)
+                    formats.update(c.formats)
+                    chunks += 1
+                    if time.monotonic() - last_save >= _SAVE_EVERY_S:
+                        save(chunks)
+                        last_save = time.monotonic()
+            finally:
+                save(chunks)  # also on Ctrl-C: the next call goes on from here
         os.replace(self.partial, self.data)
-        _write_json(
-            self.manifest,
-            {
-                "n": self.n,
-                "size": self.size,
-                "ok": keep.tolist(),
-                "skipped": sorted(skipped),
-                "formats": [[list(k), v] for k, v in formats.items()],
-            },
-        )
+        meta = {"n": self.n, "size": self.size, "ok": _bits(ok), "skipped": sorted(skipped),
+                "formats": [[list(k), v] for k, v in formats.items()]}  # fmt: skip
+        _write_json(self.manifest, meta)
         self.progress.unlink(missing_ok=True)
 
-    @staticmethod
-    def _compact(rows: np.memmap, keep: np.ndarray, state: dict, save: Callable) -> None:
-        """Move readable rows to the front, in order. Resumable: row j takes row keep[j] >= j,
-        which no earlier move overwrote (they wrote rows < j), so going on from the saved
-        count of moved rows is safe."""
-        last_save = time.monotonic()
-        for j in range(int(state["moved"]), len(keep)):
-            if keep[j] != j:
-                rows[j] = rows[keep[j]]
-            if time.monotonic() - last_save > _SAVE_EVERY_S:
-                state["moved"] = j + 1
-                save()
-                last_save = time.monotonic()
-        state["moved"] = len(keep)
-        save()
+    def _saved_progress(self, chunk: int) -> dict | None:
+        """The progress of an interrupted build, if it is whole and for these files."""
+        state = _read_json(self.progress) if self.partial.exists() else None
+        try:
+            if state is None or state["n"] != self.n or state["chunk"] != chunk:
+                return None
+            if self.partial.stat().st_size < state["rows"] * self.row:
+                return None
+            if (
+                len(_mask(state["ok"], self.n)) != self.n
+                or state["chunks"] * chunk > self.n + chunk
+            ):
+                return None
+            [(str(f), str(why)) for f, why in state["skipped"]]
+            Counter({tuple(k): int(v) for k, v in state["formats"]})
+            return state
+        except (KeyError, TypeError, ValueError, OSError):
+            return None
+
+
+def chunk_rows(row_bytes: int) -> int:
+    """Files per chunk: at most _CHUNK_MAX, and about 4 MB of decoded rows."""
+    return max(1, min(_CHUNK_MAX, _CHUNK_BYTES // row_bytes))
 
 
 def _map(path: Path, n: int, size: int) -> torch.Tensor:
@@ -228,12 +230,12 @@ def cached_decode(
     labels: list[int],
     size: int,
     folder: Path,
-    decode_rows: Callable,
-    progress: bool = True,
+    decode_chunks: Callable,
 ) -> tuple[torch.Tensor, np.ndarray, list, Counter]:
     """The rows of the readable `files` from the disk cache in `folder`, built first if
     needed. Returns (rows [kept, 3, size, size] memory-mapped, ok mask over `files`,
-    skipped (file, reason), Counter of source formats)."""
+    skipped (file, reason), Counter of source formats). `decode_chunks` is
+    `folders.decode_chunks` (with its progress bar and description set)."""
     folder = Path(folder).expanduser()
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -255,7 +257,7 @@ def cached_decode(
         found = cache.load()  # another process may have built it while this one waited
         if found is None:
             log.info("building the disk cache %s (%.1f GB)", cache.data, need / 1e9)
-            cache.build(files, decode_rows, progress)
+            cache.build(files, decode_chunks)
             found = cache.load()
     if found is None:
         raise CnnzooError(f"the disk cache {cache.data} is unreadable after building; remove it")
@@ -268,9 +270,3 @@ def _free_bytes(folder: Path) -> int | None:
     except OSError:
         return None
     return st.f_bavail * st.f_frsize
-
-
-def progress_bar(total: int, done: int, desc: str, enabled: bool) -> tqdm:
-    return tqdm(
-        total=total, initial=done, desc=desc, unit="img", disable=not enabled, file=sys.stderr
-    )

@@ -7,13 +7,14 @@ one preallocated uint8 tensor of equal squares; unreadable files are skipped and
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
 import statistics
 import sys
-from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -259,49 +260,66 @@ def _check_memory(n: int, size: int) -> None:
         log.info("storing %d images at %dx%d: %.1f GB", n, size, size, need / 1e9)
 
 
-def decode_rows(
+@dataclass
+class DecodedChunk:
+    """files[start:stop] decoded: rows [stop - start, 3, S, S] (rows of unreadable files left
+    as they were), which are readable, (file, reason) of the others, source formats."""
+
+    start: int
+    stop: int
+    rows: np.ndarray
+    good: np.ndarray
+    failed: list[tuple[str, str]]
+    formats: Counter
+
+
+def decode_chunks(
     files: list[str],
-    indices: np.ndarray,
-    rows: np.ndarray,
-    on_chunk: Callable[[np.ndarray, np.ndarray, list, Counter], None],
+    size: int,
+    *,
+    start: int = 0,
+    chunk: int = _CHUNK,
     progress: bool = True,
     desc: str = "decoding",
-) -> None:
-    """Decode files[i] into rows[i] (uint8 [3, S, S]; an array in memory or a memory-mapped
-    file) for each i in `indices`, in a thread pool. After each chunk, in this thread:
-    on_chunk(chunk indices, readable mask, [(file, reason)] of the others, Counter of
-    source (width, height, mode))."""
-    size = rows.shape[-1]
+) -> Iterator[DecodedChunk]:
+    """Decode files[start:] in a thread pool (Pillow releases the GIL), yielding chunks of
+    `chunk` files in file order; at most two chunks per thread are in flight, so memory stays
+    bounded whatever the number of files."""
 
-    def work(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, list, Counter]:
-        good = np.zeros(len(chunk), dtype=bool)
+    def work(lo: int, hi: int) -> DecodedChunk:
+        rows = np.empty((hi - lo, 3, size, size), dtype=np.uint8)
+        good = np.zeros(hi - lo, dtype=bool)
         failed, formats = [], Counter()
-        for k, i in enumerate(chunk):
+        for k in range(hi - lo):
             try:
-                rows[i], info = decode_square(files[i], size)
+                rows[k], info = decode_square(files[lo + k], size)
             except ImageReadError as e:
-                failed.append((files[i], e.reason))
+                failed.append((files[lo + k], e.reason))
                 continue
             good[k] = True
             formats[info] += 1
-        return chunk, good, failed, formats
+        return DecodedChunk(lo, hi, rows, good, failed, formats)
 
     n = len(files)
     workers = max(1, min(8, os.cpu_count() or 1))
-    bar = tqdm(total=n, initial=n - len(indices), desc=desc, unit="img", disable=not progress,
+    bounds = [(lo, min(lo + chunk, n)) for lo in range(start, n, chunk)]
+    bar = tqdm(total=n, initial=start, desc=desc, unit="img", disable=not progress,
                file=sys.stderr)  # fmt: skip
-    chunks = [indices[s : s + _CHUNK] for s in range(0, len(indices), _CHUNK)]
     with bar, ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(work, c) for c in chunks]
+        pending: deque = deque()
+        todo = iter(bounds)
         try:
-            for fut in as_completed(futures):
-                chunk, good, failed, fmts = fut.result()
-                on_chunk(chunk, good, failed, fmts)
-                bar.update(len(chunk))
-        except BaseException:
-            for fut in futures:
+            for lo, hi in itertools.islice(todo, 2 * workers):
+                pending.append(pool.submit(work, lo, hi))
+            while pending:
+                done = pending.popleft().result()
+                for lo, hi in itertools.islice(todo, 1):
+                    pending.append(pool.submit(work, lo, hi))
+                bar.update(done.stop - done.start)
+                yield done
+        finally:  # also when the caller stops early or is interrupted
+            for fut in pending:
                 fut.cancel()
-            raise
 
 
 def decode_files(
@@ -312,16 +330,15 @@ def decode_files(
     skipped files are left uninitialised."""
     n = len(files)
     images = torch.empty((n, 3, size, size), dtype=torch.uint8)
+    rows = images.numpy()
     ok = np.zeros(n, dtype=bool)
     skipped: list[tuple[str, str]] = []
     formats: Counter = Counter()
-
-    def on_chunk(chunk, good, failed, fmts) -> None:
-        ok[chunk[good]] = True
-        skipped.extend(failed)
-        formats.update(fmts)
-
-    decode_rows(files, np.arange(n), images.numpy(), on_chunk, progress, desc)
+    for c in decode_chunks(files, size, progress=progress, desc=desc):
+        rows[c.start : c.stop] = c.rows
+        ok[c.start : c.stop] = c.good
+        skipped += c.failed
+        formats.update(c.formats)
     return images, ok, sorted(skipped), formats
 
 
@@ -392,9 +409,9 @@ def load_folder(
         from .load import default_data_dir
 
         where = Path(cache_dir) if cache_dir else default_data_dir() / "cache"
-        decode = functools.partial(decode_rows, desc=desc)
+        decode = functools.partial(decode_chunks, desc=desc, progress=progress)
         images, ok, skipped, formats = cached_decode(
-            files, [lab for _, lab in items], size, where, decode, progress
+            files, [lab for _, lab in items], size, where, decode
         )
     else:
         _check_memory(len(items), size)

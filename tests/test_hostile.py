@@ -321,12 +321,17 @@ def test_corrupted_weights_files_are_one_line_errors(damage, trained_run, tmp_pa
 
 # ------------------------------------------------------------------ predict and huge strips
 def test_predict_on_huge_strips_is_bounded_and_keeps_the_good_images(trained_run, tmp_path):
-    """A 1 x 1,000,000 strip once took 14 GB; a strip above the pixel limit is named and
-    skipped while the good images are still classified."""
+    """A 1 x 1,000,000 strip once took 14 GB, a 1 x 50,000,000 one aborted the whole call:
+    strips are classified from their centre, pictures above the pixel or side limit are
+    named and skipped, and the good images are still classified."""
     Image.new("L", (1, 1_000_000), 128).save(tmp_path / "strip.png")
-    Image.new("RGB", (3_000_000, 2), (10, 200, 30)).save(tmp_path / "wide.png")
-    big = tmp_path / "bomb.png"  # header claims 100,000 x 100,000 pixels
+    Image.new("RGB", (1_000_000, 2), (10, 200, 30)).save(tmp_path / "wide.png")
+    big = tmp_path / "bomb.png"  # 400 M pixels in 50 KB
     Image.new("1", (20_000, 20_000)).save(big)
+    from test_fuzz import png_claiming
+
+    long = tmp_path / "long.png"  # the probe's 1 x 50,000,000 strip (its header is enough)
+    long.write_bytes(png_claiming(1, 50_000_000))
     good = [write_png(tmp_path / f"good{i}.png", 30 * i) for i in range(3)]
     code = (
         "import resource, sys; from cnnzoo.cli.main import main; rc = main(sys.argv[1:]); "
@@ -334,7 +339,8 @@ def test_predict_on_huge_strips_is_bounded_and_keeps_the_good_images(trained_run
         "sys.exit(rc)"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-    files = [str(tmp_path / "strip.png"), str(tmp_path / "wide.png"), str(big), *map(str, good)]
+    files = [str(tmp_path / "strip.png"), str(tmp_path / "wide.png"), str(big), str(long)]
+    files += [str(g) for g in good]
     res = subprocess.run(
         [sys.executable, "-c", code, "predict", "-c", str(trained_run), *files, "--json"],
         capture_output=True, text=True, env=env, timeout=120,
@@ -342,8 +348,9 @@ def test_predict_on_huge_strips_is_bounded_and_keeps_the_good_images(trained_run
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert [r["file"] for r in out["results"]] == [files[0], files[1], *map(str, good)]
-    assert [e["file"] for e in out["errors"]] == [str(big)]
-    assert "pixel" in out["errors"][0]["reason"]
+    assert [e["file"] for e in out["errors"]] == [str(big), str(long)]
+    assert "above the 89,478,485 limit" in out["errors"][0]["reason"]
+    assert "a side above the 1,048,576 limit" in out["errors"][1]["reason"]
     maxrss_mb = int(res.stderr.split("MAXRSS")[1].split()[0]) / 1024
     assert maxrss_mb < 1500, maxrss_mb  # python + torch + the model: ~0.5 GB
 

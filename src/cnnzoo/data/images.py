@@ -8,6 +8,7 @@ same colours and orientation.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import warnings
 from collections.abc import Iterator
@@ -33,6 +34,9 @@ IMAGE_EXTENSIONS: set[str] = {
 # Larger pictures are refused before a pixel is decoded (Pillow's own bomb threshold; it only
 # warns below twice this): an image of this many pixels already takes ~270 MB in RGB.
 MAX_PIXELS = 89_478_485
+# Longest side accepted: Pillow also keeps a pointer per row, so a 1 x 50,000,000 strip costs
+# 400 MB before its 50 MB of pixels (and seconds of decoding) for a picture of nothing.
+MAX_SIDE = 1 << 20
 # Longest side / shorter side kept for prediction: what lies beyond the centre square is cut
 # away by the centre crop anyway, and a 1 x 50,000,000 strip must not be resized whole.
 MAX_ASPECT = 2
@@ -77,6 +81,10 @@ def regular_file_problem(path: str) -> str | None:
 
 
 def _reason(e: Exception) -> str:
+    if isinstance(e, Image.DecompressionBombError):  # Pillow's own refusal, at twice the limit
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        return f"{pixels}, above the {MAX_PIXELS:,} limit"
     if isinstance(e, UnidentifiedImageError):
         return "not a readable image (unknown format or corrupt header)"
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -99,6 +107,10 @@ def _opened(path: str) -> Iterator[Image.Image]:
             if im.width * im.height > MAX_PIXELS:
                 raise ImageReadError(
                     path, f"{im.width}x{im.height} pixels, above the {MAX_PIXELS:,} limit"
+                )
+            if max(im.width, im.height) > MAX_SIDE:
+                raise ImageReadError(
+                    path, f"{im.width}x{im.height} pixels, a side above the {MAX_SIDE:,} limit"
                 )
             if im.width < 1 or im.height < 1:
                 raise ImageReadError(path, f"empty image ({im.width}x{im.height})")

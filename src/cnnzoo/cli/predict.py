@@ -52,7 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _table(results, k: int) -> str:
-    rows = [[r.file] + [f"{c} {100 * p:5.1f}%" for c, _, p in r.top] for r in results]
+    from ..data.images import shown
+
+    rows = [[shown(r.file)] + [f"{c} {100 * p:5.1f}%" for c, _, p in r.top] for r in results]
     head = ["file"] + [f"top-{i + 1}" for i in range(k)]
     widths = [max(len(x[i]) for x in [head, *rows] if i < len(x)) for i in range(len(head))]
     fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()  # noqa: E731
@@ -74,6 +76,7 @@ def model_and_images(args: argparse.Namespace) -> tuple[str, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data.images import shown
     from ..engine.predict import collect_images, draw_prediction
     from ..errors import CnnzooError
     from ..export.runtime import load_predictor
@@ -100,16 +103,16 @@ def run(args: argparse.Namespace) -> int:
     errors = missing + unreadable
     for f, reason in errors:
         # the data layer's messages name the file already: say it once
-        for prefix in (f"cannot read image {f}: ", f"{f}: "):
+        for prefix in (f"cannot read image {shown(f)}: ", f"{shown(f)}: "):
             if reason.startswith(prefix):
                 reason = reason[len(prefix) :]
-        print(f"cnnzoo predict: skipped {f}: {reason}", file=sys.stderr)
+        print(f"cnnzoo predict: skipped {shown(f)}: {reason}", file=sys.stderr)
     k = min(args.topk, len(predictor.classes))
     if args.json:
         out = {
             "checkpoint": str(model_file),
-            "results": [r.to_dict() for r in results],
-            "errors": [{"file": f, "reason": reason} for f, reason in errors],
+            "results": [{**r.to_dict(), "file": shown(r.file)} for r in results],
+            "errors": [{"file": shown(f), "reason": reason} for f, reason in errors],
         }
         print(json.dumps(out, indent=2))
     elif args.csv:
@@ -117,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         w.writerow(["file", "rank", "class", "index", "prob"])
         for r in results:
             for rank, (c, i, p) in enumerate(r.top, 1):
-                w.writerow([r.file, rank, c, i, f"{p:.6f}"])
+                w.writerow([shown(r.file), rank, c, i, f"{p:.6f}"])
     elif results:
         print(_table(results, k))
     if not results:

@@ -17,6 +17,7 @@ AdamW (`--opt adamw`) defaults to lr 1e-3 and wd 0.05 instead.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +72,23 @@ class TrainConfig:
     )
     load_size: int | None = option(
         None, "side images of a folder are stored at when loaded (data default)", group="data"
+    )
+    cache: str = option(
+        "auto",
+        "where a folder's decoded images live: memory, disk (a memory-mapped file, built once, "
+        "for data larger than RAM) or auto (disk when they would take more than --cache-ram "
+        "of the RAM)",
+        group="data",
+        choices=("auto", "memory", "disk"),
+    )
+    cache_dir: str | None = option(
+        None, "folder of the disk cache (DATA_DIR/cache: ~/.cache/cnnzoo/cache)", group="data"
+    )
+    cache_ram: float = option(
+        0.5,
+        "share of the RAM decoded images may take before auto goes to disk (0.5)",
+        group="data",
+        metavar="SHARE",
     )
     out: str | None = option(
         None, "run folder (runs/MODEL-DATA-TIME)", group="data", metavar="RUN_DIR"
@@ -183,11 +201,48 @@ def resolve_config(cfg: TrainConfig, data_image_size: int) -> TrainConfig:
     return out
 
 
+# the largest side a training input may have: far beyond any model's native size (600 px),
+# small enough that one image of it still fits in memory
+MAX_IMAGE_SIZE = 4096
+# seeds feed torch generators, which take 64-bit integers (and seed + 1 is used as well)
+MAX_SEED = 2**63 - 2
+_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "None": type(None)}
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    """Each field holds its annotated type: a config read from a tampered file (or built in
+    Python with a typo) fails here with one line instead of deep inside training."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        kinds = [k.strip() for k in str(f.type).split("|")]
+        if any(k.startswith("dict") for k in kinds):
+            ok = isinstance(value, dict) and all(isinstance(k, str) for k in value)
+        else:
+            allowed = tuple(t for k in kinds for t in (_TYPES.get(k, object),))
+            ok = isinstance(value, allowed)
+            # bool is an int to Python, never a number here; floats must be finite
+            if isinstance(value, bool) and "bool" not in kinds:
+                ok = False
+            if isinstance(value, float) and not math.isfinite(value):
+                raise CnnzooError(
+                    f"--{f.name.replace('_', '-')} must be a finite number (got {value})"
+                )
+        if not ok:
+            want = " or ".join(k for k in kinds)
+            raise CnnzooError(
+                f"option {f.name!r} must be {want}, got {type(value).__name__} {value!r:.40}"
+            )
+
+
 def validate_config(cfg: TrainConfig) -> None:
     """Raise a one-line CnnzooError for the first option that makes no sense."""
+    if not (cfg.model and cfg.data):
+        raise CnnzooError("--model and --data are required (or --resume RUN_DIR)")
+    _check_types(cfg)
+    size = cfg.image_size
     checks = [
-        (bool(cfg.model) and bool(cfg.data), "--model and --data are required (or --resume RUN_DIR)"),
         (cfg.epochs is None or cfg.epochs >= 1, f"--epochs must be at least 1 (got {cfg.epochs})"),
+        (cfg.epochs is None or cfg.epochs <= 100_000, f"--epochs {cfg.epochs} is beyond reason"),
         (cfg.batch_size is None or cfg.batch_size >= 1, "--batch-size must be at least 1"),
         (cfg.lr is None or cfg.lr > 0, f"--lr must be positive (got {cfg.lr})"),
         (cfg.wd is None or cfg.wd >= 0, f"--wd must not be negative (got {cfg.wd})"),
@@ -196,6 +251,9 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.augment is None or cfg.augment in AUGMENTS,
          f"--augment must be one of {', '.join(AUGMENTS)}"),
         (cfg.freeze in FREEZE, f"--freeze must be one of {', '.join(FREEZE)}"),
+        (cfg.freeze == "none" or cfg.weights is not None,
+         "--freeze backbone keeps a backbone that was never trained; give --weights FILE "
+         "(pretrained weights) or leave --freeze out"),
         (0.0 <= cfg.val_split < 1.0, f"--val-split must be in [0, 1) (got {cfg.val_split})"),
         (cfg.warmup_epochs is None or cfg.warmup_epochs >= 0, "--warmup-epochs must be >= 0"),
         (cfg.label_smoothing is None or 0 <= cfg.label_smoothing < 1,
@@ -204,15 +262,29 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.clip_grad >= 0, "--clip-grad must not be negative"),
         (0 <= cfg.ema < 1, f"--ema must be a decay in [0, 1), e.g. 0.999 (got {cfg.ema})"),
         (cfg.backbone_lr_scale >= 0, "--backbone-lr-scale must not be negative"),
-        (cfg.image_size is None or cfg.image_size >= 1, "--image-size must be positive"),
+        (size is None or size >= 8,
+         f"--image-size must be at least 8 px (got {size}); smaller inputs hold no picture"),
+        (size is None or size <= MAX_IMAGE_SIZE,
+         f"--image-size {size} is above the {MAX_IMAGE_SIZE} px any model here is built for"),
         (cfg.load_size is None or cfg.load_size >= 1, "--load-size must be positive"),
+        (cfg.load_size is None or cfg.load_size <= MAX_IMAGE_SIZE,
+         f"--load-size {cfg.load_size} is above {MAX_IMAGE_SIZE} px"),
         (cfg.crop_pad is None or cfg.crop_pad >= 0, "--crop-pad must not be negative"),
+        (cfg.crop_pad is None or size is None or cfg.crop_pad <= size // 2,
+         f"--crop-pad {cfg.crop_pad} is more than half the {size} px image; "
+         f"{max(1, (size or 8) // 8)} px is the usual shift"),
         (0 <= cfg.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
         (0 <= cfg.momentum < 1, "--momentum must be in [0, 1)"),
+        (cfg.cache in ("auto", "memory", "disk"), "--cache must be auto, memory or disk"),
+        (0 < cfg.cache_ram <= 1, f"--cache-ram must be a share in (0, 1] (got {cfg.cache_ram})"),
+        (0 <= cfg.seed <= MAX_SEED, f"--seed must be in [0, 2**63 - 2] (got {cfg.seed})"),
     ]  # fmt: skip
     for ok, message in checks:
         if not ok:
             raise CnnzooError(message)
+    from ..registry import check_overrides
+
+    check_overrides(cfg.model, cfg.model_opts)
     if "stem" in cfg.model_opts:  # cheap, so before any data loads; the same check as the models
         from ..models.base import check_stem
 
@@ -220,7 +292,7 @@ def validate_config(cfg: TrainConfig) -> None:
 
 
 # what a resumed run may change; every other option must be left out or equal the run's own
-RESUMABLE_CHANGES = ("epochs", "device", "data_dir")
+RESUMABLE_CHANGES = ("epochs", "device", "data_dir", "cache", "cache_dir", "cache_ram")
 
 
 def apply_resume_changes(

@@ -29,6 +29,7 @@ from torch import nn
 from ..data.types import DataBundle
 from ..errors import CnnzooError
 from . import checkpoint as ck
+from . import checks
 from .config import (
     TrainConfig,
     apply_resume_changes,
@@ -200,12 +201,16 @@ class Trainer:
                 seed=cfg.seed,
                 download=cfg.download,
                 progress=progress,
+                cache=cfg.cache,
+                cache_dir=cfg.cache_dir,
+                ram_share=cfg.cache_ram,
             )
         if len(bundle.train) == 0:
             raise CnnzooError(f"{cfg.data}: no training images")
         self.bundle = bundle
         self.cfg = cfg = resolve_config(cfg, bundle.image_size)
         self.classes = list(bundle.classes)
+        checks.before_training(cfg, bundle, self.run_dir)
 
         # model: seeded so that the same config gives the same initial weights
         from ..registry import create_model
@@ -259,7 +264,14 @@ class Trainer:
         self.train_labels = bundle.train.labels.to(self.device)
         self.steps_per_epoch = max(1, len(bundle.train) // cfg.batch_size)
         if _state is not None:
-            self.load_state(*_state)
+            try:
+                self.load_state(*_state)
+            except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as e:
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+                raise CnnzooError(
+                    f"{self.run_dir / STATE_FILE} does not fit this run ({first}); "
+                    "the file is damaged or belongs to another run"
+                ) from None
         self.train_model: nn.Module = self.model
         if cfg.compile:
             self.train_model = torch.compile(self.model)
@@ -283,6 +295,7 @@ class Trainer:
         if not path.is_file():
             raise CnnzooError(f"nothing to resume: {path} not found")
         tensors, meta = ck.read_tensors(path)
+        checks.check_state(meta, path)
         saved = TrainConfig.from_dict(meta["config"])
         cfg = apply_resume_changes(saved, changes or {}, meta["epoch"])
         return cls(cfg, bundle, progress=progress, _state=(tensors, meta), _run_dir=run_dir)

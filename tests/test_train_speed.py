@@ -118,3 +118,17 @@ def test_amp_choice_is_said_recorded_and_kept_on_resume(tmp_path, monkeypatch, c
     assert plain.cfg.precision == "fp32" and plain.amp_dtype is None
     with pytest.raises(CnnzooError, match="fp16 needs a CUDA GPU"):
         Trainer(cfg(tmp_path, "fp16", precision="fp16"), bundle, progress=False)
+
+
+def test_crop_scale_sets_the_smallest_random_resized_crop(tmp_path):
+    args = build_parser().parse_args(
+        ["train", "--model", "m", "--data", "d", "--crop-scale", ".35"]
+    )
+    assert args.crop_scale == 0.35
+    bundle = make_bundle(n_per_class=4)
+    t = Trainer(cfg(tmp_path, augment="standard", crop_scale=0.35), bundle, progress=False)
+    assert t.aug.crop == "random-resized" and t.aug.scale == (0.35, 1.0)
+    default = Trainer(cfg(tmp_path, "default", augment="standard"), bundle, progress=False)
+    assert default.aug.scale == (0.08, 1.0)
+    with pytest.raises(CnnzooError, match="--crop-scale"):
+        Trainer(cfg(tmp_path, "bad", crop_scale=0.0), bundle, progress=False)

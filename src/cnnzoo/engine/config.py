@@ -119,6 +119,12 @@ class TrainConfig:
         "shift of the pad-crop in --augment shift/light (image size // 8: 4 px at 32)",
         metavar="PX",
     )
+    crop_scale: float = option(
+        0.08,
+        "smallest area share of a random-resized crop (0.08); larger (0.35) for short runs, "
+        "where small crops are more augmentation than a few epochs can use",
+        metavar="MIN",
+    )
     image_size: int | None = option(None, "training input side (the data's own)")
     seed: int = option(0, "seed of weights, split, order (0)")
     model_opts: dict[str, Any] = option(
@@ -239,6 +245,7 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.image_size is None or cfg.image_size >= 1, "--image-size must be positive"),
         (cfg.load_size is None or cfg.load_size >= 1, "--load-size must be positive"),
         (cfg.crop_pad is None or cfg.crop_pad >= 0, "--crop-pad must not be negative"),
+        (0 < cfg.crop_scale <= 1, f"--crop-scale must be in (0, 1] (got {cfg.crop_scale})"),
         (0 <= cfg.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
         (0 <= cfg.momentum < 1, "--momentum must be in [0, 1)"),
         (cfg.precision is None or cfg.precision in PRECISIONS,

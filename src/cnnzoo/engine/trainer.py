@@ -132,8 +132,13 @@ def augment_cfg(cfg: TrainConfig, mean, std):
         "none": dict(crop="none"),
         "shift": dict(crop="pad-crop", pad=pad),
         "light": dict(crop="pad-crop", pad=pad),
-        "standard": dict(crop="random-resized"),
-        "strong": dict(crop="random-resized", auto_augment="trivial", random_erasing=0.25),
+        "standard": dict(crop="random-resized", scale=(cfg.crop_scale, 1.0)),
+        "strong": dict(
+            crop="random-resized",
+            scale=(cfg.crop_scale, 1.0),
+            auto_augment="trivial",
+            random_erasing=0.25,
+        ),
     }
     return dataclasses.replace(base, **presets[cfg.augment])
 

@@ -75,7 +75,7 @@ def test_thread_policy_is_the_engines_for_cli_and_python(tmp_path, monkeypatch):
     monkeypatch.setattr(th.torch, "set_num_threads", lambda n: (seen.append(n), real_set(n)))
     before = torch.get_num_threads()
     train(cfg(tmp_path, threads=None, epochs=2), make_bundle(n_per_class=10), progress=False)
-    assert seen == [1, before] and torch.get_num_threads() == before  # once, then restored
+    assert seen == [1, 1, before] and torch.get_num_threads() == before  # per epoch, restored
     with pytest.raises(CnnzooError, match="--threads must be at least 1"):
         train(cfg(tmp_path, "bad", threads=0), make_bundle(n_per_class=4), progress=False)
 

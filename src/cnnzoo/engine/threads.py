@@ -85,11 +85,10 @@ class ThreadPolicy:
             n = 1
         else:
             n = pick_threads(usable_cpus(), idle_cores())
-        if n != self.current:
-            if self.current is not None or self.fixed is None:
-                log.info("CPU threads: %d%s", n, "" if self.fixed else self._why(n))
-            torch.set_num_threads(n)
-            self.current = n
+        if n != self.current and (self.current is not None or self.fixed is None):
+            log.info("CPU threads: %d%s", n, "" if self.fixed else self._why(n))
+        self.current = n
+        torch.set_num_threads(n)  # always: the caller may have changed it in between
         return n
 
     def _why(self, n: int) -> str:

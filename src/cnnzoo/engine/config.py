@@ -121,8 +121,8 @@ class TrainConfig:
     )
     crop_scale: float = option(
         0.08,
-        "smallest area share of a random-resized crop (0.08); larger (0.35) for short runs, "
-        "where small crops are more augmentation than a few epochs can use",
+        "smallest area share of a random-resized crop (0.08); larger, e.g. 0.35, is milder "
+        "augmentation (a lever for short runs)",
         metavar="MIN",
     )
     image_size: int | None = option(None, "training input side (the data's own)")

@@ -18,7 +18,7 @@ Train a model; options left out come from a recipe picked by the data:
   large     bigger (Imagenette)      SGD  0.05   5e-5   40      64     standard (random-resized)
   finetune  --weights given          SGD  0.01   1e-4   10      64     the data's own
 
-Small images and the ResNet family: add --stem cifar (3x3 stem, no max-pool).
+Small images (32 px), any model: add --stem cifar (the stem keeps full resolution).
 
 SGD is Nesterov with momentum 0.9; the lr warms up linearly over 5% of the run (1/30 for
 small, 10% for finetune; so 2 epochs of large's 40, a quarter epoch of 5), then follows a
@@ -86,7 +86,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="stop after N epochs of this call; --resume goes on",
     )
     groups["model"].add_argument(
-        "--stem", help="ResNet family: 'cifar' (3x3 stem, no pooling) for small images"
+        "--stem",
+        metavar="{imagenet,cifar}",
+        help="any model: 'cifar' keeps the stem at full resolution (stride 1, no stem pooling) "
+        "for 32 px images; training from scratch (imagenet: the reference stem)",
     )
     groups["runtime"].add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -75,6 +75,7 @@ def cfg(tmp_path: Path, name: str = "run", **kw) -> TrainConfig:
         lr=0.05,
         device="cpu",
         augment="light",
+        threads=1,  # bit-identical resumes need the same thread count throughout
     )
     base.update(kw)
     return TrainConfig(**base)

@@ -9,7 +9,8 @@ Every option left at None is filled by `resolve_config` from a recipe chosen by 
 | large      | bigger images (Imagenette)    | SGD Nesterov 0.9 | 0.05  | 5e-5  | 40     | standard |
 | finetune   | `--weights` given             | SGD Nesterov 0.9 | 0.01  | 1e-4  | 10     | by size  |
 
-All recipes: cosine schedule after a linear warm-up (1 epoch; 2 for large, 0.5 for digits),
+All recipes: cosine schedule after a linear warm-up over a share of the run (5%; 1/30 for
+small, 10% for finetune: 2 epochs of large's 40, 0.25 of a 5-epoch run),
 batch 128 (64 for large and finetune, 32 for digits); label smoothing 0.1 for large and finetune; no EMA, mixup or cutmix unless asked.
 AdamW (`--opt adamw`) defaults to lr 1e-3 and wd 0.05 instead.
 """
@@ -27,18 +28,21 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "onecycle", "constant")
 AUGMENTS = ("none", "shift", "light", "standard", "strong")
 FREEZE = ("none", "backbone")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 RECIPES: dict[str, dict[str, Any]] = {
+    # warmup: the linear lr warm-up as a share of the run (warmup_epochs = warmup x epochs), so
+    # a short run warms up as briefly as a long one in proportion (2 of 40 epochs: 0.05)
     # 8 px digits: a 1-pixel shift is already an eighth of the image and slows learning more
     # than it helps; 50 steps per epoch reach ~99% in 5-10 epochs (seeds 0-3: 98.3-99.4%)
-    "digits": dict(epochs=10, batch_size=32, lr=0.05, wd=5e-4, warmup_epochs=0.5,
+    "digits": dict(epochs=10, batch_size=32, lr=0.05, wd=5e-4, warmup=0.05,
                    label_smoothing=0.0, augment="none", hflip=False),
-    "small": dict(epochs=30, batch_size=128, lr=0.1, wd=5e-4, warmup_epochs=1, label_smoothing=0.0,
+    "small": dict(epochs=30, batch_size=128, lr=0.1, wd=5e-4, warmup=1 / 30, label_smoothing=0.0,
                   augment="light"),
-    "large": dict(epochs=40, batch_size=64, lr=0.05, wd=5e-5, warmup_epochs=2, label_smoothing=0.1,
+    "large": dict(epochs=40, batch_size=64, lr=0.05, wd=5e-5, warmup=0.05, label_smoothing=0.1,
                   augment="standard"),
-    "finetune": dict(epochs=10, batch_size=64, lr=0.01, wd=1e-4, warmup_epochs=1,
+    "finetune": dict(epochs=10, batch_size=64, lr=0.01, wd=1e-4, warmup=0.1,
                      label_smoothing=0.1),
 }  # fmt: skip
 RECIPE_NAMES = tuple(RECIPES)
@@ -105,7 +109,9 @@ class TrainConfig:
     sched: str = option(
         "cosine", "lr schedule after warm-up (cosine); onecycle warms up itself", choices=SCHEDULES
     )
-    warmup_epochs: float | None = option(None, "linear lr warm-up length")
+    warmup_epochs: float | None = option(
+        None, "linear lr warm-up length (the recipe's share of the run: 5%% of --epochs)"
+    )
     min_lr_ratio: float = option(0.0, "final lr / peak lr (0)")
     label_smoothing: float | None = option(None, "label smoothing (0 or 0.1)")
     mixup: float = option(0.0, "mixup with Beta(ALPHA, ALPHA), e.g. 0.2 (off)", metavar="ALPHA")
@@ -130,6 +136,12 @@ class TrainConfig:
         "shift of the pad-crop in --augment shift/light (image size // 8: 4 px at 32)",
         metavar="PX",
     )
+    crop_scale: float = option(
+        0.08,
+        "smallest area share of a random-resized crop (0.08); larger, e.g. 0.35, is milder "
+        "augmentation (a lever for short runs)",
+        metavar="MIN",
+    )
     image_size: int | None = option(None, "training input side (the data's own)")
     seed: int = option(0, "seed of weights, split, order (0)")
     model_opts: dict[str, Any] = option(
@@ -152,9 +164,28 @@ class TrainConfig:
         1.0, "backbone lr = F x lr, e.g. 0.1 when fine-tuning (1)", group="model", metavar="F"
     )
     device: str = option("auto", "auto (cuda if available), cpu, cuda:N", group="runtime")
-    amp: bool = option(False, "mixed precision (bf16; fp16 on old GPUs)", group="runtime")
+    amp: bool = option(
+        False,
+        "reduced-precision autocast where it pays, said and recorded as --precision: bf16 on "
+        "CUDA (fp16 on GPUs without bf16); on a CPU with AMX or AVX512-BF16, bf16 when a few "
+        "timed training passes of this model and batch are faster; else fp32",
+        group="runtime",
+    )
+    precision: str | None = option(
+        None,
+        "autocast precision, forced (fp32 unless --amp chooses)",
+        group="runtime",
+        choices=PRECISIONS,
+    )
     channels_last: bool = option(False, "NHWC memory format", group="runtime")
     compile: bool = option(False, "torch.compile the model", group="runtime")
+    threads: int | None = option(
+        None,
+        "CPU threads (default: one per idle core, looked at again each epoch, so the run "
+        "slows down gracefully beside other busy processes; 1 for the digits recipe)",
+        group="runtime",
+        metavar="N",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -190,9 +221,12 @@ def resolve_config(cfg: TrainConfig, data_image_size: int) -> TrainConfig:
         if "hflip" in own:
             recipe["hflip"] = own["hflip"]
     out = dataclasses.replace(cfg, recipe=name, model_opts=dict(cfg.model_opts))
+    warmup = recipe.pop("warmup")
     for key, value in recipe.items():
         if getattr(out, key) is None:
             setattr(out, key, value)
+    if out.warmup_epochs is None:  # a share of this run's length, however long it is
+        out.warmup_epochs = round(warmup * out.epochs, 4)
     if out.hflip is None:  # flips come with the cropping presets; --hflip adds them to any
         out.hflip = out.augment not in ("none", "shift")
     if out.image_size is None:
@@ -273,11 +307,15 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.crop_pad is None or size is None or cfg.crop_pad <= size // 2,
          f"--crop-pad {cfg.crop_pad} is more than half the {size} px image; "
          f"{max(1, (size or 8) // 8)} px is the usual shift"),
+        (0 < cfg.crop_scale <= 1, f"--crop-scale must be in (0, 1] (got {cfg.crop_scale})"),
         (0 <= cfg.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
         (0 <= cfg.momentum < 1, "--momentum must be in [0, 1)"),
         (cfg.cache in ("auto", "memory", "disk"), "--cache must be auto, memory or disk"),
         (0 < cfg.cache_ram <= 1, f"--cache-ram must be a share in (0, 1] (got {cfg.cache_ram})"),
         (0 <= cfg.seed <= MAX_SEED, f"--seed must be in [0, 2**63 - 2] (got {cfg.seed})"),
+        (cfg.precision is None or cfg.precision in PRECISIONS,
+         f"--precision must be one of {', '.join(PRECISIONS)}"),
+        (cfg.threads is None or cfg.threads >= 1, "--threads must be at least 1"),
     ]  # fmt: skip
     for ok, message in checks:
         if not ok:
@@ -292,7 +330,7 @@ def validate_config(cfg: TrainConfig) -> None:
 
 
 # what a resumed run may change; every other option must be left out or equal the run's own
-RESUMABLE_CHANGES = ("epochs", "device", "data_dir", "cache", "cache_dir", "cache_ram")
+RESUMABLE_CHANGES = ("epochs", "device", "data_dir", "cache", "cache_dir", "cache_ram", "threads")
 
 
 def apply_resume_changes(

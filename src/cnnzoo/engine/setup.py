@@ -45,14 +45,6 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    if not enabled:
-        return None
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.float16  # needs the grad scaler
-    return torch.bfloat16
-
-
 def default_run_dir(cfg: TrainConfig) -> Path:
     data = Path(cfg.data).name or "data"
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -97,8 +89,13 @@ def augment_cfg(cfg: TrainConfig, mean, std):
         "none": dict(crop="none"),
         "shift": dict(crop="pad-crop", pad=pad),
         "light": dict(crop="pad-crop", pad=pad),
-        "standard": dict(crop="random-resized"),
-        "strong": dict(crop="random-resized", auto_augment="trivial", random_erasing=0.25),
+        "standard": dict(crop="random-resized", scale=(cfg.crop_scale, 1.0)),
+        "strong": dict(
+            crop="random-resized",
+            scale=(cfg.crop_scale, 1.0),
+            auto_augment="trivial",
+            random_erasing=0.25,
+        ),
     }
     return dataclasses.replace(base, **presets[cfg.augment])
 
@@ -199,11 +196,17 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
             seed=cfg.seed,
             download=cfg.download,
             progress=progress,
+            cache=cfg.cache,
+            cache_dir=cfg.cache_dir,
+            ram_share=cfg.cache_ram,
         )
     if len(bundle.train) == 0:
         raise CnnzooError(f"{cfg.data}: no training images")
     cfg = resolve_config(cfg, bundle.image_size)
     classes = list(bundle.classes)
+    from . import checks
+
+    checks.before_training(cfg, bundle, run_dir)
 
     # model: seeded so that the same config gives the same initial weights
     from ..registry import create_model

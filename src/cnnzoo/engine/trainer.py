@@ -37,18 +37,22 @@ from torch import nn
 from ..data.types import DataBundle
 from ..errors import CnnzooError
 from . import checkpoint as ck
-from . import distributed
+from . import checks, distributed
 from .config import TrainConfig, apply_resume_changes, changed_fields
 from .ema import ModelEma
 from .evaluate import autocast, compute_logits, score
 from .loop_state import LoopState
 from .mix import mix_batch, smooth_one_hot, soft_cross_entropy
 from .optim import build_optimizer, head_prefix, lr_factor, set_lr
+from .precision import autocast_dtype, check_precision, choose_precision
 from .records import epoch_line, write_metrics
-from .setup import STATE_FILE, RunSetup, amp_dtype, prepare_run
+from .setup import STATE_FILE, RunSetup, prepare_run
 from .signals import StopRequests
+from .threads import ThreadPolicy
 
 log = logging.getLogger("cnnzoo")
+# a loss at or above this share of ln(classes), a quarter into the run, is worth a warning
+CHANCE_LOSS, CHANCE_CHECK = 0.97, 0.25
 
 
 class DivergedError(CnnzooError):
@@ -148,7 +152,11 @@ class Trainer:
         except ValueError as e:
             raise CnnzooError(str(e)) from None
         self.ema = ModelEma(self.model, cfg.ema) if cfg.ema > 0 else None
-        self.amp_dtype = amp_dtype(dev, cfg.amp)
+        self.threads = ThreadPolicy(cfg.threads, dev, tiny=cfg.recipe == "digits")
+        if cfg.precision is None:  # recorded, so that a resumed run keeps the choice
+            cfg.precision = self._choose_precision() if cfg.amp else "fp32"
+        check_precision(cfg.precision, dev)
+        self.amp_dtype = autocast_dtype(cfg.precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 
         # generators: data order on the CPU (the same on every rank: it picks the global
@@ -162,9 +170,17 @@ class Trainer:
         self.saved_step: int | None = None  # the step of the newest state on disk
         self.stop_now = False
         self.last_lr = 0.0
+        self._chance_warned = False
         self.stops = StopRequests()
         if state is not None:
-            self.load_state(*state)
+            try:
+                self.load_state(*state)
+            except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as e:
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+                raise CnnzooError(
+                    f"{self.run_dir / STATE_FILE} does not fit this run ({first}); "
+                    "the file is damaged or belongs to another run"
+                ) from None
         self.train_model: nn.Module = self.model
         if dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -173,6 +189,19 @@ class Trainer:
             self.train_model = DistributedDataParallel(self.model, device_ids=ids)
         if cfg.compile:
             self.train_model = torch.compile(self.train_model)
+
+    def _choose_precision(self) -> str:
+        """--amp: bf16 where it is measured (or known, on CUDA) to pay, else fp32; said."""
+        cfg, n = self.cfg, self.bundle.train.images.shape[1]
+        previous = torch.get_num_threads()
+        self.threads.apply()  # timed with the threads the run will use
+        x = torch.randn(cfg.batch_size, n, cfg.image_size, cfg.image_size, device=self.device)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        precision, why = choose_precision(self.model, x, len(self.classes))
+        torch.set_num_threads(previous)
+        log.info("--amp: %s autocast (%s)", precision, why)
+        return precision
 
     # the loop's position, as attributes (what callers and older code read)
     epoch = property(lambda self: self.loop.epoch)
@@ -203,8 +232,7 @@ class Trainer:
         if not path.is_file() and not ck.previous_path(path).is_file():
             raise CnnzooError(f"nothing to resume: {path} not found")
         tensors, meta, used = ck.read_newest_good(path)
-        if not isinstance(meta.get("config"), dict) or "epoch" not in meta:
-            raise CnnzooError(f"{used}: not a cnnzoo training state (no config or epoch)")
+        checks.check_state(meta, used)
         saved = TrainConfig.from_dict(meta["config"])
         cfg = apply_resume_changes(saved, changes or {}, int(meta["epoch"]))
         if cfg.lr != saved.lr:
@@ -351,6 +379,7 @@ class Trainer:
             "mean": list(self.mean),
             "std": list(self.std),
             "crop_pct": self.crop_pct,
+            "interpolation": self.preprocess.interpolation,
             "data": {
                 "source": cfg.data,
                 "name": self.bundle.name,
@@ -579,7 +608,7 @@ class Trainer:
         if loop.epoch == 0 and loop.step == 0:
             log.info(
                 "training %s on %s: %d train / %d %s images, %d classes, %dpx, recipe %s, "
-                "%d epochs, batch %d, %s lr %g wd %g, on %s%s -> %s",
+                "%d epochs, batch %d, %s lr %g wd %g, %s, on %s%s -> %s",
                 cfg.model,
                 self.bundle.name,
                 len(self.bundle.train),
@@ -593,6 +622,7 @@ class Trainer:
                 cfg.opt,
                 cfg.lr,
                 cfg.wd,
+                cfg.precision,
                 self.device,
                 f" x {self.dist.world} processes" if self.dist.enabled else "",
                 self.run_dir,
@@ -607,20 +637,53 @@ class Trainer:
                 self.steps_per_epoch,
                 loop.step,
             )
-        done_now = 0
-        while loop.epoch < cfg.epochs and (stop_after is None or done_now < stop_after):
-            stats = self.train_one_epoch()
-            if stats is None:
-                return self._result(interrupted=self.stops.received or "a stop signal")
-            self._end_epoch(stats)
-            done_now += 1
-            if self.stop_now and loop.epoch < cfg.epochs:
-                return self._result(interrupted=self.stops.received or "a stop signal")
+        threads_before = torch.get_num_threads()
+        try:
+            interrupted = self._epochs(stop_after)
+        finally:  # a run from Python leaves torch's thread count as it found it
+            torch.set_num_threads(threads_before)
+        if interrupted:
+            return self._result(interrupted=self.stops.received or "a stop signal")
         if loop.epoch >= cfg.epochs and loop.history and self.dist.is_main:
             from .plots import plot_curves
 
             plot_curves(loop.history, self.run_dir / "curves.png")
         return self._result()
+
+    def _epochs(self, stop_after: int | None) -> bool:
+        """Train epochs until the end, `stop_after` of them, or a stop signal (True)."""
+        cfg, loop = self.cfg, self.loop
+        done_now = 0
+        while loop.epoch < cfg.epochs and (stop_after is None or done_now < stop_after):
+            self.threads.apply()
+            stats = self.train_one_epoch()
+            if stats is None:
+                return True
+            self._end_epoch(stats)
+            done_now += 1
+            if self.stop_now and loop.epoch < cfg.epochs:
+                return True
+        return False
+
+    def _warn_if_at_chance(self, row: dict[str, Any]) -> None:
+        """Say so, once, when a quarter of the run is done and the loss is still that of
+        uniform guessing (ln of the class count): the lr, schedule or data need a look."""
+        classes = len(self.classes)
+        if self._chance_warned or classes < 2 or self.epoch < CHANCE_CHECK * self.cfg.epochs:
+            return
+        loss = row.get("val_loss", row["train_loss"])
+        if loss >= CHANCE_LOSS * math.log(classes):
+            self._chance_warned = True
+            log.warning(
+                "after %d of %d epochs the %s loss is %.3f, chance level (ln %d = %.3f): the "
+                "model has learnt nothing yet; check the data and labels, or try another --lr",
+                self.epoch,
+                self.cfg.epochs,
+                "validation" if "val_loss" in row else "training",
+                loss,
+                classes,
+                math.log(classes),
+            )
 
     def _end_epoch(self, stats: dict[str, float]) -> None:
         """Validate, record and save the epoch just trained."""
@@ -662,6 +725,7 @@ class Trainer:
             write_metrics(self.run_dir, loop.history)
         self.save_state()
         log.info(epoch_line(row, self.cfg.epochs))
+        self._warn_if_at_chance(row)
 
     def _result(self, interrupted: str | None = None) -> RunResult:
         loop = self.loop

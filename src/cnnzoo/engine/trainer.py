@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ from .precision import autocast_dtype, check_precision, choose_precision
 from .records import epoch_line, write_metrics
 from .setup import STATE_FILE, RunSetup, prepare_run
 from .signals import StopRequests
-from .threads import ThreadPolicy
+from .threads import ThreadPolicy, usable_cpus
 
 log = logging.getLogger("cnnzoo")
 # a loss at or above this share of ln(classes), a quarter into the run, is worth a warning
@@ -152,7 +153,12 @@ class Trainer:
         except ValueError as e:
             raise CnnzooError(str(e)) from None
         self.ema = ModelEma(self.model, cfg.ema) if cfg.ema > 0 else None
-        self.threads = ThreadPolicy(cfg.threads, dev, tiny=cfg.recipe == "digits")
+        threads, tiny = cfg.threads, cfg.recipe == "digits"
+        if threads is None and dist.enabled and dev.type == "cpu" and not tiny:
+            # the processes on this machine share its cores
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))
+            threads = max(1, usable_cpus() // local)
+        self.threads = ThreadPolicy(threads, dev, tiny=tiny)
         if cfg.precision is None:  # recorded, so that a resumed run keeps the choice
             cfg.precision = self._choose_precision() if cfg.amp else "fp32"
         check_precision(cfg.precision, dev)

@@ -7,11 +7,14 @@ import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from .errors import CnnzooError, OptionError
-from .models.base import ModelCfg
+
+if TYPE_CHECKING:  # importing .models here would load the families before this module is ready
+    from .models.base import ModelCfg
 
 
 @dataclass(frozen=True)

@@ -165,13 +165,17 @@ def evaluate_checkpoint(
     seed: int | None = None,
     progress: bool = True,
     tta: bool = False,
+    precision: str = "auto",
 ) -> tuple[Scores, dict]:
     """Score a checkpoint on a split of `data`. The data it was trained on (the default) is
     split the same way, so `val` holds no training image; other data is scored on its own
-    val/test folder, or whole when it has none. Returns the scores and a JSON-able report."""
+    val/test folder, or whole when it has none. `precision` picks the inference path
+    (engine.fast.prepare_inference; "fp32" is the exact model). Returns the scores and a
+    JSON-able report (its "inference" says which path ran)."""
     from ..data import load_data
     from ..data.load import canonical_source
     from .checkpoint import load_checkpoint
+    from .fast import prepare_inference
 
     model, meta = load_checkpoint(checkpoint, device)
     if tta:
@@ -210,7 +214,9 @@ def evaluate_checkpoint(
     if len(part) == 0:
         hint = "pass --split train, or --data with a val or test split"
         raise CnnzooError(f"{data} has no {split} images the run held out ({hint})")
-    logits = compute_logits(model, part.images, Preprocess.from_meta(meta), batch_size, tta=tta)
+    preprocess = Preprocess.from_meta(meta)
+    path = prepare_inference(model, preprocess(part.images[:8].to(device)), precision)
+    logits = compute_logits(path.model, part.images, preprocess, batch_size, tta=tta)
     s = score(logits, part.labels, list(meta["classes"]))
     report = {
         "checkpoint": str(checkpoint),
@@ -221,6 +227,7 @@ def evaluate_checkpoint(
         "split_name": split_name,
         "same_data_as_training": same,
         "tta": "flip" if tta else None,
+        "inference": path.describe(),
         "classes": list(meta["classes"]),
         **s.to_dict(),
     }

@@ -64,3 +64,28 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | P
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_accuracy_vs_speed(
+    points: list[tuple[str, float, float, int]], path: str | Path, subtitle: str = ""
+) -> None:
+    """Published ImageNet top-1 against measured images/s (log scale), one named point per
+    (model, images/s, top-1 %, parameters); the area of a point grows with its parameters."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 7))
+    families = sorted({name.rstrip("0123456789_x").split("_")[0] for name, *_ in points})
+    colors = {f: plt.cm.tab20(i % 20) for i, f in enumerate(families)}
+    for name, speed, top1, params in points:
+        family = name.rstrip("0123456789_x").split("_")[0]
+        ax.scatter(speed, top1, s=params / 2e5, color=colors[family], alpha=0.6, edgecolors="k")
+        ax.annotate(name, (speed, top1), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set(
+        xlabel="measured throughput (images/s, log scale)",
+        ylabel="published ImageNet-1K top-1 (%)",
+        title="accuracy against speed" + (f"\n{subtitle}" if subtitle else ""),
+    )
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

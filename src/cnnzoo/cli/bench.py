@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 HELP = "time a model (inference or training step): images/s, ms per batch, peak memory"
 
@@ -112,8 +113,6 @@ def _run_all(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
     elif rows:
         print(_line(rows[-1]).split("\n")[1])
-    for name, reason in failed:
-        print(f"cnnzoo bench: {name} did not run: {reason}")
     if args.plot and rows:
         from ..engine.plots import plot_accuracy_vs_speed
 
@@ -130,12 +129,17 @@ def _run_all(args: argparse.Namespace) -> int:
         s, m = rows[0].settings, rows[0].machine
         how = f"{s.dtype}{', fast form' if s.optimize else ''}"
         subtitle = (
-            f"batch {s.batch}, native input sizes, {how}; {m['cpu']}, {m['threads']} threads; "
+            f"batch {s.batch}, {f'{s.input_size} px' if s.input_size else 'native input sizes'}, {how}; "
+            f"{m['cpu']}, {m['threads']} threads; "
             "point area: parameters"
         )
         plot_accuracy_vs_speed(points, args.plot, subtitle)
         print(f"plot: {args.plot}")
-    return 0 if rows else 2
+    for name, reason in failed:
+        print(f"cnnzoo bench: {name} did not run: {reason}", file=sys.stderr)
+    if not rows:
+        raise CnnzooError("no model ran; see the reasons above")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -156,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
         return _run_all(args)
     if not args.model:
         raise CnnzooError("--model is needed (or --all for the whole zoo)")
-    r = benchmark(_settings(args, args.model, zoo=False))
+    try:
+        r = benchmark(_settings(args, args.model, zoo=False))
+    except RuntimeError as e:  # e.g. an input too small for the model, out of memory
+        raise CnnzooError(f"{args.model} did not run: {str(e).splitlines()[0]}") from None
     print(json.dumps(r.to_dict(), indent=2) if args.json else _line(r))
     return 0

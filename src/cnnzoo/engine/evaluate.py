@@ -153,33 +153,23 @@ def check_classes(data_classes: list[str], ckpt_classes: list[str], data: str) -
     )
 
 
-def evaluate_checkpoint(
-    checkpoint: str,
+def checkpoint_split(
+    meta: dict,
     data: str | None = None,
     *,
     split: str = "val",
     data_dir: str | None = None,
-    batch_size: int = 256,
-    device: str | torch.device = "cpu",
     val_split: float | None = None,
     seed: int | None = None,
     progress: bool = True,
-    tta: bool = False,
-    precision: str = "auto",
-) -> tuple[Scores, dict]:
-    """Score a checkpoint on a split of `data`. The data it was trained on (the default) is
-    split the same way, so `val` holds no training image; other data is scored on its own
-    val/test folder, or whole when it has none. `precision` picks the inference path
-    (engine.fast.prepare_inference; "fp32" is the exact model). Returns the scores and a
-    JSON-able report (its "inference" says which path ran)."""
+):
+    """The images a checkpoint is scored on: `split` of `data`. The data it was trained on (the
+    default) is split the same way, so `val` holds no training image; other data is scored on
+    its own val/test folder, or whole when it has none. Returns (images, data, split name,
+    whether it is the training data)."""
     from ..data import load_data
     from ..data.load import canonical_source
-    from .checkpoint import load_checkpoint
-    from .fast import prepare_inference
 
-    model, meta = load_checkpoint(checkpoint, device)
-    if tta:
-        check_flip_tta(meta)
     trained_on = meta.get("data", {})
     data = data or trained_on.get("source")
     if not data:
@@ -214,6 +204,41 @@ def evaluate_checkpoint(
     if len(part) == 0:
         hint = "pass --split train, or --data with a val or test split"
         raise CnnzooError(f"{data} has no {split} images the run held out ({hint})")
+    return part, data, split_name, same
+
+
+def evaluate_checkpoint(
+    checkpoint: str,
+    data: str | None = None,
+    *,
+    split: str = "val",
+    data_dir: str | None = None,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    val_split: float | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+    tta: bool = False,
+    precision: str = "auto",
+) -> tuple[Scores, dict]:
+    """Score a checkpoint on a split of `data` (see `checkpoint_split`). `precision` picks the
+    inference path (engine.fast.prepare_inference; "fp32" is the exact model). Returns the
+    scores and a JSON-able report (its "inference" says which path ran)."""
+    from .checkpoint import load_checkpoint
+    from .fast import prepare_inference
+
+    model, meta = load_checkpoint(checkpoint, device)
+    if tta:
+        check_flip_tta(meta)
+    part, data, split_name, same = checkpoint_split(
+        meta,
+        data,
+        split=split,
+        data_dir=data_dir,
+        val_split=val_split,
+        seed=seed,
+        progress=progress,
+    )
     preprocess = Preprocess.from_meta(meta)
     path = prepare_inference(model, preprocess(part.images[:8].to(device)), precision)
     logits = compute_logits(path.model, part.images, preprocess, batch_size, tta=tta)

@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from cnnzoo.engine.bench import machine_info
 from cnnzoo.engine.checkpoint import load_checkpoint, resolve_checkpoint
 from cnnzoo.engine.evaluate import Preprocess, checkpoint_split, compute_logits
 from cnnzoo.engine.fast import prepare_inference
+from cnnzoo.engine.machine import machine_info
 
 
 def main() -> None:

@@ -23,8 +23,8 @@ import time
 import torch
 
 from cnnzoo import create_model
-from cnnzoo.engine.bench import machine_info
 from cnnzoo.engine.fast import fast_form
+from cnnzoo.engine.machine import machine_info
 
 
 def autocast_form(model: torch.nn.Module):

@@ -19,8 +19,8 @@ import torch
 import torchvision
 
 from cnnzoo import create_model
-from cnnzoo.engine.bench import machine_info
 from cnnzoo.engine.fast import fast_form
+from cnnzoo.engine.machine import machine_info
 
 # cnnzoo name -> timm's name for the same architecture
 TIMM_NAMES = {

@@ -20,6 +20,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..errors import OptionError
+from .machine import bf16_is_native
 
 PRECISIONS = ("auto", "fp32", "fast-fp32", "bf16")
 
@@ -173,17 +174,6 @@ def compiled(model: nn.Module) -> nn.Module:
     return torch.compile(model, options={"freezing": True})
 
 
-def bf16_is_native() -> bool:
-    """Whether this machine runs bf16 matrix work in hardware: a CUDA device with bf16, or a
-    CPU with AMX or AVX512-BF16."""
-    from .bench import cpu_features
-
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    flags = cpu_features()
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
 @dataclass
 class InferencePath:
     """The model to run and how it was chosen."""
@@ -204,8 +194,12 @@ def time_call(fn, x: torch.Tensor, repeats: int) -> float:
     other work on the machine)."""
     best = float("inf")
     for _ in range(repeats):
+        if x.is_cuda:
+            torch.cuda.synchronize(x.device)
         t = time.perf_counter()
         fn(x)
+        if x.is_cuda:
+            torch.cuda.synchronize(x.device)
         best = min(best, time.perf_counter() - t)
     return 1000 * best
 
@@ -241,7 +235,7 @@ def prepare_inference(
             fast_form(model, example[:1], torch.bfloat16, compile=compile), "fast bf16"
         )
     candidates = {"fp32 (exact)": model, "fast fp32": fast_form(model, example[:1])}
-    if bf16_is_native() and example.device.type in ("cpu", "cuda"):
+    if bf16_is_native(example.device):
         candidates["fast bf16"] = fast_form(model, example[:1], torch.bfloat16)
     for m in candidates.values():  # warm-up: oneDNN builds its kernels on the first call
         m(example)

@@ -177,6 +177,11 @@ def test_flip_tta_is_mirror_invariant_and_scored(trained, capsys, tmp_path):
     out = capsys.readouterr().out
     report = json.loads(Path(out.split("report: ")[1].splitlines()[0]).read_text())
     assert report["tta"] == "flip" and "(flip TTA)" in out
+    # the default path: the fastest of the exact model and its fast forms, with the timings
+    chosen = report["inference_path"]
+    assert chosen in ("fp32 (exact)", "fast fp32", "fast bf16")
+    assert report["inference"].startswith(f"{chosen} (fastest measured: fp32 (exact) ")
+    assert f"inference path: {report['inference']}" in out
 
 
 def test_flip_tta_refused_for_a_model_trained_without_flips(trained, capsys, tmp_path):

@@ -253,6 +253,7 @@ def evaluate_checkpoint(
         "same_data_as_training": same,
         "tta": "flip" if tta else None,
         "inference": path.describe(),
+        "inference_path": path.name,
         "classes": list(meta["classes"]),
         **s.to_dict(),
     }

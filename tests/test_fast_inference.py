@@ -56,6 +56,11 @@ def test_fast_fp32_equals_the_model_in_every_family(name):
     assert got.dtype == torch.float32 and got.shape == ref.shape
     assert (got - ref).abs().max() <= 1e-4 * max(1.0, ref.abs().max().item())
 
+    with torch.inference_mode():  # bf16 (classifier kept fp32) runs in every family too
+        low = fast_form(model, x[:1], torch.bfloat16)(x)
+    assert low.dtype == torch.float32 and torch.isfinite(low).all()
+    assert (low - ref).abs().max() <= 0.1 * max(1.0, ref.abs().max().item())
+
     def plain_norms(m: nn.Module) -> int:  # subclasses (ResNetV2's BatchNormReLU) never fold
         return sum(type(x) is nn.BatchNorm2d for x in m.modules())
 
@@ -120,6 +125,9 @@ def test_prepare_inference_paths():
         assert exact.model is model and exact.name == "fp32 (exact)"
         bf16 = prepare_inference(model, x, "bf16")
         assert isinstance(bf16.model, FastModel) and bf16.model.dtype == torch.bfloat16
+        inner = bf16.model.model
+        assert inner.conv1.weight.dtype == torch.bfloat16
+        assert inner.get_classifier().layer.weight.dtype == torch.float32  # logits in fp32
         out = bf16.model(x)
         assert out.dtype == torch.float32
         assert (out - ref).abs().max() < 0.05 * ref.abs().max()  # bf16: 8 bits of mantissa

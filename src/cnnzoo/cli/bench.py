@@ -117,21 +117,16 @@ def _run_all(args: argparse.Namespace) -> int:
         from ..engine.plots import plot_accuracy_vs_speed
 
         points = [
-            (
-                r.settings.model,
-                r.images_per_s,
-                PUBLISHED_TOP1[r.settings.model],
-                ZOO_TABLE[r.settings.model][2],
-            )
+            (name, ZOO_TABLE[name][0], r.images_per_s, PUBLISHED_TOP1[name], ZOO_TABLE[name][2])
             for r in rows
-            if r.settings.model in PUBLISHED_TOP1
+            if (name := r.settings.model) in PUBLISHED_TOP1
         ]
         s, m = rows[0].settings, rows[0].machine
         how = f"{s.dtype}{', fast form' if s.optimize else ''}"
         subtitle = (
-            f"batch {s.batch}, {f'{s.input_size} px' if s.input_size else 'native input sizes'}, {how}; "
-            f"{m['cpu']}, {m['threads']} threads; "
-            "point area: parameters"
+            f"batch {s.batch}, {f'{s.input_size} px' if s.input_size else 'native input sizes'}, "
+            f"{how}; point area: parameters\n{m['cpu']} [{' '.join(m['cpu_features'])}], "
+            f"{m['threads']} thread(s), load {m['load_1min']}"
         )
         plot_accuracy_vs_speed(points, args.plot, subtitle)
         print(f"plot: {args.plot}")

@@ -132,6 +132,32 @@ def fold_batchnorm(model: nn.Module, example: torch.Tensor) -> int:
     return len(pairs)
 
 
+class Float32Input(nn.Module):
+    """Runs a layer kept in float32 inside a bf16 model (the classifier: its logits decide the
+    answer, and a near-tie must not be settled by bf16 rounding)."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x.float())
+
+
+def keep_classifier_fp32(model: nn.Module) -> bool:
+    """Wrap a cnnzoo model's classifier (`classifier_name`) so that it stays in float32 when the
+    model is cast to bf16; returns whether there was one."""
+    name = getattr(model, "classifier_name", None)
+    if not name:
+        return False
+    layer = model.get_submodule(name)
+    if not isinstance(layer, (nn.Linear, nn.Conv2d)):
+        return False
+    parent_name, _, leaf = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, leaf, Float32Input(layer))
+    return True
+
+
 class FastModel(nn.Module):
     """Wraps a prepared model: moves the input to its layout and dtype, returns float32."""
 
@@ -160,7 +186,10 @@ def fast_form(
     fast = copy.deepcopy(model).eval()
     fold_batchnorm(fast, example)
     fast.requires_grad_(False)
+    classifier = fast.get_submodule(fast.classifier_name) if keep_classifier_fp32(fast) else None
     fast.to(dtype)
+    if classifier is not None:
+        classifier.float()
     if channels_last and example.ndim == 4:
         fast.to(memory_format=torch.channels_last)
     if compile:

@@ -9,17 +9,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..cfg import ModelCfg
 from ..errors import CnnzooError
 
 
 @dataclass(frozen=True)
 class Preprocess:
-    """Eval-time preprocessing, as recorded in a checkpoint's sidecar."""
+    """Eval-time preprocessing, as recorded in a checkpoint's sidecar (or, for reference
+    weights, in the model's cfg: their published resize, crop and interpolation)."""
 
     input_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
     crop_pct: float = 1.0
+    interpolation: str = "bilinear"
 
     @classmethod
     def from_meta(cls, meta: dict) -> Preprocess:
@@ -28,12 +31,20 @@ class Preprocess:
             tuple(meta["mean"]),
             tuple(meta["std"]),
             float(meta.get("crop_pct", 1.0)),
+            str(meta.get("interpolation", "bilinear")),
         )
+
+    @classmethod
+    def from_cfg(cls, cfg: ModelCfg) -> Preprocess:
+        """The eval transform the reference weights of a model were published with."""
+        return cls(cfg.input_size, cfg.mean, cfg.std, cfg.crop_pct, cfg.interpolation)
 
     def __call__(self, batch_u8: torch.Tensor) -> torch.Tensor:
         from ..data.transforms import eval_transform
 
-        return eval_transform(batch_u8, self.input_size, self.mean, self.std, self.crop_pct)
+        return eval_transform(
+            batch_u8, self.input_size, self.mean, self.std, self.crop_pct, self.interpolation
+        )
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -71,7 +82,8 @@ def compute_logits(
 ) -> torch.Tensor:
     """float32 logits [N, classes] on the CPU for uint8 images [N, C, H, W] (any device);
     `tta`: averaged with the logits of the mirrored images."""
-    device = next(model.parameters()).device
+    # a model with no parameters (an onnxruntime session behind a module) takes CPU input
+    device = next(model.parameters(), torch.empty(0)).device
     was_training = model.training
     model.eval()
     out = []
@@ -219,15 +231,18 @@ def evaluate_checkpoint(
     seed: int | None = None,
     progress: bool = True,
     tta: bool = False,
+    loaded: tuple[nn.Module, dict] | None = None,
     precision: str = "auto",
 ) -> tuple[Scores, dict]:
-    """Score a checkpoint on a split of `data` (see `checkpoint_split`). `precision` picks the
-    inference path (engine.fast.prepare_inference; "fp32" is the exact model). Returns the
-    scores and a JSON-able report (its "inference" says which path ran)."""
+    """Score a checkpoint on a split of `data` (see `checkpoint_split`). `loaded`: the
+    (model, sidecar) to score instead of loading `checkpoint` (e.g. an exported file in another
+    runtime). `precision` picks the inference path of a PyTorch model
+    (engine.fast.prepare_inference; "fp32" is the exact model). Returns the scores and a
+    JSON-able report (its "inference_path" says which path ran)."""
     from .checkpoint import load_checkpoint
     from .fast import prepare_inference
 
-    model, meta = load_checkpoint(checkpoint, device)
+    model, meta = loaded if loaded is not None else load_checkpoint(checkpoint, device)
     if tta:
         check_flip_tta(meta)
     part, data, split_name, same = checkpoint_split(

@@ -218,6 +218,14 @@ class InferencePath:
         return f"{self.name} (fastest measured: {times})"
 
 
+def is_eager_network(model: nn.Module) -> bool:
+    """A PyTorch module with weights whose modules can be copied and rewritten (not a compiled
+    TorchScript file, not a wrapper around another runtime's session)."""
+    if isinstance(model, torch.jit.ScriptModule):
+        return False
+    return any(True for _ in model.parameters())
+
+
 def time_call(fn, x: torch.Tensor, repeats: int) -> float:
     """Best wall time of `repeats` calls, in milliseconds (the best is the least disturbed by
     other work on the machine)."""
@@ -254,6 +262,13 @@ def prepare_inference(
     if precision not in PRECISIONS:
         raise OptionError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     model.eval()
+    if not is_eager_network(model):  # another runtime (onnxruntime, TorchScript) runs as it is
+        if precision in ("fast-fp32", "bf16"):
+            raise OptionError(
+                f"--precision {precision} makes a fast form of a PyTorch model; "
+                f"this {type(model).__name__} runs as loaded (leave --precision out)"
+            )
+        return InferencePath(model, f"{type(model).__name__} as loaded")
     example = example[:probe_batch]
     if precision == "fp32":
         return InferencePath(model, "fp32 (exact)")

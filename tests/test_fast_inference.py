@@ -139,3 +139,18 @@ def test_prepare_inference_paths():
         assert auto.name in auto.describe()
     with pytest.raises(CnnzooError, match="unknown precision"):
         prepare_inference(model, x, "fp8")
+
+
+class OtherRuntime(nn.Module):
+    """Stands for a model another runtime runs (no weights torch could fold or cast)."""
+
+    def forward(self, x):
+        return x.mean((2, 3))
+
+
+def test_another_runtime_runs_as_loaded():
+    model, x = OtherRuntime(), torch.randn(2, 3, 8, 8)
+    path = prepare_inference(model, x, "auto")
+    assert path.model is model and path.name == "OtherRuntime as loaded"
+    with pytest.raises(CnnzooError, match="runs as loaded"):
+        prepare_inference(model, x, "bf16")

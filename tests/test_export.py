@@ -65,7 +65,9 @@ def test_predict_and_eval_from_onnx_match_pytorch(run, capsys):
         assert main(["export", "-c", str(out), "-o", str(path)]) == 0
     samples = str(root / "samples")
     capsys.readouterr()
-    assert main(["predict", "-c", str(out), samples, "--json", "--topk", "3"]) == 0
+    # the exact PyTorch model (not the default fast path) is what the export must match
+    args = ["predict", "-c", str(out), samples, "--json", "--topk", "3", "--precision", "fp32"]
+    assert main(args) == 0
     torch_out = json.loads(capsys.readouterr().out)["results"]
     assert main(["predict", "--backend", "onnxruntime", str(path), samples, "--json"]) == 0
     onnx_out = json.loads(capsys.readouterr().out)["results"]
@@ -79,7 +81,8 @@ def test_predict_and_eval_from_onnx_match_pytorch(run, capsys):
     # eval from the file alone scores the run's own held-out split, as the checkpoint does
     reports = []
     for ckpt in (str(out), str(path)):
-        assert main(["eval", "-c", ckpt, "--out", f"{root / 'ev'}/", "--no-progress"]) == 0
+        args = ["eval", "-c", ckpt, "--out", f"{root / 'ev'}/", "--no-progress"]
+        assert main([*args, "--precision", "fp32"]) == 0
         reports.append(json.loads((root / "ev" / "eval-digits-val.json").read_text()))
     assert reports[0]["n"] == reports[1]["n"] > 100
     assert reports[0]["top1"] == reports[1]["top1"]

@@ -33,7 +33,7 @@ def predictor():
     torch.manual_seed(0)
     model = cnnzoo.create_model("resnet20", num_classes=len(CLASSES))
     meta = model_meta("resnet20", len(CLASSES), CLASSES)
-    return Predictor(model, meta)
+    return Predictor(model, meta, precision="fp32")  # exact: the ONNX server is compared to it
 
 
 def app_for(predictor, **kw):

@@ -12,6 +12,7 @@ from torch import nn
 from ..errors import CnnzooError
 from .checkpoint import load_checkpoint
 from .evaluate import Preprocess, check_flip_tta, forward
+from .fast import PRECISIONS, InferencePath, prepare_inference
 
 
 @dataclass
@@ -53,14 +54,27 @@ def collect_images(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
 
 class Predictor:
     """A model in eval mode with its sidecar's classes and preprocessing; `tta` averages each
-    image's logits with its mirror's."""
+    image's logits with its mirror's. `precision` picks the inference path (engine.fast):
+    "auto" (default) times the exact model against its fast forms on the first batch and keeps
+    the fastest; "fp32" runs the exact model; `path` says which ran."""
 
     def __init__(
-        self, model: nn.Module, meta: dict, device: str | torch.device = "cpu", tta: bool = False
+        self,
+        model: nn.Module,
+        meta: dict,
+        device: str | torch.device = "cpu",
+        tta: bool = False,
+        precision: str = "auto",
     ) -> None:
         if tta:
             check_flip_tta(meta)
+        if precision not in PRECISIONS:
+            raise CnnzooError(
+                f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}"
+            )
         self.tta = tta
+        self.precision = precision
+        self.path: InferencePath | None = None  # chosen on the first batch
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.meta = meta
@@ -70,10 +84,14 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: str | torch.device = "cpu", tta: bool = False
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        tta: bool = False,
+        precision: str = "auto",
     ) -> Predictor:
         model, meta = load_checkpoint(path)
-        return cls(model, meta, device, tta)
+        return cls(model, meta, device, tta, precision)
 
     def _prepare(self, image: torch.Tensor) -> torch.Tensor:
         if self.in_chans == 1 and image.shape[0] == 3:  # a grey model: average the channels
@@ -88,7 +106,9 @@ class Predictor:
     def probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
         """Class probabilities [N, classes] for uint8 [C, H, W] images of any sizes."""
         x = self.inputs(images)
-        return torch.softmax(forward(self.model, x, self.tta).float(), dim=1).cpu()
+        if self.path is None:
+            self.path = prepare_inference(self.model, x, self.precision)
+        return torch.softmax(forward(self.path.model, x, self.tta).float(), dim=1).cpu()
 
     def top(self, probs: torch.Tensor, k: int) -> list[list[tuple[str, int, float]]]:
         k = max(1, min(k, len(self.classes)))

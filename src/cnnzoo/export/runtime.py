@@ -134,11 +134,16 @@ def load_model(
 
 
 def load_predictor(
-    path: str | Path, backend: str | None = None, device: str = "auto", tta: bool = False
+    path: str | Path,
+    backend: str | None = None,
+    device: str = "auto",
+    tta: bool = False,
+    precision: str = "auto",
 ):
     """An engine `Predictor` for a checkpoint or an exported .onnx file: the same
-    preprocessing and output whichever backend runs the model."""
+    preprocessing and output whichever backend runs the model. `precision`: the inference
+    path of a PyTorch model (engine.fast); another runtime runs its model as loaded."""
     from ..engine.predict import Predictor
 
     model, meta, dev = load_model(path, backend, device)
-    return Predictor(model, meta, dev, tta=tta)
+    return Predictor(model, meta, dev, tta=tta, precision=precision)

@@ -37,7 +37,8 @@ def trained(tmp_path_factory):
     write_folder(root / "data", 40, seed=0)
     run = root / "run"
     args = ["train", "--model", "resnet20", "--data", str(root / "data"), "--out", str(run),
-            "--epochs", "4", "--batch-size", "16", "--lr", "0.05", "--no-progress"]  # fmt: skip
+            "--epochs", "4", "--batch-size", "16", "--lr", "0.05", "--warmup-epochs", "1",
+            "--no-progress"]  # fmt: skip
     assert main(args) == 0
     queries = write_folder(root / "query", 4, seed=1)
     return root, run, queries
@@ -99,8 +100,9 @@ def test_predict_table_csv_vis_and_bad_files(trained, capsys, tmp_path):
 def test_eval_matches_training_validation(trained, capsys):
     root, run, _ = trained
     capsys.readouterr()
-    assert main(["eval", "--checkpoint", str(run), "--no-progress"]) == 0
+    assert main(["eval", "--checkpoint", str(run), "--no-progress", "--precision", "fp32"]) == 0
     out = capsys.readouterr().out
+    assert "inference path: fp32 (exact)" in out
     report_path = Path(out.split("report: ")[1].splitlines()[0])
     report = json.loads(report_path.read_text())
     assert Path(report["confusion_png"]).is_file()
@@ -141,7 +143,8 @@ def test_sidecar_as_checkpoint_and_skipped_file_named_once(trained, capsys, tmp_
     capsys.readouterr()
     assert main(["predict", "-c", str(run / "best.json"), str(queries[0][0]), str(bad)]) == 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].count("broken.jpg") == 1, err
+    assert err[-1].startswith("cnnzoo predict: inference path: ")
+    assert len(err) == 2 and err[0].count("broken.jpg") == 1, err
 
 
 def test_a_relative_data_folder_is_recorded_absolute(tmp_path, monkeypatch):
@@ -163,7 +166,8 @@ def test_flip_tta_is_mirror_invariant_and_scored(trained, capsys, tmp_path):
 
     image = load_image(str(queries[0][0]))
     mirror = image.flip(-1)
-    plain, tta = Predictor.from_checkpoint(run), Predictor.from_checkpoint(run, tta=True)
+    plain = Predictor.from_checkpoint(run, precision="fp32")
+    tta = Predictor.from_checkpoint(run, tta=True, precision="fp32")
     p = plain.probabilities([image, mirror])
     q = tta.probabilities([image, mirror])
     assert not torch.allclose(p[0], p[1], atol=1e-4)  # the model alone is not mirror-symmetric
@@ -174,6 +178,11 @@ def test_flip_tta_is_mirror_invariant_and_scored(trained, capsys, tmp_path):
     out = capsys.readouterr().out
     report = json.loads(Path(out.split("report: ")[1].splitlines()[0]).read_text())
     assert report["tta"] == "flip" and "(flip TTA)" in out
+    # the default path: the fastest of the exact model and its fast forms, with the timings
+    chosen = report["inference_path"]
+    assert chosen in ("fp32 (exact)", "fast fp32", "fast bf16")
+    assert report["inference"].startswith(f"{chosen} (fastest measured: fp32 (exact) ")
+    assert f"inference path: {report['inference']}" in out
 
 
 def test_flip_tta_refused_for_a_model_trained_without_flips(trained, capsys, tmp_path):

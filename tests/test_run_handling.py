@@ -11,9 +11,9 @@ from test_eval_predict import write_folder
 
 from cnnzoo.cli.main import main
 from cnnzoo.engine import TrainConfig
-from cnnzoo.engine import trainer as trainer_mod
+from cnnzoo.engine import setup as setup_mod
 from cnnzoo.engine.config import resolve_config
-from cnnzoo.engine.trainer import augment_cfg, claim_run_dir, resolve_device
+from cnnzoo.engine.setup import augment_cfg, claim_run_dir, resolve_device
 from cnnzoo.errors import CnnzooError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -28,7 +28,7 @@ def error_line(capsys) -> str:
 
 
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
-    monkeypatch.setattr(trainer_mod, "default_run_dir", lambda cfg: tmp_path / "runs" / "r")
+    monkeypatch.setattr(setup_mod, "default_run_dir", lambda cfg: tmp_path / "runs" / "r")
     cfg = TrainConfig(model="resnet20", data="digits")
     first, made1 = claim_run_dir(None, cfg)
     second, made2 = claim_run_dir(None, cfg)
@@ -66,9 +66,9 @@ def digits_run(tmp_path_factory):
 def test_resume_refuses_options_it_would_ignore(digits_run, capsys):
     before = (digits_run / "state.safetensors").read_bytes()
     capsys.readouterr()
-    assert main(["train", "--resume", str(digits_run), "--lr", "5", "--ema", "0.99"]) == 2
+    assert main(["train", "--resume", str(digits_run), "--wd", "5", "--ema", "0.99"]) == 2
     line = error_line(capsys)
-    assert "--lr" in line and "--ema" in line and "cannot change" in line
+    assert "--wd" in line and "--ema" in line and "cannot change" in line
     assert (digits_run / "state.safetensors").read_bytes() == before  # nothing touched
 
 
@@ -216,8 +216,8 @@ def test_resume_from_python_obeys_the_same_rules(digits_run):
     from cnnzoo.errors import CnnzooError
 
     before = (digits_run / "state.safetensors").read_bytes()
-    with pytest.raises(CnnzooError, match="--lr cannot change"):
-        train(TrainConfig(lr=5.0), resume=digits_run, progress=False)
+    with pytest.raises(CnnzooError, match="--wd cannot change"):
+        train(TrainConfig(wd=5.0), resume=digits_run, progress=False)
     with pytest.raises(CnnzooError, match="less than the"):
         train(TrainConfig(epochs=0), resume=digits_run, progress=False)
     assert (digits_run / "state.safetensors").read_bytes() == before

@@ -20,7 +20,7 @@ def predictor():
     model = create_model("resnet20", num_classes=4)
     meta = {"classes": list("abcd"), "input_size": 24, "mean": [0.4, 0.5, 0.6],
             "std": [0.2, 0.25, 0.3], "crop_pct": 0.875}  # fmt: skip
-    return Predictor(model, meta)
+    return Predictor(model, meta, precision="fp32")  # the exact model: outputs comparable
 
 
 def test_path_pil_and_tensors_give_identical_outputs(tmp_path, predictor):

@@ -20,6 +20,7 @@ examples:
   cnnzoo predict --checkpoint runs/resnet20-digits-20250101-120000 samples/
   cnnzoo predict --checkpoint best.safetensors cat.jpg --topk 3 --json
   cnnzoo predict --checkpoint RUN photos/ --csv > predictions.csv --save-vis vis/
+  cnnzoo predict --backend onnxruntime model.onnx photos/   # a file from cnnzoo export
 """
 
 
@@ -28,8 +29,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint",
         "-c",
-        required=True,
-        help="run folder or .safetensors written by cnnzoo train",
+        help="run folder or .safetensors written by cnnzoo train, or an .onnx file from "
+        "cnnzoo export (with --backend onnxruntime it may be the first PATH instead)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["pytorch", "onnxruntime"],
+        help="what runs the model (default: onnxruntime for an .onnx file, else pytorch)",
     )
     p.add_argument("--topk", type=int, default=5, help="classes per image (5, at most all)")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (32)")
@@ -43,29 +49,53 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="average each image's prediction with its mirror's (models trained with flips)",
     )
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:N")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "fast-fp32", "bf16"],
+        default="auto",
+        help="auto (default): the fastest of the exact model and its fast forms (BatchNorm "
+        "folded, channels-last, bf16 where the CPU has AMX/AVX512-BF16), timed on the first "
+        "batch; fp32: the exact model; fast-fp32 / bf16: that fast form (pytorch backend)",
+    )
 
 
 def _table(results, k: int) -> str:
-    rows = [[r.file] + [f"{c} {100 * p:5.1f}%" for c, _, p in r.top] for r in results]
+    from ..data.images import shown
+
+    rows = [[shown(r.file)] + [f"{c} {100 * p:5.1f}%" for c, _, p in r.top] for r in results]
     head = ["file"] + [f"top-{i + 1}" for i in range(k)]
     widths = [max(len(x[i]) for x in [head, *rows] if i < len(x)) for i in range(len(head))]
     fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()  # noqa: E731
     return "\n".join([fmt(head), *map(fmt, rows)])
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..engine.predict import Predictor, collect_images, draw_prediction
-    from ..engine.trainer import resolve_device
+def model_and_images(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """The model file and the image paths: `predict --backend onnxruntime FILE.onnx IMAGES`
+    names the model as its first path."""
     from ..errors import CnnzooError
+
+    if args.checkpoint:
+        return args.checkpoint, args.paths
+    if (args.backend == "onnxruntime" or args.paths[0].lower().endswith(".onnx")) and len(
+        args.paths
+    ) > 1:
+        return args.paths[0], args.paths[1:]
+    raise CnnzooError("no model given: pass --checkpoint RUN, or an .onnx file before the images")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.images import shown
+    from ..engine.predict import collect_images, draw_prediction
+    from ..errors import CnnzooError
+    from ..export.runtime import load_predictor
 
     if args.topk < 1:
         raise CnnzooError(f"--topk must be at least 1 (got {args.topk})")
     if args.batch_size < 1:
         raise CnnzooError(f"--batch-size must be at least 1 (got {args.batch_size})")
-    predictor = Predictor.from_checkpoint(
-        args.checkpoint, resolve_device(args.device), tta=args.tta
-    )
-    files, missing = collect_images(args.paths)
+    model_file, paths = model_and_images(args)
+    predictor = load_predictor(model_file, args.backend, args.device, args.tta, args.precision)
+    files, missing = collect_images(paths)
     on_image = None
     if args.save_vis:
         from pathlib import Path
@@ -81,16 +111,19 @@ def run(args: argparse.Namespace) -> int:
     errors = missing + unreadable
     for f, reason in errors:
         # the data layer's messages name the file already: say it once
-        for prefix in (f"cannot read image {f}: ", f"{f}: "):
+        for prefix in (f"cannot read image {shown(f)}: ", f"{shown(f)}: "):
             if reason.startswith(prefix):
                 reason = reason[len(prefix) :]
-        print(f"cnnzoo predict: skipped {f}: {reason}", file=sys.stderr)
+        print(f"cnnzoo predict: skipped {shown(f)}: {reason}", file=sys.stderr)
     k = min(args.topk, len(predictor.classes))
+    path = predictor.path.describe() if predictor.path else "none (no image read)"
+    print(f"cnnzoo predict: inference path: {path}", file=sys.stderr)
     if args.json:
         out = {
-            "checkpoint": str(args.checkpoint),
-            "results": [r.to_dict() for r in results],
-            "errors": [{"file": f, "reason": reason} for f, reason in errors],
+            "checkpoint": str(model_file),
+            "inference": path,
+            "results": [{**r.to_dict(), "file": shown(r.file)} for r in results],
+            "errors": [{"file": shown(f), "reason": reason} for f, reason in errors],
         }
         print(json.dumps(out, indent=2))
     elif args.csv:
@@ -98,9 +131,9 @@ def run(args: argparse.Namespace) -> int:
         w.writerow(["file", "rank", "class", "index", "prob"])
         for r in results:
             for rank, (c, i, p) in enumerate(r.top, 1):
-                w.writerow([r.file, rank, c, i, f"{p:.6f}"])
+                w.writerow([shown(r.file), rank, c, i, f"{p:.6f}"])
     elif results:
         print(_table(results, k))
     if not results:
-        raise CnnzooError(f"no image could be read from {len(args.paths)} path(s)")
+        raise CnnzooError(f"no image could be read from {len(paths)} path(s)")
     return 0

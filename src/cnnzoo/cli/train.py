@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import signal
 import typing
 
 HELP = "train or fine-tune a model on digits, CIFAR, Imagenette or an image folder"
@@ -20,8 +21,9 @@ Train a model; options left out come from a recipe picked by the data:
 
 Small images (32 px), any model: add --stem cifar (the stem keeps full resolution).
 
-SGD is Nesterov with momentum 0.9; the lr warms up linearly (1 epoch; 2 for large, 0.5 for
-digits), then follows a cosine to 0. Label smoothing 0.1 for large and finetune.
+SGD is Nesterov with momentum 0.9; the lr warms up linearly over 5% of the run (1/30 for
+small, 10% for finetune; so 2 epochs of large's 40, a quarter epoch of 5), then follows a
+cosine to 0. A run whose loss is still at chance a quarter of the way in says so. Label smoothing 0.1 for large and finetune.
 --sched onecycle brings its own warm-up (30% of the run) instead of --warmup-epochs.
 --opt adamw: lr 1e-3 (1e-4 when fine-tuning), wd 0.05. Weight decay never applies to norms
 and biases.
@@ -90,14 +92,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="any model: 'cifar' keeps the stem at full resolution (stride 1, no stem pooling) "
         "for 32 px images; training from scratch (imagenet: the reference stem)",
     )
-    rt = groups["runtime"]
-    rt.add_argument("--no-progress", action="store_true", help="no progress bar")
-    rt.add_argument(
-        "--threads",
+    groups["runtime"].add_argument(
+        "--nproc",
         type=int,
-        help="CPU threads (default: one per core; 1 for the digits recipe); 1 is faster for "
-        "tiny models on a busy machine",
+        metavar="N",
+        help="train in N processes on this machine (DistributedDataParallel, launched with "
+        "torchrun; one per GPU, or gloo on CPUs); --batch-size stays the global batch",
     )
+    groups["runtime"].add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def parse_value(text: str):
@@ -138,7 +140,47 @@ def config_from_args(args: argparse.Namespace):
     return TrainConfig(**values)
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
+    from ..engine import distributed
+    from ..errors import CnnzooError
+
+    if args.nproc is not None and not distributed.launched_by_torchrun():
+        if args.nproc < 1:
+            raise CnnzooError(f"--nproc must be at least 1 (got {args.nproc})")
+        return distributed.launch(args.nproc, _without_nproc(args.argv))
+    dist = distributed.init_from_env(args.device)
+    if not dist.is_main:  # one voice: rank 0 logs, shows progress and writes the run folder
+        logging.getLogger("cnnzoo").setLevel(logging.WARNING)
+        args.no_progress = True
+    try:
+        return _train(args, dist)
+    finally:
+        distributed.shutdown()
+
+
+def _resume_command(run_dir, dist) -> str:
+    import os
+
+    if not dist.enabled:
+        return f"cnnzoo train --resume {run_dir}"
+    if int(os.environ.get("LOCAL_WORLD_SIZE", dist.world)) == dist.world:  # one machine
+        return f"cnnzoo train --nproc {dist.world} --resume {run_dir}"
+    return f"the same torchrun command with -m cnnzoo train --resume {run_dir}"
+
+
+def _train(args: argparse.Namespace, dist) -> int:
     from ..engine.config import changed_fields
     from ..engine.trainer import Trainer
     from ..errors import CnnzooError
@@ -147,38 +189,40 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     if args.stop_after is not None and args.stop_after < 1:
         raise CnnzooError("--stop-after must be at least 1")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise CnnzooError("--threads must be at least 1")
-        import torch
-
-        torch.set_num_threads(args.threads)
     cfg = config_from_args(args)
     if args.resume:
-        trainer = Trainer.resume(args.resume, changes=changed_fields(cfg), progress=progress)
+        trainer = Trainer.resume(
+            args.resume, changes=changed_fields(cfg), progress=progress, dist=dist
+        )
     else:
-        trainer = Trainer(cfg, progress=progress)
-    if args.threads is None and trainer.device.type == "cpu" and trainer.cfg.recipe == "digits":
-        # 8-px batches are too small to gain from a second thread, and two OpenMP threads
-        # stall badly (~100x) when another process holds one of the cores
-        import torch
-
-        torch.set_num_threads(1)
+        trainer = Trainer(cfg, progress=progress, dist=dist)
+    resume_cmd = _resume_command(trainer.run_dir, dist)
     try:
         result = trainer.fit(stop_after=args.stop_after)
-    except KeyboardInterrupt:
-        if trainer.epoch > 0:  # the state of the last whole epoch is on disk
+    except KeyboardInterrupt:  # a second Ctrl-C: the last saved state is whole on disk
+        if trainer.saved_step is not None:
             log.warning(
-                "stopped during epoch %d; continue from epoch %d with: cnnzoo train --resume %s",
-                trainer.epoch + 1,
-                trainer.epoch,
-                trainer.run_dir,
+                "stopped at step %d; continue from step %d with: %s",
+                trainer.step,
+                trainer.saved_step,
+                resume_cmd,
             )
         raise
+    if not dist.is_main:
+        return 0
+    if result.interrupted is not None:
+        print(
+            f"stopped by {result.interrupted} at step {result.step} (epoch "
+            f"{result.epochs_done + (1 if trainer.loop.batch else 0)}/{trainer.cfg.epochs}); "
+            f"the state is saved; continue with: {resume_cmd}"
+        )
+        if dist.enabled:  # torchrun counts any other code as a failed worker
+            return 0
+        return 128 + getattr(signal.Signals, result.interrupted, signal.SIGTERM).value
     if result.epochs_done < trainer.cfg.epochs:
         print(
             f"stopped after epoch {result.epochs_done}/{trainer.cfg.epochs}; "
-            f"continue with: cnnzoo train --resume {result.run_dir}"
+            f"continue with: {resume_cmd}"
         )
         return 0
     best = (

@@ -1,18 +1,40 @@
 """Training, evaluation and prediction: `train(TrainConfig(...))`, `load_checkpoint(path)`,
-`Predictor`, `evaluate_checkpoint`."""
+`Predictor`, `evaluate_checkpoint`; `prepare_inference` / `fast_form`: the fast inference path.
 
-from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from .config import RECIPES, TrainConfig, resolve_config
-from .trainer import RunResult, Trainer, train
+The names load on first use (PEP 562): the command line imports `engine.config` to build its
+options, and that must not import torch for commands that need none (`cnnzoo models`).
+"""
 
-__all__ = [
-    "RECIPES",
-    "RunResult",
-    "TrainConfig",
-    "Trainer",
-    "load_checkpoint",
-    "read_checkpoint",
-    "resolve_config",
-    "save_checkpoint",
-    "train",
-]
+from __future__ import annotations
+
+import importlib
+
+# public name -> module that defines it
+_LAZY = {
+    "RECIPES": ".config",
+    "TrainConfig": ".config",
+    "resolve_config": ".config",
+    "load_checkpoint": ".checkpoint",
+    "read_checkpoint": ".checkpoint",
+    "save_checkpoint": ".checkpoint",
+    "fast_form": ".fast",
+    "prepare_inference": ".fast",
+    "DivergedError": ".trainer",
+    "RunResult": ".trainer",
+    "Trainer": ".trainer",
+    "train": ".trainer",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,29 +1,55 @@
-"""Checkpoint files, all safetensors (no pickle is ever loaded), all written atomically.
+"""Checkpoint files, all safetensors (no pickle is ever loaded), all written atomically, each
+carrying a SHA-256 of its contents so that a damaged one is named instead of loaded.
 
 - `<name>.safetensors` (+ the same facts in `<name>.json`): the weights inference needs, with
   model name and options, classes, input size, normalisation, recipe and metrics. The facts are
   also embedded in the safetensors header, so the weights file alone is enough.
 - `state.safetensors`: everything a resumed run needs (model, EMA, optimiser, RNG states as
-  uint8 tensors) with the rest (epoch, step, config, history) as JSON in its header. One file,
-  replaced in one `os.replace`, so a kill at any moment leaves the previous state intact.
+  uint8 tensors) with the rest (epoch, step, config, history) as JSON in its header. The one
+  it replaces stays as `state.prev.safetensors`, the fallback when the newest is damaged.
+
+Every write goes to a temp file (`.NAME.tmpPID`), is fsynced and renamed over the target, so a
+kill at any moment leaves the previous file whole; temp files of killed writes are removed by
+`remove_temp_files` when the run starts again.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
+import logging
+import math
 import os
+import re
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as serialize
 from torch import nn
 
 from ..errors import CnnzooError
 
+log = logging.getLogger("cnnzoo")
+
 META_KEY = "cnnzoo"
+CHECKSUM_KEY = "cnnzoo_sha256"
 FORMAT = "cnnzoo-checkpoint-v1"
+# test hook: seconds to pause half-way through writing a checkpoint (.safetensors), so a test
+# can kill a real process while one is being written
+SLOW_WRITE_ENV = "CNNZOO_TEST_SLOW_WRITE"
+_TEMP_NAME = re.compile(r"^\..+\.tmp\d+$")
+
+
+class CorruptCheckpointError(CnnzooError):
+    """A checkpoint file that is truncated, unreadable or fails its checksum."""
+
+
+class WriteError(CnnzooError):
+    """A file that could not be written (full disk, read-only folder); the previous is intact."""
 
 
 def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -31,24 +57,128 @@ def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
+def digest(tensors: dict[str, torch.Tensor], meta_json: str) -> str:
+    """SHA-256 of the JSON metadata and every tensor's name, dtype, shape and bytes (in name
+    order, so it does not depend on how the file lays them out)."""
+    h = hashlib.sha256(meta_json.encode())
+    for key in sorted(tensors):
+        t = tensors[key].detach().cpu().contiguous().reshape(-1)
+        h.update(f"\0{key}\0{t.dtype}\0{tuple(tensors[key].shape)}\0".encode())
+        h.update(memoryview(t.view(torch.uint8).numpy()))
+    return h.hexdigest()
+
+
+def previous_path(path: Path) -> Path:
+    """state.safetensors -> state.prev.safetensors: the file a rotated write keeps."""
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def _write_data(f, data: bytes, checkpoint: bool) -> None:
+    delay = float(os.environ.get(SLOW_WRITE_ENV) or 0) if checkpoint else 0
+    if delay > 0:  # a torn file on disk while the test's kill arrives
+        half = len(data) // 2
+        f.write(data[:half])
         f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+        time.sleep(delay)
+        f.write(data[half:])
+    else:
+        f.write(data)
 
 
-def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Write tensors + JSON metadata to `path` atomically (tmp file, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(_plain(tensors), str(tmp), metadata={META_KEY: json.dumps(meta)})
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not possible everywhere (Windows); the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_bytes(path: Path, data: bytes, keep_previous: bool = False) -> None:
+    """Write `data` to `path` through a fsynced temp file and a rename; with `keep_previous`
+    the file it replaces stays as `previous_path(path)`. A failed write (full disk, read-only
+    folder) removes its temp file and raises WriteError, leaving `path` as it was."""
+    tmp = _temp_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            _write_data(f, data, path.suffix == ".safetensors")
+            f.flush()
+            os.fsync(f.fileno())
+        if keep_previous and path.is_file():
+            _keep_previous(path)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as e:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        why = e.strerror or str(e)
+        if e.errno == errno.ENOSPC:
+            why = "the disk is full"
+        elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            why = "the folder is read-only or not writable"
+        state = "the previous one is intact" if os.path.exists(path) else "nothing was written"
+        raise WriteError(
+            f"could not write {path}: {why} ({state}); free space or fix "
+            "the folder's permissions, then --resume"
+        ) from None
+
+
+def _keep_previous(path: Path) -> None:
+    """Make `path`'s current content the previous copy, with `path` itself never missing:
+    a hard link renamed into place (a plain copy where links are not supported)."""
+    prev, link = previous_path(path), _temp_path(previous_path(path))
+    try:
+        link.unlink(missing_ok=True)
+        os.link(path, link)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(path, link)
+    os.replace(link, prev)
+
+
+def remove_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the temp files that killed writes left in `folder`; returns what was removed."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        if _TEMP_NAME.match(p.name) and p.is_file():
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
+def save_tensors(
+    path: str | Path,
+    tensors: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    keep_previous: bool = False,
+) -> None:
+    """Write tensors + JSON metadata + their checksum to `path` atomically."""
+    plain = _plain(tensors)
+    meta_json = json.dumps(meta)
+    header = {META_KEY: meta_json, CHECKSUM_KEY: digest(plain, meta_json)}
+    _atomic_write_bytes(Path(path), serialize(plain, metadata=header), keep_previous)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    _atomic_write_bytes(Path(path), text.encode())
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -56,7 +186,8 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Tensors and the JSON metadata of a file written by `save_tensors`."""
+    """Tensors and the JSON metadata of a file written by `save_tensors`, checked against its
+    checksum (files without one, from elsewhere, are read as they are)."""
     from safetensors import SafetensorError
 
     path = Path(path)
@@ -64,15 +195,42 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
         raise CnnzooError(f"checkpoint not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get(META_KEY)
+            header = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CnnzooError(f"{path}: not a readable safetensors file ({e})") from None
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CorruptCheckpointError(
+            f"{path}: not a readable safetensors file, truncated or damaged ({e})"
+        ) from None
+    raw = header.get(META_KEY)
+    expected = header.get(CHECKSUM_KEY)
+    if expected is not None and digest(tensors, raw or "") != expected:
+        raise CorruptCheckpointError(f"{path}: damaged (its checksum does not match its contents)")
     try:
         meta = json.loads(raw) if raw else {}
-    except json.JSONDecodeError:
-        raise CnnzooError(f"{path}: its metadata is not valid JSON") from None
+    except (json.JSONDecodeError, RecursionError):
+        raise CorruptCheckpointError(
+            f"{path}: its metadata is not valid JSON (or nested too deeply)"
+        ) from None
+    if not isinstance(meta, dict):
+        raise CorruptCheckpointError(f"{path}: its metadata is not a JSON object")
     return tensors, meta
+
+
+def read_newest_good(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:
+    """`path`, or, when it is damaged or missing, the previous copy kept beside it (said
+    once). Raises the first file's error when neither is good."""
+    try:
+        return (*read_tensors(path), path)
+    except CnnzooError as first:
+        prev = previous_path(path)
+        if not prev.is_file():
+            raise
+        try:
+            tensors, meta = read_tensors(prev)
+        except CnnzooError:
+            raise first from None
+        log.warning("%s; using the previous copy %s", first, prev.name)
+        return tensors, meta, prev
 
 
 # ------------------------------------------------------------------ inference checkpoints
@@ -105,19 +263,27 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def checkpoint_facts(path: str | Path) -> dict[str, Any]:
-    """The cnnzoo facts (sidecar or embedded) of a weights file; {} for other files."""
+    """The cnnzoo facts (sidecar or embedded) of a weights file; {} for other files.
+    Facts that are there but make no sense (a tampered sidecar) are an error."""
     p = Path(path)
     sidecar = p.with_suffix(".json")
+    facts: Any = {}
     try:
         if sidecar.is_file():
-            return json.loads(sidecar.read_text())
-        if p.suffix == ".safetensors":
+            facts = json.loads(sidecar.read_text())
+        elif p.suffix == ".safetensors":
             with safe_open(str(p), framework="pt") as f:
                 raw = (f.metadata() or {}).get(META_KEY)
-            return json.loads(raw) if raw else {}
+            facts = json.loads(raw) if raw else {}
     except Exception:  # unreadable facts: the weights loader reports the file itself
         return {}
-    return {}
+    if not isinstance(facts, dict):
+        return {}
+    if "model" in facts and "mean" in facts:  # written by cnnzoo: it must still be sane
+        problem = facts_problem(facts)
+        if problem:
+            raise CnnzooError(f"{sidecar if sidecar.is_file() else p}: {problem}")
+    return facts
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -126,7 +292,15 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     p = resolve_checkpoint(path)
     sidecar = p.with_suffix(".json")
     if p.suffix == ".safetensors":
-        tensors, meta = read_tensors(p)
+        try:
+            tensors, meta = read_tensors(p)
+        except CorruptCheckpointError as e:
+            other = p.with_name("last.safetensors")
+            if not (Path(path).is_dir() and p.name == "best.safetensors" and other.is_file()):
+                raise
+            log.warning("%s; using %s instead", e, other.name)  # a run folder: its last
+            p, sidecar = other, other.with_suffix(".json")
+            tensors, meta = read_tensors(p)
     else:
         from ..weights import read_state_dict
 
@@ -134,17 +308,83 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if sidecar.is_file():
         try:
             meta = json.loads(sidecar.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise CnnzooError(f"{sidecar}: not valid JSON") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            raise CnnzooError(f"{sidecar}: not valid JSON (or nested too deeply)") from None
+        where = sidecar
+    else:
+        where = p
     missing = [
-        k for k in ("model", "num_classes", "classes", "input_size", "mean", "std") if k not in meta
+        k
+        for k in ("model", "num_classes", "classes", "input_size", "mean", "std")
+        if not isinstance(meta, dict) or k not in meta
     ]
     if missing:
         raise CnnzooError(
             f"{p}: no cnnzoo sidecar facts ({', '.join(missing)} missing); "
             "use a checkpoint written by `cnnzoo train`, or load raw weights with --weights"
         )
+    problem = facts_problem(meta)
+    if problem:
+        raise CnnzooError(f"{where}: {problem}; this checkpoint was not written by cnnzoo as it is")
     return tensors, meta
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _finite_numbers(v: Any, n: int) -> bool:
+    return (
+        isinstance(v, list)
+        and len(v) == n
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        and all(math.isfinite(x) for x in v)
+    )
+
+
+def _safe_name(v: Any) -> bool:
+    """A class name or option string that cannot lead a path anywhere."""
+    return isinstance(v, str) and v not in ("", ".", "..") and not any(c in v for c in "/\\\0")
+
+
+# options a sidecar may not set: they would load other files or contradict the facts
+_FORBIDDEN_OVERRIDES = ("weights", "num_classes", "in_chans")
+
+
+def facts_problem(meta: dict[str, Any]) -> str | None:
+    """What is wrong with a checkpoint's facts (read from a file, so maybe tampered with),
+    or None: every value is checked before it sizes a model or normalises an image."""
+    in_chans = meta.get("in_chans", 3)
+    n = meta.get("num_classes")
+    overrides = meta.get("model_overrides", {})
+    crop = meta.get("crop_pct", 1.0)
+    checks = [
+        (isinstance(meta.get("model"), str), "model is not a name"),
+        (_is_int(n) and 1 <= n <= 1_000_000, f"num_classes {n!r:.40} is not a count of classes"),
+        (isinstance(meta.get("classes"), list) and all(map(_safe_name, meta["classes"])),
+         "classes is not a list of class names"),
+        (not _is_int(n) or len(meta.get("classes") or []) == n,
+         f"{len(meta.get('classes') or [])} class names for {n} outputs"),
+        (_is_int(in_chans) and in_chans in (1, 3), f"in_chans {in_chans!r:.40} is not 1 or 3"),
+        (_is_int(meta.get("input_size")) and 1 <= meta["input_size"] <= 4096,
+         f"input_size {meta.get('input_size')!r:.40} is not a size in pixels"),
+        (_finite_numbers(meta.get("mean"), in_chans if _is_int(in_chans) else 3),
+         "mean is not one finite number per channel"),
+        (_finite_numbers(meta.get("std"), in_chans if _is_int(in_chans) else 3)
+         and all(x > 0 for x in meta["std"]), "std is not one positive number per channel"),
+        (isinstance(crop, (int, float)) and not isinstance(crop, bool) and 0 < crop <= 1,
+         f"crop_pct {crop!r:.40} is not in (0, 1]"),
+        (isinstance(overrides, dict)
+         and all(isinstance(k, str) and k not in _FORBIDDEN_OVERRIDES for k in overrides)
+         and all(v is None or isinstance(v, (int, float, bool)) or _safe_name(v)
+                 for v in overrides.values()),
+         "model_overrides holds more than plain model options"),
+        (isinstance(meta.get("recipe", {}), (dict, type(None))), "recipe is not an object"),
+    ]  # fmt: skip
+    for ok, message in checks:
+        if not ok:
+            return message
+    return None
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:

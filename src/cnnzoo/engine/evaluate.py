@@ -82,7 +82,8 @@ def compute_logits(
 ) -> torch.Tensor:
     """float32 logits [N, classes] on the CPU for uint8 images [N, C, H, W] (any device);
     `tta`: averaged with the logits of the mirrored images."""
-    device = next(model.parameters()).device
+    # a model with no parameters (an onnxruntime session behind a module) takes CPU input
+    device = next(model.parameters(), torch.empty(0)).device
     was_training = model.training
     model.eval()
     out = []
@@ -164,29 +165,23 @@ def check_classes(data_classes: list[str], ckpt_classes: list[str], data: str) -
     )
 
 
-def evaluate_checkpoint(
-    checkpoint: str,
+def checkpoint_split(
+    meta: dict,
     data: str | None = None,
     *,
     split: str = "val",
     data_dir: str | None = None,
-    batch_size: int = 256,
-    device: str | torch.device = "cpu",
     val_split: float | None = None,
     seed: int | None = None,
     progress: bool = True,
-    tta: bool = False,
-) -> tuple[Scores, dict]:
-    """Score a checkpoint on a split of `data`. The data it was trained on (the default) is
-    split the same way, so `val` holds no training image; other data is scored on its own
-    val/test folder, or whole when it has none. Returns the scores and a JSON-able report."""
+):
+    """The images a checkpoint is scored on: `split` of `data`. The data it was trained on (the
+    default) is split the same way, so `val` holds no training image; other data is scored on
+    its own val/test folder, or whole when it has none. Returns (images, data, split name,
+    whether it is the training data)."""
     from ..data import load_data
     from ..data.load import canonical_source
-    from .checkpoint import load_checkpoint
 
-    model, meta = load_checkpoint(checkpoint, device)
-    if tta:
-        check_flip_tta(meta)
     trained_on = meta.get("data", {})
     data = data or trained_on.get("source")
     if not data:
@@ -221,7 +216,47 @@ def evaluate_checkpoint(
     if len(part) == 0:
         hint = "pass --split train, or --data with a val or test split"
         raise CnnzooError(f"{data} has no {split} images the run held out ({hint})")
-    logits = compute_logits(model, part.images, Preprocess.from_meta(meta), batch_size, tta=tta)
+    return part, data, split_name, same
+
+
+def evaluate_checkpoint(
+    checkpoint: str,
+    data: str | None = None,
+    *,
+    split: str = "val",
+    data_dir: str | None = None,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    val_split: float | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+    tta: bool = False,
+    loaded: tuple[nn.Module, dict] | None = None,
+    precision: str = "auto",
+) -> tuple[Scores, dict]:
+    """Score a checkpoint on a split of `data` (see `checkpoint_split`). `loaded`: the
+    (model, sidecar) to score instead of loading `checkpoint` (e.g. an exported file in another
+    runtime). `precision` picks the inference path of a PyTorch model
+    (engine.fast.prepare_inference; "fp32" is the exact model). Returns the scores and a
+    JSON-able report (its "inference_path" says which path ran)."""
+    from .checkpoint import load_checkpoint
+    from .fast import prepare_inference
+
+    model, meta = loaded if loaded is not None else load_checkpoint(checkpoint, device)
+    if tta:
+        check_flip_tta(meta)
+    part, data, split_name, same = checkpoint_split(
+        meta,
+        data,
+        split=split,
+        data_dir=data_dir,
+        val_split=val_split,
+        seed=seed,
+        progress=progress,
+    )
+    preprocess = Preprocess.from_meta(meta)
+    path = prepare_inference(model, preprocess(part.images[:8].to(device)), precision)
+    logits = compute_logits(path.model, part.images, preprocess, batch_size, tta=tta)
     s = score(logits, part.labels, list(meta["classes"]))
     report = {
         "checkpoint": str(checkpoint),
@@ -232,6 +267,8 @@ def evaluate_checkpoint(
         "split_name": split_name,
         "same_data_as_training": same,
         "tta": "flip" if tta else None,
+        "inference": path.describe(),
+        "inference_path": path.name,
         "classes": list(meta["classes"]),
         **s.to_dict(),
     }

@@ -64,3 +64,42 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | P
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_accuracy_vs_speed(
+    points: list[tuple[str, str, float, float, int]], path: str | Path, subtitle: str = ""
+) -> None:
+    """Published ImageNet top-1 against measured images/s (log scale), one named point per
+    (model, family, images/s, top-1 %, parameters), coloured by family; the area of a point
+    grows with its parameters."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 7))
+    families = sorted({family for _, family, *_ in points})
+    palette = [*plt.cm.tab10.colors, *plt.cm.Dark2.colors]  # 18 distinct colours
+    colors = {f: palette[i % len(palette)] for i, f in enumerate(families)}
+    for family in families:
+        mine = [p for p in points if p[1] == family]
+        ax.scatter(
+            [p[2] for p in mine],
+            [p[3] for p in mine],
+            s=[p[4] / 2e5 for p in mine],
+            color=colors[family],
+            alpha=0.6,
+            edgecolors="k",
+            label=family,
+        )
+        for name, _, speed, top1, _ in mine:
+            ax.annotate(name, (speed, top1), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set(
+        xlabel="measured throughput (images/s, log scale)",
+        ylabel="published ImageNet-1K top-1 (%)",
+        title="accuracy against speed" + (f"\n{subtitle}" if subtitle else ""),
+    )
+    ax.grid(alpha=0.3, which="both")
+    legend = ax.legend(loc="lower left", fontsize=8, markerscale=0.5)
+    for handle in legend.legend_handles:
+        handle.set_sizes([30])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -14,6 +14,7 @@ from torch import nn
 from ..errors import CnnzooError
 from .checkpoint import load_checkpoint
 from .evaluate import Preprocess, check_flip_tta, forward
+from .fast import PRECISIONS, InferencePath, prepare_inference
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,7 +51,7 @@ def collect_images(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
             if not found:
                 errors.append((str(p), "folder holds no image files"))
             files += found
-        elif p.is_file():
+        elif p.exists():  # a file, or a pipe / device that load_image names and skips
             files.append(str(p))
         else:
             errors.append((str(p), "no such file or folder"))
@@ -110,14 +111,27 @@ def as_image(image: ImageInput) -> torch.Tensor:
 
 class Predictor:
     """A model in eval mode with its sidecar's classes and preprocessing; `tta` averages each
-    image's logits with its mirror's."""
+    image's logits with its mirror's. `precision` picks the inference path (engine.fast):
+    "auto" (default) times the exact model against its fast forms on the first batch and keeps
+    the fastest; "fp32" runs the exact model; `path` says which ran."""
 
     def __init__(
-        self, model: nn.Module, meta: dict, device: str | torch.device = "cpu", tta: bool = False
+        self,
+        model: nn.Module,
+        meta: dict,
+        device: str | torch.device = "cpu",
+        tta: bool = False,
+        precision: str = "auto",
     ) -> None:
         if tta:
             check_flip_tta(meta)
+        if precision not in PRECISIONS:
+            raise CnnzooError(
+                f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}"
+            )
         self.tta = tta
+        self.precision = precision
+        self.path: InferencePath | None = None  # chosen on the first batch
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.meta = meta
@@ -127,10 +141,14 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: str | torch.device = "cpu", tta: bool = False
+        cls,
+        path: str | Path,
+        device: str | torch.device = "cpu",
+        tta: bool = False,
+        precision: str = "auto",
     ) -> Predictor:
         model, meta = load_checkpoint(path)
-        return cls(model, meta, device, tta)
+        return cls(model, meta, device, tta, precision)
 
     def _prepare(self, image: ImageInput) -> torch.Tensor:
         image = as_image(image)
@@ -140,12 +158,19 @@ class Predictor:
             image = image.expand(3, -1, -1)
         return self.preprocess(image[None].to(self.device))[0]
 
+    def inputs(self, images: list[ImageInput]) -> torch.Tensor:
+        """The model's input batch for images of any sizes (paths, PIL images, tensors or
+        arrays: see `as_image`)."""
+        return torch.stack([self._prepare(im) for im in images])
+
     @torch.no_grad()
     def probabilities(self, images: list[ImageInput]) -> torch.Tensor:
         """Class probabilities [N, classes] for images of any sizes, each a file path, a PIL
         image or a tensor / array (see `as_image`)."""
-        x = torch.stack([self._prepare(im) for im in images])
-        return torch.softmax(forward(self.model, x, self.tta).float(), dim=1).cpu()
+        x = self.inputs(images)
+        if self.path is None:
+            self.path = prepare_inference(self.model, x, self.precision)
+        return torch.softmax(forward(self.path.model, x, self.tta).float(), dim=1).cpu()
 
     def top(self, probs: torch.Tensor, k: int) -> list[list[tuple[str, int, float]]]:
         k = max(1, min(k, len(self.classes)))
@@ -169,18 +194,20 @@ class Predictor:
     ) -> tuple[list[Prediction], list[tuple[str, str]]]:
         """Predictions for readable files (in order) and (file, reason) for unreadable ones.
         `on_image(file, uint8 image, prediction)` is called for each, e.g. to draw it."""
-        from ..data import load_image
+        from ..data.images import MAX_ASPECT, load_image, shown
 
         results: list[Prediction] = []
         errors: list[tuple[str, str]] = []
         for start in range(0, len(files), batch_size):
             batch_files, images = [], []
             for f in files[start : start + batch_size]:
-                try:
-                    images.append(load_image(f))
+                try:  # the centre crop keeps at most a square: no need to load more
+                    images.append(load_image(f, max_aspect=MAX_ASPECT))
                     batch_files.append(f)
                 except CnnzooError as e:
                     errors.append((f, str(e)))
+                except (MemoryError, RecursionError) as e:  # one file never costs the others
+                    errors.append((f, f"cannot read image {shown(f)}: {type(e).__name__}"))
             if not images:
                 continue
             tops = self.top(self.probabilities(images), topk)

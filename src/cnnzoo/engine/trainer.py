@@ -1,20 +1,29 @@
-"""The training loop. `Trainer` owns all of a run's state in one place: model, optimiser,
-schedule position (epoch, step), EMA, grad scaler, both RNG generators, best metric and history.
-`state_tensors()` / `load_state()` round-trip all of it, so a resumed run is bit-identical to
-one that never stopped (the schedule is a pure function of the step; data order and
-augmentation come only from the trainer's generators).
+"""The training loop. A run is set up once (`setup.prepare_run`: run folder, data, model, fixed
+for the run) and then trained by a `Trainer`, which owns the loop's state: optimiser, EMA, grad
+scaler, both RNG generators and `LoopState` (epoch, step, the position inside the epoch, running
+sums, best metric, history). `state_tensors()` / `load_state()` round-trip all of it, so a run
+resumed from any saved step is bit-identical to one that never stopped (the schedule is a pure
+function of the step; data order and augmentation come only from the trainer's generators, and
+the epoch's permutation is redrawn from the generator state saved at its start).
 
-Data are whole uint8 tensors on the device; each epoch draws one permutation, slices batches
-from it and augments each batch in one call. `train_model` is what the forward pass uses (the
-model itself, or its torch.compile wrapper; a DDP wrapper would go there too), while `model`
-is always the raw module whose state dict is saved.
+Data are whole uint8 tensors on the device; each epoch draws one permutation of the training
+set, slices global batches from it and augments each batch in one call. Under torchrun each
+process takes its contiguous share of every global batch (so the union over processes is the
+single-process batch) and DistributedDataParallel averages the gradients; `--accum-steps` splits
+each share further into micro-batches. `train_model` is what the forward pass uses (the model,
+its DDP wrapper, or torch.compile of either), `model` the raw module whose state dict is saved.
+
+Nothing non-finite is ever saved: a NaN/inf loss or gradient stops the run (or is skipped, up to
+`--skip-nonfinite`), and weights, EMA weights and BatchNorm statistics are checked before every
+save. SIGTERM / SIGINT / SIGHUP end the run after the step in progress, with its state saved.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,22 +38,26 @@ from torch import nn
 from ..data.types import DataBundle
 from ..errors import CnnzooError
 from . import checkpoint as ck
-from .config import (
-    TrainConfig,
-    apply_resume_changes,
-    changed_fields,
-    resolve_config,
-    validate_config,
-)
+from . import checks, distributed
+from .config import TrainConfig, apply_resume_changes, changed_fields
 from .ema import ModelEma
-from .evaluate import Preprocess, autocast, compute_logits, score
+from .evaluate import autocast, compute_logits, score
+from .loop_state import LoopState
 from .mix import mix_batch, smooth_one_hot, soft_cross_entropy
-from .optim import build_optimizer, freeze_backbone, head_prefix, lr_factor, set_lr
+from .optim import build_optimizer, head_prefix, lr_factor, set_lr
+from .precision import autocast_dtype, check_precision, choose_precision
 from .records import epoch_line, write_metrics
+from .setup import STATE_FILE, RunSetup, prepare_run
+from .signals import StopRequests
+from .threads import ThreadPolicy, usable_cpus
 
 log = logging.getLogger("cnnzoo")
+# a loss at or above this share of ln(classes), a quarter into the run, is worth a warning
+CHANCE_LOSS, CHANCE_CHECK = 0.97, 0.25
 
-STATE_FILE = "state.safetensors"
+
+class DivergedError(CnnzooError):
+    """The loss, gradients, weights or BatchNorm statistics became NaN or infinite."""
 
 
 @dataclass
@@ -55,6 +68,8 @@ class RunResult:
     best_val_acc: float
     last_metrics: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: str | None = None  # the signal that stopped the run (its state is saved)
+    step: int = 0
 
     @property
     def best_checkpoint(self) -> Path:
@@ -65,85 +80,26 @@ class RunResult:
         return self.run_dir / "last.safetensors"
 
 
-def resolve_device(name: str) -> torch.device:
-    """auto (the first CUDA GPU, else the CPU), cpu, cuda or cuda:N, checked to exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        dev = None
-    if dev is None or dev.type not in ("cpu", "cuda"):
-        raise CnnzooError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
-    if dev.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise CnnzooError(f"--device {name} asked for, but no CUDA GPU is available")
-        if dev.index is not None and dev.index >= count:
-            raise CnnzooError(f"--device {name}: this machine has {count} GPU(s), cuda:0..")
-    return dev
-
-
-def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    if not enabled:
-        return None
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.float16  # needs the grad scaler
-    return torch.bfloat16
-
-
-def default_run_dir(cfg: TrainConfig) -> Path:
-    data = Path(cfg.data).name or "data"
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{cfg.model}-{data}-{stamp}"
-
-
-def claim_run_dir(out: str | None, cfg: TrainConfig) -> tuple[Path, bool]:
-    """The run folder, created now (before any data loads) so that no other run takes it:
-    --out as given (refused when it holds a run), else runs/MODEL-DATA-TIME with -2, -3...
-    when two runs start in the same second. Returns (folder, whether it was created here)."""
-    if out is not None:
-        run_dir = Path(out)
-        if run_dir.exists() and not run_dir.is_dir():
-            raise CnnzooError(f"--out {run_dir} is a file; choose a folder")
-        if (run_dir / STATE_FILE).exists():
-            raise CnnzooError(
-                f"{run_dir} already holds a run; continue it with --resume {run_dir} "
-                "or choose another --out"
-            )
-        created = not run_dir.exists()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        return run_dir, created
-    base = default_run_dir(cfg)
-    base.parent.mkdir(parents=True, exist_ok=True)
-    for i in range(1, 1000):
-        run_dir = base if i == 1 else base.with_name(f"{base.name}-{i}")
-        try:
-            run_dir.mkdir()
-            return run_dir, True
-        except FileExistsError:
-            continue
-    raise CnnzooError(f"could not create a run folder next to {base}; pass --out")
-
-
-def augment_cfg(cfg: TrainConfig, mean, std):
-    """The AugmentCfg for a preset: none | shift | light | standard | strong."""
-    from ..data.transforms import default_augment
-
-    base = default_augment(cfg.image_size, tuple(mean), tuple(std), hflip=bool(cfg.hflip))
-    pad = max(1, cfg.image_size // 8) if cfg.crop_pad is None else cfg.crop_pad
-    presets = {  # flips as cfg.hflip says (resolve_config: off for none and shift)
-        "none": dict(crop="none"),
-        "shift": dict(crop="pad-crop", pad=pad),
-        "light": dict(crop="pad-crop", pad=pad),
-        "standard": dict(crop="random-resized"),
-        "strong": dict(crop="random-resized", auto_augment="trivial", random_erasing=0.25),
-    }
-    return dataclasses.replace(base, **presets[cfg.augment])
+def _setup_field(name: str) -> property:
+    return property(lambda self: getattr(self.setup, name), doc=f"RunSetup.{name}")
 
 
 class Trainer:
     """One training run. `Trainer(cfg).fit()` trains; `Trainer.resume(run_dir).fit()` goes on."""
+
+    cfg = _setup_field("cfg")
+    run_dir = _setup_field("run_dir")
+    device = _setup_field("device")
+    bundle = _setup_field("bundle")
+    classes = _setup_field("classes")
+    model = _setup_field("model")
+    mean = _setup_field("mean")
+    std = _setup_field("std")
+    crop_pct = _setup_field("crop_pct")
+    preprocess = _setup_field("preprocess")
+    aug = _setup_field("aug")
+    train_images = _setup_field("train_images")
+    train_labels = _setup_field("train_labels")
 
     def __init__(
         self,
@@ -151,97 +107,45 @@ class Trainer:
         bundle: DataBundle | None = None,
         *,
         progress: bool = True,
+        dist: distributed.Dist | None = None,
         _state: tuple[dict, dict] | None = None,
         _run_dir: Path | None = None,
     ) -> None:
-        from ..registry import get_entry
-
-        # cheap checks first: a typo should not wait for the data to load
-        self.progress = progress
-        validate_config(cfg)
-        from ..data.load import canonical_source
-
-        # paths absolute, so that eval and --resume work from any folder
-        data_dir = str(Path(cfg.data_dir).resolve()) if cfg.data_dir else None
-        cfg = dataclasses.replace(cfg, data=canonical_source(cfg.data), data_dir=data_dir)
-        get_entry(cfg.model)
-        # a resumed run takes its weights from the state: the original file may be gone
-        load_weights = cfg.weights if _state is None else None
-        if cfg.pretrained and _state is None:  # the published file, fetched into the cache
-            from ..hub import fetch_weights
-
-            load_weights = str(fetch_weights(cfg.model, progress=progress))
-        if load_weights is not None:
-            if Path(load_weights).is_dir():  # a cnnzoo run folder: its best checkpoint
-                load_weights = str(ck.resolve_checkpoint(load_weights))
-                cfg = dataclasses.replace(cfg, weights=load_weights)
-            if not Path(load_weights).is_file():
-                raise CnnzooError(f"weights file not found: {cfg.weights}")
-        self.device = resolve_device(cfg.device)
-        if _run_dir is not None:
-            self.run_dir, created = Path(_run_dir), False
-        else:
-            self.run_dir, created = claim_run_dir(cfg.out, cfg)
-        try:
-            self._build(cfg, bundle, _state, load_weights)
-        except BaseException:
-            if created and not any(self.run_dir.iterdir()):
-                self.run_dir.rmdir()  # nothing was written: leave no empty folder behind
-            raise
-
-    def _build(
-        self, cfg: TrainConfig, bundle: DataBundle | None, _state, load_weights: str | None
-    ) -> None:
-        progress = self.progress
-        if bundle is None:
-            from ..data import load_data
-
-            bundle = load_data(
-                cfg.data,
-                data_dir=cfg.data_dir,
-                image_size=cfg.load_size,
-                val_split=cfg.val_split,
-                seed=cfg.seed,
-                download=cfg.download,
-                progress=progress,
-            )
-        if len(bundle.train) == 0:
-            raise CnnzooError(f"{cfg.data}: no training images")
-        self.bundle = bundle
-        self.cfg = cfg = resolve_config(cfg, bundle.image_size)
-        self.classes = list(bundle.classes)
-
-        # model: seeded so that the same config gives the same initial weights
-        from ..registry import create_model
-
-        torch.manual_seed(cfg.seed)
-        in_chans = int(bundle.train.images.shape[1])
-        self.model: nn.Module = create_model(
-            cfg.model,
-            num_classes=len(self.classes),
-            in_chans=in_chans,
-            weights=load_weights,
-            **cfg.model_opts,
+        self.dist = dist if dist is not None else distributed.current()
+        self.progress = progress and self.dist.is_main
+        self.setup: RunSetup = prepare_run(
+            cfg,
+            bundle,
+            dist=self.dist,
+            progress=self.progress,
+            saved=_state[1] if _state is not None else None,
+            run_dir=_run_dir,
         )
-        if self.model.model_overrides != cfg.model_opts:  # options a cnnzoo checkpoint brought
-            self.cfg = cfg = dataclasses.replace(cfg, model_opts=dict(self.model.model_overrides))
-        # pretrained weights keep the normalisation they were trained with: a cnnzoo
-        # checkpoint's own, else the model's reference one (ImageNet's, mostly)
-        self.mean, self.std = tuple(bundle.mean), tuple(bundle.std)
-        if _state is not None and "mean" in _state[1]:
-            self.mean, self.std = tuple(_state[1]["mean"]), tuple(_state[1]["std"])
-        elif load_weights is not None and in_chans == 3:
-            facts = ck.checkpoint_facts(load_weights)
-            self.mean = tuple(facts.get("mean") or self.model.cfg.mean)
-            self.std = tuple(facts.get("std") or self.model.cfg.std)
-        self.crop_pct = 0.875 if cfg.augment in ("standard", "strong") else 1.0
-        self.preprocess = Preprocess(cfg.image_size, self.mean, self.std, self.crop_pct)
-        self.aug = augment_cfg(cfg, self.mean, self.std)
-        if cfg.freeze == "backbone":
-            freeze_backbone(self.model)
-        self.model.to(self.device)
-        if cfg.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        try:
+            self._init_loop(_state)
+        except BaseException:
+            run_dir = self.setup.run_dir
+            if _run_dir is None and self.dist.is_main and not any(run_dir.iterdir()):
+                run_dir.rmdir()  # nothing was written: leave no empty folder behind
+            raise
+        if self.dist.is_main:
+            removed = ck.remove_temp_files(self.run_dir)
+            if removed:
+                log.info("removed %d temp file(s) left by a killed write", len(removed))
+
+    # ------------------------------------------------------------------ loop state
+    def _init_loop(self, state: tuple[dict, dict] | None) -> None:
+        cfg, dist, dev = self.cfg, self.dist, self.device
+        n = len(self.train_labels)
+        self.batch_size = min(cfg.batch_size, n)  # the global batch of one optimiser step
+        self.steps_per_epoch = max(1, n // cfg.batch_size)
+        parts = dist.world * cfg.accum_steps
+        if self.batch_size % parts:
+            raise CnnzooError(
+                f"a batch of {self.batch_size} images does not split evenly into {dist.world} "
+                f"process(es) x {cfg.accum_steps} accumulation step(s); choose a --batch-size "
+                f"that is a multiple of {parts}"
+            )
         try:
             self.optimizer = build_optimizer(
                 self.model, cfg.opt, cfg.lr, cfg.wd, cfg.momentum, cfg.backbone_lr_scale
@@ -249,28 +153,69 @@ class Trainer:
         except ValueError as e:
             raise CnnzooError(str(e)) from None
         self.ema = ModelEma(self.model, cfg.ema) if cfg.ema > 0 else None
-        self.amp_dtype = amp_dtype(self.device, cfg.amp)
+        threads, tiny = cfg.threads, cfg.recipe == "digits"
+        if threads is None and dist.enabled and dev.type == "cpu" and not tiny:
+            # the processes on this machine share its cores
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))
+            threads = max(1, usable_cpus() // local)
+        self.threads = ThreadPolicy(threads, dev, tiny=tiny)
+        if cfg.precision is None:  # recorded, so that a resumed run keeps the choice
+            cfg.precision = self._choose_precision() if cfg.amp else "fp32"
+        check_precision(cfg.precision, dev)
+        self.amp_dtype = autocast_dtype(cfg.precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 
-        # generators: data order on the CPU, augmentation and mixing where the batch lives
+        # generators: data order on the CPU (the same on every rank: it picks the global
+        # batches), augmentation and mixing where the batch lives (one stream per rank)
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.aug_gen = torch.Generator(self.device).manual_seed(cfg.seed + 1)
-        self.epoch = 0
-        self.step = 0
-        self.best_val_acc = -math.inf
-        self.best_epoch = 0
-        self.history: list[dict[str, Any]] = []
-
-        self.train_images = bundle.train.images.to(self.device)
-        self.train_labels = bundle.train.labels.to(self.device)
-        self.steps_per_epoch = max(1, len(bundle.train) // cfg.batch_size)
-        if _state is not None:
-            self.load_state(*_state)
+        self.order_state = self.gen.get_state()  # at the start of the epoch in progress
+        self.aug_gen = torch.Generator(dev).manual_seed(cfg.seed + 1 + 1_000_003 * dist.rank)
+        self.loop = LoopState()
+        self.loss_sum = torch.zeros((), device=dev)  # sums of the epoch in progress
+        self.correct = torch.zeros((), device=dev, dtype=torch.long)
+        self.saved_step: int | None = None  # the step of the newest state on disk
+        self.stop_now = False
+        self.last_lr = 0.0
+        self._chance_warned = False
+        self.stops = StopRequests()
+        if state is not None:
+            try:
+                self.load_state(*state)
+            except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as e:
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+                raise CnnzooError(
+                    f"{self.run_dir / STATE_FILE} does not fit this run ({first}); "
+                    "the file is damaged or belongs to another run"
+                ) from None
         self.train_model: nn.Module = self.model
-        if cfg.compile:
-            self.train_model = torch.compile(self.model)
+        if dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
 
-    # ------------------------------------------------------------------ state
+            ids = [dev.index] if dev.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=ids)
+        if cfg.compile:
+            self.train_model = torch.compile(self.train_model)
+
+    def _choose_precision(self) -> str:
+        """--amp: bf16 where it is measured (or known, on CUDA) to pay, else fp32; said."""
+        cfg, n = self.cfg, self.bundle.train.images.shape[1]
+        previous = torch.get_num_threads()
+        self.threads.apply()  # timed with the threads the run will use
+        x = torch.randn(cfg.batch_size, n, cfg.image_size, cfg.image_size, device=self.device)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        precision, why = choose_precision(self.model, x, len(self.classes))
+        torch.set_num_threads(previous)
+        log.info("--amp: %s autocast (%s)", precision, why)
+        return precision
+
+    # the loop's position, as attributes (what callers and older code read)
+    epoch = property(lambda self: self.loop.epoch)
+    step = property(lambda self: self.loop.step)
+    best_val_acc = property(lambda self: self.loop.best_val_acc)
+    best_epoch = property(lambda self: self.loop.best_epoch)
+    history = property(lambda self: self.loop.history)
+
     @classmethod
     def resume(
         cls,
@@ -279,40 +224,65 @@ class Trainer:
         *,
         changes: dict[str, Any] | None = None,
         progress: bool = True,
+        dist: distributed.Dist | None = None,
     ) -> Trainer:
-        """The trainer of `run_dir` as its last completed epoch left it. `changes` (TrainConfig
-        field -> value) may extend the run (`epochs`; its schedule then changes from here on),
-        move it (`device`) or say where a named dataset is now (`data_dir`); any other change
-        is refused (`config.apply_resume_changes`), from Python as from the command line."""
+        """The trainer of `run_dir` as its last save left it (an epoch's end, or any step with
+        --checkpoint-every). `changes` (TrainConfig field -> value) may extend the run
+        (`epochs`; its schedule then changes from here on), move it (`device`), say where a
+        named dataset is now (`data_dir`), lower the lr after a divergence (`lr`) or change
+        how often it saves (`checkpoint_every`) and what it tolerates (`skip_nonfinite`); any
+        other change is refused (`config.apply_resume_changes`), from Python as from the
+        command line. A damaged state file is named and its previous copy used."""
         run_dir = Path(run_dir)
         path = run_dir / STATE_FILE
-        if not path.is_file():
+        if not path.is_file() and not ck.previous_path(path).is_file():
             raise CnnzooError(f"nothing to resume: {path} not found")
-        tensors, meta = ck.read_tensors(path)
+        tensors, meta, used = ck.read_newest_good(path)
+        checks.check_state(meta, used)
         saved = TrainConfig.from_dict(meta["config"])
-        cfg = apply_resume_changes(saved, changes or {}, meta["epoch"])
-        return cls(cfg, bundle, progress=progress, _state=(tensors, meta), _run_dir=run_dir)
+        cfg = apply_resume_changes(saved, changes or {}, int(meta["epoch"]))
+        if cfg.lr != saved.lr:
+            log.info("resuming with peak lr %g instead of %g", cfg.lr, saved.lr)
+        return cls(
+            cfg, bundle, progress=progress, dist=dist, _state=(tensors, meta), _run_dir=run_dir
+        )
+
+    def _per_rank_tensors(self) -> dict[str, torch.Tensor]:
+        """What differs between ranks: their augmentation / dropout RNGs and their share of the
+        epoch's running sums."""
+        out = {
+            "rng/aug": self.aug_gen.get_state(),
+            "rng/torch": torch.get_rng_state(),
+            "epoch/loss_sum": self.loss_sum.reshape(1),
+            "epoch/correct": self.correct.reshape(1),
+        }
+        if self.device.type == "cuda":
+            out["rng/cuda"] = torch.cuda.get_rng_state(self.device)
+        return out
+
+    @staticmethod
+    def _rank_key(key: str, rank: int) -> str:
+        return key if rank == 0 else f"rank{rank}/{key}"
 
     def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """The whole resumable state (every rank's share gathered; a collective under DDP)."""
         opt_t, opt_meta = ck.optimizer_tensors(self.optimizer)
+        mid_epoch = self.loop.batch > 0
         tensors = {
             **ck.prefixed("model", self.model.state_dict()),
             **ck.prefixed("optim", opt_t),
-            "rng/data": self.gen.get_state(),
-            "rng/aug": self.aug_gen.get_state(),
-            "rng/torch": torch.get_rng_state(),
+            # the epoch in progress is redrawn from the generator state at its start
+            "rng/data": self.order_state if mid_epoch else self.gen.get_state(),
         }
+        for key, t in self._per_rank_tensors().items():
+            for rank, value in enumerate(self.dist.gather(t)):
+                tensors[self._rank_key(key, rank)] = value
         if self.ema is not None:
             tensors.update(ck.prefixed("ema", self.ema.state_dict()))
-        if self.device.type == "cuda":
-            tensors["rng/cuda"] = torch.cuda.get_rng_state(self.device)
         meta = {
             "config": self.cfg.to_dict(),
-            "epoch": self.epoch,
-            "step": self.step,
-            "best_val_acc": self.best_val_acc if math.isfinite(self.best_val_acc) else None,
-            "best_epoch": self.best_epoch,
-            "history": self.history,
+            **self.loop.to_meta(),
+            "world_size": self.dist.world,
             "mean": list(self.mean),
             "std": list(self.std),
             "optimizer": opt_meta,
@@ -321,27 +291,84 @@ class Trainer:
         return tensors, meta
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        self.loop = LoopState.from_meta(meta, self.steps_per_epoch)
         self.model.load_state_dict(ck.unprefixed("model", tensors))
         ck.load_optimizer(self.optimizer, ck.unprefixed("optim", tensors), meta["optimizer"])
         if self.ema is not None:
             self.ema.load_state_dict(ck.unprefixed("ema", tensors))
         self.gen.set_state(tensors["rng/data"])
-        aug_state = tensors["rng/aug"]
-        if aug_state.numel() == self.aug_gen.get_state().numel():  # same device kind
-            self.aug_gen.set_state(aug_state)
-        torch.set_rng_state(tensors["rng/torch"])
-        if self.device.type == "cuda" and "rng/cuda" in tensors:
-            torch.cuda.set_rng_state(tensors["rng/cuda"], self.device)
+        self.order_state = self.gen.get_state()
+        rank = self.dist.rank
+        mine = {k: tensors.get(self._rank_key(k, rank)) for k in self._per_rank_tensors()}
+        if mine["rng/torch"] is None:
+            log.warning(
+                "the saved state has no RNG streams for rank %d (it ran on %s process(es)): "
+                "augmentation continues from fresh seeds, not bit-exactly",
+                rank,
+                meta.get("world_size", 1),
+            )
+        else:
+            if mine["rng/aug"].numel() == self.aug_gen.get_state().numel():  # same device kind
+                self.aug_gen.set_state(mine["rng/aug"])
+            torch.set_rng_state(mine["rng/torch"])
+            if self.device.type == "cuda" and mine.get("rng/cuda") is not None:
+                torch.cuda.set_rng_state(mine["rng/cuda"], self.device)
+            if self.loop.batch > 0:
+                self.loss_sum.copy_(mine["epoch/loss_sum"].reshape(()))
+                self.correct.copy_(mine["epoch/correct"].reshape(()))
         if meta.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(meta["scaler"])
-        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
-        best = meta.get("best_val_acc")
-        self.best_val_acc = -math.inf if best is None else float(best)
-        self.best_epoch = int(meta.get("best_epoch", 0))
-        self.history = list(meta.get("history", []))
+        self.saved_step = self.loop.step
 
     def save_state(self) -> None:
-        ck.save_tensors(self.run_dir / STATE_FILE, *self.state_tensors())
+        """Check that nothing is non-finite, then write the state (rank 0; the previous copy
+        stays beside it). A failed write stops every rank with rank 0's one-line error."""
+        self._check_finite()
+        tensors, meta = self.state_tensors()
+        error = None
+        if self.dist.is_main:
+            try:
+                ck.save_tensors(self.run_dir / STATE_FILE, tensors, meta, keep_previous=True)
+            except CnnzooError as e:
+                error = str(e)
+        error = self.dist.broadcast(error)
+        if error is not None:
+            raise ck.WriteError(error)
+        self.saved_step = self.loop.step
+
+    def _check_finite(self) -> None:
+        """Raise DivergedError when a weight, EMA weight or BatchNorm statistic is NaN/inf."""
+        named = list(self.model.state_dict().items())
+        if self.ema is not None:
+            named += [(f"ema {k}", v) for k, v in self.ema.state_dict().items()]
+        floats = [(k, v) for k, v in named if v.is_floating_point()]
+        if not floats or torch.stack([torch.isfinite(v).all() for _, v in floats]).all():
+            return
+        bad = [k for k, v in floats if not torch.isfinite(v).all()]
+        stats = [k for k in bad if k.endswith(("running_mean", "running_var"))]
+        what = "BatchNorm running statistics" if len(stats) == len(bad) else "weights"
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        self._diverged(f"the {what} became NaN/inf ({shown})")
+
+    def _diverged(self, what: str, at_step: int | None = None) -> None:
+        """Raise DivergedError: what went wrong, at which step (the failing one, 1-based; or
+        the last one done), with which lr, what is kept and how to go on."""
+        cfg, loop = self.cfg, self.loop
+        lr = cfg.lr * self._lr_factor()
+        where = f"at step {at_step}" if at_step is not None else f"by step {loop.step}"
+        if self.saved_step is not None:
+            then = (
+                f"the last good state (step {self.saved_step}) is kept in {self.run_dir}; "
+                f"resume with a lower lr (cnnzoo train --resume {self.run_dir} "
+                f"--lr {cfg.lr / 10:g})"
+            )
+        else:
+            then = f"nothing was saved; start again with a lower lr (--lr {cfg.lr / 10:g})"
+        more = " or tolerate a few bad steps with --skip-nonfinite N" if at_step else ""
+        raise DivergedError(
+            f"training diverged {where} (epoch {loop.epoch + 1}, lr {lr:.4g}): {what}; {then}, "
+            f"or add --clip-grad 1.0{more}"
+        )
 
     def checkpoint_info(self, row: dict[str, Any], weights_kind: str) -> dict[str, Any]:
         """The sidecar: everything predict and eval need, plus where the weights came from."""
@@ -391,117 +418,203 @@ class Trainer:
     def _lr_factor(self) -> float:
         total = self.steps_per_epoch * self.cfg.epochs
         warmup = int(round(self.cfg.warmup_epochs * self.steps_per_epoch))
-        return lr_factor(self.step, total, warmup, self.cfg.sched, self.cfg.min_lr_ratio)
+        return lr_factor(self.loop.step, total, warmup, self.cfg.sched, self.cfg.min_lr_ratio)
 
-    def train_one_epoch(self) -> dict[str, float]:
-        cfg, dev = self.cfg, self.device
-        self._set_train_mode()
-        n = len(self.train_labels)
-        perm = torch.randperm(n, generator=self.gen)
-        bs = min(cfg.batch_size, n)
-        num_classes = len(self.classes)
-        mixing = cfg.mixup > 0 or cfg.cutmix > 0
+    def _loss(self, logits, labels, targets) -> torch.Tensor:
+        cfg = self.cfg
+        if targets is not None:
+            return soft_cross_entropy(logits, targets)
+        if cfg.label_smoothing:
+            return soft_cross_entropy(
+                logits, smooth_one_hot(labels, len(self.classes), cfg.label_smoothing)
+            )
+        return F.cross_entropy(logits.float(), labels)
+
+    def _train_step(self, global_idx: torch.Tensor, params: list[nn.Parameter]) -> bool:
+        """One optimiser step on this rank's share of a global batch (in --accum-steps
+        micro-batches). Returns whether the run must stop now (a signal, on any rank)."""
+        cfg, dev, dist = self.cfg, self.device, self.dist
+        share = global_idx.numel() // dist.world
+        mine = global_idx[dist.rank * share : (dist.rank + 1) * share]
+        micro = mine.split(share // cfg.accum_steps)
+        self.last_lr = set_lr(self.optimizer, cfg.lr, self._lr_factor())
+        self.optimizer.zero_grad(set_to_none=True)
         loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        seen = 0
-        lr = 0.0
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        bar = _progress_bar(
-            self.steps_per_epoch, f"epoch {self.epoch + 1}/{cfg.epochs}", self.progress
-        )
-        start = time.perf_counter()
-        for b in range(self.steps_per_epoch):
-            idx = perm[b * bs : (b + 1) * bs].to(dev, non_blocking=True)
+        hits = torch.zeros((), device=dev, dtype=torch.long)
+        for i, part in enumerate(micro):
+            idx = part.to(dev, non_blocking=True)
             labels = self.train_labels[idx]
             x = _train_transform(self.train_images[idx], self.aug, self.aug_gen)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            targets = None
-            hit_labels = labels
-            if mixing:
+            targets, hit_labels = None, labels
+            if cfg.mixup > 0 or cfg.cutmix > 0:
                 x, targets, hit_labels = mix_batch(
-                    x,
-                    labels,
-                    num_classes,
-                    cfg.mixup,
-                    cfg.cutmix,
-                    cfg.label_smoothing,
-                    self.aug_gen,
-                )
-            lr = set_lr(self.optimizer, cfg.lr, self._lr_factor())
-            with autocast(dev, self.amp_dtype):
-                logits = self.train_model(x)
-            if targets is not None:
-                loss = soft_cross_entropy(logits, targets)
-            elif cfg.label_smoothing:
-                loss = soft_cross_entropy(
-                    logits, smooth_one_hot(labels, num_classes, cfg.label_smoothing)
-                )
-            else:
-                loss = F.cross_entropy(logits.float(), labels)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if cfg.clip_grad > 0:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
+                    x, labels, len(self.classes), cfg.mixup, cfg.cutmix,
+                    cfg.label_smoothing, self.aug_gen,
+                )  # fmt: skip
+            # gradients are averaged over ranks once, after the last micro-batch
+            last = i == len(micro) - 1
+            sync = contextlib.nullcontext()
+            if dist.enabled and not last:
+                sync = self.train_model.no_sync()
+            with sync:
+                with autocast(dev, self.amp_dtype):
+                    logits = self.train_model(x)
+                loss = self._loss(logits, labels, targets)
+                scaled = loss / cfg.accum_steps if cfg.accum_steps > 1 else loss
+                self.scaler.scale(scaled).backward()
+            loss_sum += loss.detach() * labels.shape[0]
+            hits += (logits.detach().argmax(1) == hit_labels).sum()
+        if cfg.clip_grad > 0:
+            self.scaler.unscale_(self.optimizer)
+            gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
+        elif not self.scaler.is_enabled():  # fp16's scaler skips inf gradients itself
+            grads = [p.grad for p in params if p.grad is not None]
+            gnorm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+        else:
+            gnorm = torch.zeros((), device=dev)
+        bad = ~(torch.isfinite(loss_sum) & torch.isfinite(gnorm.to(dev)))
+        signal = self.stops.received is not None
+        flags = torch.stack([bad.float(), torch.tensor(float(signal), device=dev)])
+        bad, stop = (v > 0 for v in dist.max_(flags).tolist())
+        if bad:
+            self._skip_nonfinite(loss_sum)
+        else:
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            self.step += 1
+            self.loop.step += 1
             if self.ema is not None:
-                self.ema.update(self.model, self.step)
-            loss_sum += loss.detach() * labels.shape[0]
-            correct += (logits.detach().argmax(1) == hit_labels).sum()
-            seen += labels.shape[0]
-            if bar is not None and (b % 5 == 0 or b == self.steps_per_epoch - 1):
-                elapsed = time.perf_counter() - start
-                bar.set_postfix(
-                    loss=f"{float(loss_sum) / seen:.4f}",
-                    acc=f"{100.0 * float(correct) / seen:.1f}%",
-                    img_s=f"{seen / max(elapsed, 1e-9):.0f}",
-                    refresh=False,
-                )
+                self.ema.update(self.model, self.loop.step)
+            self.loss_sum += loss_sum
+            self.correct += hits
+            self.loop.seen += share
+        return stop
+
+    def _skip_nonfinite(self, loss_sum: torch.Tensor) -> None:
+        """A step whose loss or gradients are NaN/inf: stop, or skip it (--skip-nonfinite)."""
+        loop = self.loop
+        loss = float(loss_sum)
+        what = f"the loss is {loss}" if not math.isfinite(loss) else "the gradients are NaN/inf"
+        if loop.skipped_nonfinite >= self.cfg.skip_nonfinite:
+            self._diverged(what, at_step=loop.step + 1)
+        self.optimizer.zero_grad(set_to_none=True)
+        loop.skipped_nonfinite += 1
+        loop.step += 1  # the batch is used up and the schedule moves on
+        log.warning(
+            "step %d: %s; skipped (%d of %d allowed by --skip-nonfinite)",
+            loop.step,  # just counted: the 1-based number of the skipped step
+            what,
+            loop.skipped_nonfinite,
+            self.cfg.skip_nonfinite,
+        )
+
+    def train_one_epoch(self) -> dict[str, float] | None:
+        """Train the epoch in progress to its end (from the batch a resumed state left);
+        None when a stop signal ended it early (the state is saved)."""
+        cfg, loop = self.cfg, self.loop
+        self._set_train_mode()
+        n = len(self.train_labels)
+        self.order_state = self.gen.get_state()
+        perm = torch.randperm(n, generator=self.gen)
+        bs, steps = self.batch_size, self.steps_per_epoch
+        if loop.batch == 0:
+            self.loss_sum.zero_()
+            self.correct.zero_()
+            loop.seen, loop.elapsed = 0, 0.0
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        bar = _progress_bar(steps, f"epoch {loop.epoch + 1}/{cfg.epochs}", self.progress)
+        if bar is not None and loop.batch:
+            bar.update(loop.batch)
+        start = time.perf_counter() - loop.elapsed
+        while loop.batch < steps:
+            b = loop.batch
+            self.stop_now = self._train_step(perm[b * bs : (b + 1) * bs], params)
+            loop.batch += 1
+            loop.elapsed = time.perf_counter() - start
             if bar is not None:
+                if b % 5 == 0 or loop.batch == steps:
+                    seen = max(loop.seen, 1)
+                    bar.set_postfix(
+                        loss=f"{float(self.loss_sum) / seen:.4f}",
+                        acc=f"{100.0 * float(self.correct) / seen:.1f}%",
+                        img_s=f"{seen * self.dist.world / max(loop.elapsed, 1e-9):.0f}",
+                        refresh=False,
+                    )
                 bar.update(1)
+            if loop.batch < steps:  # the epoch's end saves anyway
+                every = cfg.checkpoint_every
+                if self.stop_now or (every and loop.step % every == 0):
+                    self.save_state()
+                if self.stop_now:
+                    if bar is not None:
+                        bar.close()
+                    return None
         if bar is not None:
             bar.close()
-        elapsed = time.perf_counter() - start
-        train_loss = float(loss_sum) / seen
+        sums = torch.stack(
+            [self.loss_sum.double().cpu(), self.correct.double().cpu(), torch.tensor(loop.seen)]
+        ).double()
+        self.dist.sum_(sums)
+        loss_total, correct, seen = sums.tolist()
+        train_loss = loss_total / seen if seen else math.nan
         if not math.isfinite(train_loss):
-            raise CnnzooError(
-                f"the loss became {train_loss} in epoch {self.epoch + 1}; lower --lr, "
-                "or add --clip-grad 1.0"
-            )
+            self._diverged(f"the epoch's training loss is {train_loss}")
         return {
-            "lr": lr,
+            "lr": self.last_lr,
             "train_loss": train_loss,
-            "train_acc": 100.0 * float(correct) / seen,
-            "images_per_s": seen / max(elapsed, 1e-9),
-            "epoch_time": elapsed,
+            "train_acc": 100.0 * correct / seen,
+            "images_per_s": seen / max(loop.elapsed, 1e-9),
+            "epoch_time": loop.elapsed,
         }
 
     def validate(self, model: nn.Module) -> dict[str, float]:
+        """Loss and accuracies on the validation split; under DDP each rank scores its
+        contiguous share and the sums are added."""
         val = self.bundle.val
         if len(val) == 0:
             return {}
+        images, labels = val.images, val.labels
+        world, rank = self.dist.world, self.dist.rank
+        if world > 1:
+            lo, hi = rank * len(val) // world, (rank + 1) * len(val) // world
+            images, labels = images[lo:hi], labels[lo:hi]
         logits = compute_logits(
             model,
-            val.images,
+            images,
             self.preprocess,
             max(256, 2 * self.cfg.batch_size),
             self.amp_dtype,
             self.cfg.channels_last,
         )
-        s = score(logits, val.labels)
-        return {"loss": s.loss, "acc": s.top1, "top5": s.top5}
+        if world == 1:
+            s = score(logits, labels)
+            return {"loss": s.loss, "acc": s.top1, "top5": s.top5}
+        m = int(labels.shape[0])
+        s = score(logits, labels) if m else None
+        part = [0.0, 0.0, 0.0, 0.0]
+        if s is not None:
+            part = [s.loss * m, round(s.top1 * m / 100), round(s.top5 * m / 100), float(m)]
+        sums = self.dist.sum_(torch.tensor(part, dtype=torch.float64)).tolist()
+        n = sums[3]
+        return {"loss": sums[0] / n, "acc": 100.0 * sums[1] / n, "top5": 100.0 * sums[2] / n}
 
-    def fit(self, stop_after: int | None = None) -> RunResult:
-        """Train until `cfg.epochs` (or `stop_after` more epochs, as if stopped there)."""
-        cfg = self.cfg
-        ck.write_json(self.run_dir / "config.json", cfg.to_dict())
-        if self.epoch == 0:
+    def fit(self, stop_after: int | None = None, handle_signals: bool = True) -> RunResult:
+        """Train until `cfg.epochs` (or `stop_after` more epochs, as if stopped there). With
+        `handle_signals` (in the main thread), SIGTERM / SIGINT / SIGHUP save the state after
+        the step in progress and return a result whose `interrupted` names the signal."""
+        self.stops = StopRequests()
+        with self.stops if handle_signals else contextlib.nullcontext():
+            return self._fit(stop_after)
+
+    def _fit(self, stop_after: int | None) -> RunResult:
+        cfg, loop = self.cfg, self.loop
+        if self.dist.is_main:
+            ck.write_json(self.run_dir / "config.json", cfg.to_dict())
+        if loop.epoch == 0 and loop.step == 0:
             log.info(
                 "training %s on %s: %d train / %d %s images, %d classes, %dpx, recipe %s, "
-                "%d epochs, batch %d, %s lr %g wd %g, on %s -> %s",
+                "%d epochs, batch %d, %s lr %g wd %g, %s, on %s%s -> %s",
                 cfg.model,
                 self.bundle.name,
                 len(self.bundle.train),
@@ -515,60 +628,122 @@ class Trainer:
                 cfg.opt,
                 cfg.lr,
                 cfg.wd,
+                cfg.precision,
                 self.device,
+                f" x {self.dist.world} processes" if self.dist.enabled else "",
                 self.run_dir,
             )
         else:
-            log.info("resuming %s at epoch %d/%d", self.run_dir, self.epoch, cfg.epochs)
+            log.info(
+                "resuming %s at epoch %d/%d, batch %d/%d (step %d)",
+                self.run_dir,
+                loop.epoch + (1 if loop.batch else 0),
+                cfg.epochs,
+                loop.batch,
+                self.steps_per_epoch,
+                loop.step,
+            )
+        threads_before = torch.get_num_threads()
+        try:
+            interrupted = self._epochs(stop_after)
+        finally:  # a run from Python leaves torch's thread count as it found it
+            torch.set_num_threads(threads_before)
+        if interrupted:
+            return self._result(interrupted=self.stops.received or "a stop signal")
+        if loop.epoch >= cfg.epochs and loop.history and self.dist.is_main:
+            from .plots import plot_curves
+
+            plot_curves(loop.history, self.run_dir / "curves.png")
+        return self._result()
+
+    def _epochs(self, stop_after: int | None) -> bool:
+        """Train epochs until the end, `stop_after` of them, or a stop signal (True)."""
+        cfg, loop = self.cfg, self.loop
         done_now = 0
-        while self.epoch < cfg.epochs and (stop_after is None or done_now < stop_after):
-            row: dict[str, Any] = {"epoch": self.epoch + 1, "step": 0}
-            row.update(self.train_one_epoch())
-            self.epoch += 1
+        while loop.epoch < cfg.epochs and (stop_after is None or done_now < stop_after):
+            self.threads.apply()
+            stats = self.train_one_epoch()
+            if stats is None:
+                return True
+            self._end_epoch(stats)
             done_now += 1
-            row["step"] = self.step
-            kind, weights = "model", self.model
-            v = self.validate(self.model)
-            if v:
-                row.update(val_loss=v["loss"], val_acc=v["acc"], val_top5=v["top5"])
-            if self.ema is not None:
-                ve = self.validate(self.ema.module)
-                if ve:
-                    row.update(
-                        ema_val_loss=ve["loss"], ema_val_acc=ve["acc"], ema_val_top5=ve["top5"]
-                    )
-                    if ve["acc"] >= v["acc"]:
-                        kind, weights = "ema", self.ema.module
-                else:
+            if self.stop_now and loop.epoch < cfg.epochs:
+                return True
+        return False
+
+    def _warn_if_at_chance(self, row: dict[str, Any]) -> None:
+        """Say so, once, when a quarter of the run is done and the loss is still that of
+        uniform guessing (ln of the class count): the lr, schedule or data need a look."""
+        classes = len(self.classes)
+        if self._chance_warned or classes < 2 or self.epoch < CHANCE_CHECK * self.cfg.epochs:
+            return
+        loss = row.get("val_loss", row["train_loss"])
+        if loss >= CHANCE_LOSS * math.log(classes):
+            self._chance_warned = True
+            log.warning(
+                "after %d of %d epochs the %s loss is %.3f, chance level (ln %d = %.3f): the "
+                "model has learnt nothing yet; check the data and labels, or try another --lr",
+                self.epoch,
+                self.cfg.epochs,
+                "validation" if "val_loss" in row else "training",
+                loss,
+                classes,
+                math.log(classes),
+            )
+
+    def _end_epoch(self, stats: dict[str, float]) -> None:
+        """Validate, record and save the epoch just trained."""
+        loop = self.loop
+        row: dict[str, Any] = {"epoch": loop.epoch + 1, "step": loop.step, **stats}
+        self._check_finite()  # before validating: name the weights, not the loss they give
+        kind, weights = "model", self.model
+        v = self.validate(self.model)
+        if v:
+            row.update(val_loss=v["loss"], val_acc=v["acc"], val_top5=v["top5"])
+        if self.ema is not None:
+            ve = self.validate(self.ema.module)
+            if ve:
+                row.update(ema_val_loss=ve["loss"], ema_val_acc=ve["acc"], ema_val_top5=ve["top5"])
+                if ve["acc"] >= v["acc"]:
                     kind, weights = "ema", self.ema.module
-            metric = max(row.get("val_acc", -math.inf), row.get("ema_val_acc", -math.inf))
-            # no validation split: the last epoch is the best one
-            row["is_best"] = metric > self.best_val_acc or not v
-            if row["is_best"]:
-                self.best_val_acc, self.best_epoch = metric, self.epoch
-            row["best_val_acc"] = self.best_val_acc if math.isfinite(self.best_val_acc) else None
-            self.history.append(row)
-            # order matters for a kill at any point: checkpoints first, then the state that
-            # would make a resumed run skip this epoch
+            else:
+                kind, weights = "ema", self.ema.module
+        if v and not math.isfinite(v["loss"]):
+            self._diverged(f"the validation loss is {v['loss']}")
+        loop.epoch += 1
+        loop.batch, loop.seen, loop.elapsed = 0, 0, 0.0
+        metric = max(row.get("val_acc", -math.inf), row.get("ema_val_acc", -math.inf))
+        # no validation split: the last epoch is the best one
+        row["is_best"] = metric > loop.best_val_acc or not v
+        if row["is_best"]:
+            loop.best_val_acc, loop.best_epoch = metric, loop.epoch
+        row["best_val_acc"] = loop.best_val_acc if math.isfinite(loop.best_val_acc) else None
+        if loop.skipped_nonfinite:
+            row["skipped_nonfinite"] = loop.skipped_nonfinite
+        loop.history.append(row)
+        # order matters for a kill at any point: checkpoints first, then the state that
+        # would make a resumed run skip this epoch
+        if self.dist.is_main:
             info = self.checkpoint_info(row, kind)
             ck.save_checkpoint(self.run_dir / "last.safetensors", weights, info)
             if row["is_best"]:
                 ck.save_checkpoint(self.run_dir / "best.safetensors", weights, info)
-            write_metrics(self.run_dir, self.history)
-            self.save_state()
-            log.info(epoch_line(row, cfg.epochs))
-        if self.epoch >= cfg.epochs and self.history:
-            from .plots import plot_curves
+            write_metrics(self.run_dir, loop.history)
+        self.save_state()
+        log.info(epoch_line(row, self.cfg.epochs))
+        self._warn_if_at_chance(row)
 
-            plot_curves(self.history, self.run_dir / "curves.png")
-        last = self.history[-1] if self.history else {}
+    def _result(self, interrupted: str | None = None) -> RunResult:
+        loop = self.loop
         return RunResult(
             self.run_dir,
-            self.epoch,
-            self.best_epoch,
-            self.best_val_acc,
-            last,
-            list(self.history),
+            loop.epoch,
+            loop.best_epoch,
+            loop.best_val_acc,
+            loop.history[-1] if loop.history else {},
+            list(loop.history),
+            interrupted=interrupted,
+            step=loop.step,
         )
 
 
@@ -600,14 +775,16 @@ def train(
 
     `bundle` replaces `load_data(cfg.data, ...)` (handy for data already in memory);
     `stop_after` ends this call after that many epochs, as if stopped, to be resumed later.
-    With `resume`, `cfg` holds the changes to the run (only epochs, device and data_dir may
-    differ from its own settings, as with `cnnzoo train --resume`).
+    With `resume`, `cfg` holds the changes to the run (only epochs, device, data_dir, lr,
+    checkpoint_every and skip_nonfinite may differ from its own settings, as with
+    `cnnzoo train --resume`). Under torchrun, every process calls this and trains its share.
     """
+    dist = distributed.init_from_env(cfg.device if cfg is not None else "auto")
     if resume is not None:
         changes = changed_fields(cfg) if cfg is not None else {}
-        trainer = Trainer.resume(resume, bundle, changes=changes, progress=progress)
+        trainer = Trainer.resume(resume, bundle, changes=changes, progress=progress, dist=dist)
     elif cfg is None:
         raise ValueError("train() needs a TrainConfig or a run folder to resume")
     else:
-        trainer = Trainer(cfg, bundle, progress=progress)
+        trainer = Trainer(cfg, bundle, progress=progress, dist=dist)
     return trainer.fit(stop_after=stop_after)

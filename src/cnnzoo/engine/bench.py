@@ -1,0 +1,174 @@
+"""Throughput of a zoo model: warm-up, timed iterations, images/s and ms per batch (median and
+spread), peak memory, and the machine it ran on. `cnnzoo bench` prints what `benchmark` returns."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from ..errors import OptionError
+from .machine import machine_info
+
+
+@dataclass
+class BenchSettings:
+    model: str
+    batch: int = 16
+    input_size: int | None = None  # None: the model's native size
+    mode: str = "infer"  # infer | train
+    dtype: str = "fp32"  # fp32 | bf16
+    channels_last: bool = False
+    compile: bool = False
+    optimize: bool = False  # infer: the fast form (BatchNorm folded, channels-last)
+    device: str = "cpu"
+    warmup: int = 3
+    iters: int = 10
+    num_classes: int | None = None
+
+
+@dataclass
+class BenchResult:
+    settings: BenchSettings
+    input_size: int
+    images_per_s: float
+    ms_per_batch: float  # median
+    ms_min: float
+    ms_max: float
+    ms_iqr: float
+    peak_memory_mb: float
+    machine: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        settings = d.pop("settings")
+        return {**settings, **d}
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    # ru_maxrss: the process's peak resident size (kilobytes on Linux)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def build_step(s: BenchSettings, model: nn.Module, x: torch.Tensor):
+    """The function one timed iteration calls: a forward (infer) or a training step."""
+    dtype = torch.bfloat16 if s.dtype == "bf16" else None
+    device = x.device
+    if s.mode == "infer":
+        model.eval().requires_grad_(False)
+        if s.optimize:
+            from .fast import fast_form
+
+            run = fast_form(model, x[:1], dtype or torch.float32, compile=s.compile)
+
+            def step() -> None:
+                with torch.inference_mode():
+                    run(x)
+
+            return step
+        if s.channels_last:
+            model.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        run = torch.compile(model) if s.compile else model
+
+        def step() -> None:
+            with torch.inference_mode(), torch.autocast(device.type, dtype, enabled=bool(dtype)):
+                run(x)
+
+        return step
+    model.train()
+    if s.channels_last:
+        model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    y = torch.randint(0, model.num_classes or 1, (x.shape[0],), device=device)
+    run = torch.compile(model) if s.compile else model
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype, enabled=bool(dtype)):
+            loss = nn.functional.cross_entropy(run(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def check_settings(s: BenchSettings) -> None:
+    for name, value, choices in (
+        ("mode", s.mode, ("infer", "train")),
+        ("dtype", s.dtype, ("fp32", "bf16")),
+    ):
+        if value not in choices:
+            raise OptionError(f"--{name} must be one of {', '.join(choices)} (got {value!r})")
+    if s.batch < 1 or s.iters < 1 or s.warmup < 0:
+        raise OptionError("--batch and --iters must be at least 1, --warmup at least 0")
+    if s.optimize and s.mode == "train":
+        raise OptionError("--optimize is the inference form; leave it out with --mode train")
+    if s.input_size is not None and s.input_size < 8:
+        raise OptionError(f"--input-size must be at least 8 (got {s.input_size})")
+
+
+def benchmark(s: BenchSettings) -> BenchResult:
+    """Time `s.iters` iterations after `s.warmup` untimed ones on random input."""
+    from .. import create_model
+    from ..registry import get_model_cfg
+
+    check_settings(s)
+    device = torch.device(s.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError("--device cuda, but torch sees no CUDA device here; use --device cpu")
+    size = s.input_size or get_model_cfg(s.model).input_size
+    torch.manual_seed(0)
+    model = create_model(s.model, num_classes=s.num_classes).to(device)
+    x = torch.randn(s.batch, 3, size, size, device=device)
+    step = build_step(s, model, x)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for _ in range(s.warmup):
+        step()
+    _sync(device)
+    times = []
+    for _ in range(s.iters):
+        t = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(1000 * (time.perf_counter() - t))
+    median = statistics.median(times)
+    q = statistics.quantiles(times, n=4) if len(times) > 1 else [median, median, median]
+    return BenchResult(
+        settings=s,
+        input_size=size,
+        images_per_s=1000 * s.batch / median,
+        ms_per_batch=median,
+        ms_min=min(times),
+        ms_max=max(times),
+        ms_iqr=q[2] - q[0],
+        peak_memory_mb=_peak_memory_mb(device),
+        machine=machine_info(device),
+    )
+
+
+def benchmark_zoo(template: BenchSettings, names: list[str], progress: bool = True):
+    """`benchmark` for each model named, with `template`'s settings; yields (name, result or
+    the one-line reason it could not run)."""
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    for name in tqdm(names, desc="bench", unit="model", disable=not progress):
+        try:
+            yield name, benchmark(replace(template, model=name))
+        except RuntimeError as e:  # e.g. out of memory, or an input too small for the model
+            yield name, str(e).splitlines()[0]

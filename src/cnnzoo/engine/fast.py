@@ -1,0 +1,300 @@
+"""The fast inference form of a model: BatchNorm folded into the convolution before it,
+channels-last activations, no autograd, bf16 where the CPU does bf16 fast, optional
+`torch.compile`. `prepare_inference(model, example, precision="auto")` times the candidates on
+the real input and keeps the fastest, so the automatic choice is never the slower one.
+
+Folding is found by running the model once, not by reading its code: a BatchNorm is folded
+into a convolution when the BatchNorm's input is that convolution's output and nothing else
+reads it. That covers ConvNormAct Sequentials and conv/bn attribute pairs alike in every family,
+and leaves pre-activation norms (DenseNet, ResNetV2) alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from ..errors import OptionError
+from .machine import bf16_is_native
+
+PRECISIONS = ("auto", "fp32", "fast-fp32", "bf16")
+
+# exact types only: a subclass may change what forward does (ResNetV2's BatchNormReLU adds a
+# ReLU; a weight-standardised conv rescales its weight), and folding would drop that
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+class _TensorReads(TorchFunctionMode):
+    """Counts how many torch calls read each watched tensor (the convolutions' outputs); calls
+    made inside a BatchNorm are not counted (they are the BatchNorm's own read of its input)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watched: dict[int, torch.Tensor] = {}  # holding the tensor keeps its id unique
+        self.reads: dict[int, int] = {}
+        self.inside_norm = 0
+
+    def watch(self, t: torch.Tensor) -> None:
+        self.watched[id(t)] = t
+        self.reads[id(t)] = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if not self.inside_norm:
+            for a in (*args, *kwargs.values()):
+                for t in a if isinstance(a, (list, tuple)) else (a,):
+                    if isinstance(t, torch.Tensor) and self.watched.get(id(t)) is t:
+                        self.reads[id(t)] += 1
+        return func(*args, **kwargs)
+
+
+def find_conv_norm_pairs(model: nn.Module, example: torch.Tensor) -> list[tuple[str, str]]:
+    """(conv name, norm name) pairs where the norm reads only that conv's output, found by one
+    forward pass of `example` in eval mode. Modules called more than once are left out."""
+    names = {m: n for n, m in model.named_modules()}
+    outputs: dict[int, nn.Module] = {}  # id(output) -> conv
+    norm_inputs: list[tuple[nn.Module, torch.Tensor]] = []
+    calls: dict[nn.Module, int] = {}
+    reads = _TensorReads()
+
+    def conv_done(m, _inputs, out):
+        calls[m] = calls.get(m, 0) + 1
+        outputs[id(out)] = m
+        reads.watch(out)
+
+    def norm_start(m, inputs):
+        calls[m] = calls.get(m, 0) + 1
+        norm_inputs.append((m, inputs[0]))
+        reads.inside_norm += 1
+
+    def norm_done(_m, _inputs, _out):
+        reads.inside_norm -= 1
+
+    hooks = []
+    for m in model.modules():
+        if type(m) in _CONVS:
+            hooks.append(m.register_forward_hook(conv_done))
+        elif type(m) in _NORMS:
+            hooks.append(m.register_forward_pre_hook(norm_start))
+            hooks.append(m.register_forward_hook(norm_done))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), reads:
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    pairs = []
+    for norm, x in norm_inputs:
+        conv = outputs.get(id(x)) if reads.watched.get(id(x)) is x else None
+        if (
+            conv is not None
+            and reads.reads[id(x)] == 0
+            and calls[conv] == 1
+            and calls[norm] == 1
+            and norm.running_mean is not None
+            and conv.out_channels == norm.num_features
+        ):
+            pairs.append((names[conv], names[norm]))
+    return pairs
+
+
+@torch.no_grad()
+def fold_batchnorm(model: nn.Module, example: torch.Tensor) -> int:
+    """Fold, in place, every BatchNorm that reads only a convolution's output into that
+    convolution (the norm becomes an Identity). Returns how many were folded. The model must
+    be used in eval mode afterwards: the folded norms no longer learn."""
+    pairs = find_conv_norm_pairs(model, example)
+    for conv_name, norm_name in pairs:
+        conv = model.get_submodule(conv_name)
+        norm = model.get_submodule(norm_name)
+        scale = torch.rsqrt(norm.running_var.double() + norm.eps)
+        if norm.weight is not None:
+            scale = scale * norm.weight.double()
+        shift = -norm.running_mean.double() * scale
+        if norm.bias is not None:
+            shift = shift + norm.bias.double()
+        w = conv.weight
+        shape = (-1,) + (1,) * (w.ndim - 1)
+        conv.weight = nn.Parameter((w.double() * scale.view(shape)).to(w.dtype))
+        old_bias = conv.bias.double() if conv.bias is not None else 0.0
+        conv.bias = nn.Parameter((old_bias * scale + shift).to(w.dtype))
+        parent_name, _, leaf = norm_name.rpartition(".")
+        setattr(model.get_submodule(parent_name), leaf, nn.Identity())
+    return len(pairs)
+
+
+class Float32Input(nn.Module):
+    """Runs a layer kept in float32 inside a bf16 model (the classifier: its logits decide the
+    answer, and a near-tie must not be settled by bf16 rounding)."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x.float())
+
+
+def keep_classifier_fp32(model: nn.Module) -> bool:
+    """Wrap a cnnzoo model's classifier (`classifier_name`) so that it stays in float32 when the
+    model is cast to bf16; returns whether there was one."""
+    name = getattr(model, "classifier_name", None)
+    if not name:
+        return False
+    layer = model.get_submodule(name)
+    if not isinstance(layer, (nn.Linear, nn.Conv2d)):
+        return False
+    parent_name, _, leaf = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, leaf, Float32Input(layer))
+    return True
+
+
+class FastModel(nn.Module):
+    """Wraps a prepared model: moves the input to its layout and dtype, returns float32."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype, channels_last: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.dtype = dtype
+        self.channels_last = channels_last
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.dtype)
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x).float()
+
+
+def fast_form(
+    model: nn.Module,
+    example: torch.Tensor,
+    dtype: torch.dtype = torch.float32,
+    channels_last: bool = True,
+    compile: bool = False,
+) -> FastModel:
+    """A copy of `model` with its BatchNorms folded, in `dtype` and (for 4-D input)
+    channels-last, in eval mode with gradients off; `model` itself is left as it was."""
+    fast = copy.deepcopy(model).eval()
+    fold_batchnorm(fast, example)
+    fast.requires_grad_(False)
+    classifier = fast.get_submodule(fast.classifier_name) if keep_classifier_fp32(fast) else None
+    fast.to(dtype)
+    if classifier is not None:
+        classifier.float()
+    if channels_last and example.ndim == 4:
+        fast.to(memory_format=torch.channels_last)
+    if compile:
+        fast = compiled(fast)
+    return FastModel(fast, dtype, channels_last and example.ndim == 4).eval()
+
+
+def compiled(model: nn.Module) -> nn.Module:
+    """`torch.compile` for inference: with freezing, the weights become constants, so inductor
+    packs them for oneDNN once instead of on every call (compiling takes a minute or more)."""
+    return torch.compile(model, options={"freezing": True})
+
+
+@dataclass
+class InferencePath:
+    """The model to run and how it was chosen."""
+
+    model: nn.Module
+    name: str  # "fp32 (exact)", "fast fp32", "fast bf16"
+    timings_ms: dict[str, float] = field(default_factory=dict)  # candidate -> ms, when timed
+
+    def describe(self) -> str:
+        if not self.timings_ms:
+            return self.name
+        times = ", ".join(f"{k} {v:.1f} ms" for k, v in self.timings_ms.items())
+        return f"{self.name} (fastest measured: {times})"
+
+
+def is_eager_network(model: nn.Module) -> bool:
+    """A PyTorch module with weights whose modules can be copied and rewritten (not a compiled
+    TorchScript file, not a wrapper around another runtime's session)."""
+    if isinstance(model, torch.jit.ScriptModule):
+        return False
+    return any(True for _ in model.parameters())
+
+
+def time_call(fn, x: torch.Tensor, repeats: int) -> float:
+    """Best wall time of `repeats` calls, in milliseconds (the best is the least disturbed by
+    other work on the machine)."""
+    best = float("inf")
+    for _ in range(repeats):
+        if x.is_cuda:
+            torch.cuda.synchronize(x.device)
+        t = time.perf_counter()
+        fn(x)
+        if x.is_cuda:
+            torch.cuda.synchronize(x.device)
+        best = min(best, time.perf_counter() - t)
+    return 1000 * best
+
+
+@torch.inference_mode()
+def prepare_inference(
+    model: nn.Module,
+    example: torch.Tensor,
+    precision: str = "auto",
+    compile: bool = False,
+    probe_batch: int = 8,
+    probe_seconds: float = 0.5,
+) -> InferencePath:
+    """The model to run inference with.
+
+    - `fp32`: `model` as it is (exact).
+    - `fast-fp32`: BatchNorm folded, channels-last (outputs within ~1e-5 of the exact ones).
+    - `bf16`: the fast form in bf16.
+    - `auto`: times exact fp32, fast fp32 and (where the hardware does bf16) fast bf16 on
+      `example[:probe_batch]`, alternately, after one warm-up call each, and keeps the fastest
+      (3 to 10 rounds, more while they take under `probe_seconds`).
+    """
+    if precision not in PRECISIONS:
+        raise OptionError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    model.eval()
+    if not is_eager_network(model):  # another runtime (onnxruntime, TorchScript) runs as it is
+        if precision in ("fast-fp32", "bf16"):
+            raise OptionError(
+                f"--precision {precision} makes a fast form of a PyTorch model; "
+                f"this {type(model).__name__} runs as loaded (leave --precision out)"
+            )
+        return InferencePath(model, f"{type(model).__name__} as loaded")
+    example = example[:probe_batch]
+    if precision == "fp32":
+        return InferencePath(model, "fp32 (exact)")
+    if precision == "fast-fp32":
+        return InferencePath(fast_form(model, example[:1], compile=compile), "fast fp32")
+    if precision == "bf16":
+        return InferencePath(
+            fast_form(model, example[:1], torch.bfloat16, compile=compile), "fast bf16"
+        )
+    candidates = {"fp32 (exact)": model, "fast fp32": fast_form(model, example[:1])}
+    if bf16_is_native(example.device):
+        candidates["fast bf16"] = fast_form(model, example[:1], torch.bfloat16)
+    for m in candidates.values():  # warm-up: oneDNN builds its kernels on the first call
+        m(example)
+    # alternate so that a busy moment hurts every candidate alike; keep each one's best time
+    # (the least disturbed), over at least 3 rounds and up to `probe_seconds` of probing
+    best = {name: float("inf") for name in candidates}
+    start = time.perf_counter()
+    for round_ in range(10):
+        if round_ >= 3 and time.perf_counter() - start > probe_seconds:
+            break
+        for name, m in candidates.items():
+            if best[name] < 3 * min(best.values()) or round_ == 0:  # drop clear losers
+                best[name] = min(best[name], time_call(m, example, 1))
+    name = min(best, key=best.get)
+    chosen = candidates[name]
+    if compile and name != "fp32 (exact)":
+        chosen.model = compiled(chosen.model)
+    return InferencePath(chosen, name, best)

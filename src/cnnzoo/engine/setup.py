@@ -1,0 +1,263 @@
+"""What a run is set up with before its loop starts, and what stays fixed while it runs: the
+device, the run folder (claimed before any data loads), the data, the model and its
+preprocessing. `RunSetup` holds them; the loop's own state (optimiser, schedule position,
+generators, history) lives in the `Trainer` and `LoopState`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.types import DataBundle
+from ..errors import CnnzooError
+from . import checkpoint as ck
+from .config import TrainConfig, resolve_config, validate_config
+from .distributed import Dist
+from .evaluate import Preprocess
+from .optim import freeze_backbone
+
+STATE_FILE = "state.safetensors"
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto (the first CUDA GPU, else the CPU), cpu, cuda or cuda:N, checked to exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise CnnzooError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise CnnzooError(f"--device {name} asked for, but no CUDA GPU is available")
+        if dev.index is not None and dev.index >= count:
+            raise CnnzooError(f"--device {name}: this machine has {count} GPU(s), cuda:0..")
+    return dev
+
+
+def default_run_dir(cfg: TrainConfig) -> Path:
+    data = Path(cfg.data).name or "data"
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.model}-{data}-{stamp}"
+
+
+def claim_run_dir(out: str | None, cfg: TrainConfig) -> tuple[Path, bool]:
+    """The run folder, created now (before any data loads) so that no other run takes it:
+    --out as given (refused when it holds a run), else runs/MODEL-DATA-TIME with -2, -3...
+    when two runs start in the same second. Returns (folder, whether it was created here)."""
+    if out is not None:
+        run_dir = Path(out)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise CnnzooError(f"--out {run_dir} is a file; choose a folder")
+        if (run_dir / STATE_FILE).exists():
+            raise CnnzooError(
+                f"{run_dir} already holds a run; continue it with --resume {run_dir} "
+                "or choose another --out"
+            )
+        created = not run_dir.exists()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run_dir, created
+    base = default_run_dir(cfg)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 1000):
+        run_dir = base if i == 1 else base.with_name(f"{base.name}-{i}")
+        try:
+            run_dir.mkdir()
+            return run_dir, True
+        except FileExistsError:
+            continue
+    raise CnnzooError(f"could not create a run folder next to {base}; pass --out")
+
+
+def augment_cfg(cfg: TrainConfig, mean, std):
+    """The AugmentCfg for a preset: none | shift | light | standard | strong."""
+    from ..data.transforms import default_augment
+
+    base = default_augment(cfg.image_size, tuple(mean), tuple(std), hflip=bool(cfg.hflip))
+    pad = max(1, cfg.image_size // 8) if cfg.crop_pad is None else cfg.crop_pad
+    presets = {  # flips as cfg.hflip says (resolve_config: off for none and shift)
+        "none": dict(crop="none"),
+        "shift": dict(crop="pad-crop", pad=pad),
+        "light": dict(crop="pad-crop", pad=pad),
+        "standard": dict(crop="random-resized", scale=(cfg.crop_scale, 1.0)),
+        "strong": dict(
+            crop="random-resized",
+            scale=(cfg.crop_scale, 1.0),
+            auto_augment="trivial",
+            random_erasing=0.25,
+        ),
+    }
+    return dataclasses.replace(base, **presets[cfg.augment])
+
+
+def device_for(name: str, dist: Dist) -> torch.device:
+    """The device of this process: `name` resolved, and under torchrun with GPUs the one of
+    this process's local rank (cuda:LOCAL_RANK)."""
+    dev = resolve_device(name)
+    if dist.enabled and dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
+def claim_shared_run_dir(out: str | None, cfg: TrainConfig, dist: Dist) -> tuple[Path, bool]:
+    """`claim_run_dir` on rank 0, the same folder (or the same error) on every rank."""
+    claimed, error = None, None
+    if dist.is_main:
+        try:
+            run_dir, created = claim_run_dir(out, cfg)
+            claimed = (str(run_dir), created)
+        except CnnzooError as e:
+            error = str(e)
+    claimed, error = dist.broadcast((claimed, error))
+    if error is not None:
+        raise CnnzooError(error)
+    return Path(claimed[0]), bool(claimed[1]) and dist.is_main
+
+
+@dataclass
+class RunSetup:
+    """Everything a run is set up with that stays fixed while it trains."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    device: torch.device
+    dist: Dist
+    bundle: DataBundle
+    classes: list[str]
+    model: nn.Module  # the raw module whose state dict is saved (never a DDP wrapper)
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop_pct: float
+    preprocess: Preprocess
+    aug: Any
+    train_images: torch.Tensor  # uint8 [N, C, H, W] on the device
+    train_labels: torch.Tensor
+
+
+def prepare_run(
+    cfg: TrainConfig,
+    bundle: DataBundle | None,
+    *,
+    dist: Dist,
+    progress: bool,
+    saved: dict[str, Any] | None = None,
+    run_dir: Path | None = None,
+) -> RunSetup:
+    """Check `cfg`, claim the run folder (or take `run_dir` of a resumed run), load the data
+    and build the model. `saved` is a resumed run's state metadata: its weights come from the
+    state, so the original --weights file may be gone."""
+    from ..data.load import canonical_source
+    from ..registry import get_entry
+
+    validate_config(cfg)  # cheap checks first: a typo should not wait for the data to load
+    # paths absolute, so that eval and --resume work from any folder
+    data_dir = str(Path(cfg.data_dir).resolve()) if cfg.data_dir else None
+    cfg = dataclasses.replace(cfg, data=canonical_source(cfg.data), data_dir=data_dir)
+    get_entry(cfg.model)
+    load_weights = cfg.weights if saved is None else None
+    if cfg.pretrained and saved is None:  # the published file, fetched into the cache
+        from ..hub import fetch_weights
+
+        load_weights = str(fetch_weights(cfg.model, progress=progress))
+    if load_weights is not None:
+        if Path(load_weights).is_dir():  # a cnnzoo run folder: its best checkpoint
+            load_weights = str(ck.resolve_checkpoint(load_weights))
+            cfg = dataclasses.replace(cfg, weights=load_weights)
+        if not Path(load_weights).is_file():
+            raise CnnzooError(f"weights file not found: {cfg.weights}")
+    device = device_for(cfg.device, dist)
+    if run_dir is not None:
+        created = False
+    else:
+        run_dir, created = claim_shared_run_dir(cfg.out, cfg, dist)
+    try:
+        return _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights)
+    except BaseException:
+        if created and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # nothing was written: leave no empty folder behind
+        raise
+
+
+def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) -> RunSetup:
+    if bundle is None:
+        from ..data import load_data
+
+        bundle = load_data(
+            cfg.data,
+            data_dir=cfg.data_dir,
+            image_size=cfg.load_size,
+            val_split=cfg.val_split,
+            seed=cfg.seed,
+            download=cfg.download,
+            progress=progress,
+            cache=cfg.cache,
+            cache_dir=cfg.cache_dir,
+            ram_share=cfg.cache_ram,
+        )
+    if len(bundle.train) == 0:
+        raise CnnzooError(f"{cfg.data}: no training images")
+    cfg = resolve_config(cfg, bundle.image_size)
+    classes = list(bundle.classes)
+    from . import checks
+
+    checks.before_training(cfg, bundle, run_dir)
+
+    # model: seeded so that the same config gives the same initial weights
+    from ..registry import create_model
+
+    torch.manual_seed(cfg.seed)
+    in_chans = int(bundle.train.images.shape[1])
+    model = create_model(
+        cfg.model,
+        num_classes=len(classes),
+        in_chans=in_chans,
+        weights=load_weights,
+        **cfg.model_opts,
+    )
+    if model.model_overrides != cfg.model_opts:  # options a cnnzoo checkpoint brought
+        cfg = dataclasses.replace(cfg, model_opts=dict(model.model_overrides))
+    # pretrained weights keep the normalisation they were trained with: a cnnzoo
+    # checkpoint's own, else the model's reference one (ImageNet's, mostly)
+    mean, std = tuple(bundle.mean), tuple(bundle.std)
+    if saved is not None and "mean" in saved:
+        mean, std = tuple(saved["mean"]), tuple(saved["std"])
+    elif load_weights is not None and in_chans == 3:
+        facts = ck.checkpoint_facts(load_weights)
+        mean = tuple(facts.get("mean") or model.cfg.mean)
+        std = tuple(facts.get("std") or model.cfg.std)
+    crop_pct = 0.875 if cfg.augment in ("standard", "strong") else 1.0
+    if cfg.freeze == "backbone":
+        freeze_backbone(model)
+    model.to(device)
+    if cfg.sync_bn and dist.enabled:
+        from .distributed import convert_sync_batchnorm
+
+        model = convert_sync_batchnorm(model, device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return RunSetup(
+        cfg=cfg,
+        run_dir=run_dir,
+        device=device,
+        dist=dist,
+        bundle=bundle,
+        classes=classes,
+        model=model,
+        mean=mean,
+        std=std,
+        crop_pct=crop_pct,
+        preprocess=Preprocess(cfg.image_size, mean, std, crop_pct),
+        aug=augment_cfg(cfg, mean, std),
+        train_images=bundle.train.images.to(device),
+        train_labels=bundle.train.labels.to(device),
+    )

@@ -99,7 +99,8 @@ def _reason(e: Exception) -> str:
 
 @contextmanager
 def _opened(path: str) -> Iterator[Image.Image]:
-    problem = regular_file_problem(path)
+    # a file object (an upload held in memory) is no pipe or device: only paths are checked
+    problem = regular_file_problem(path) if isinstance(path, (str, bytes, os.PathLike)) else None
     if problem:
         raise ImageReadError(path, problem)
     try:

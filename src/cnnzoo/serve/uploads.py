@@ -56,7 +56,7 @@ def image_size(data: bytes, name: str) -> tuple[int, int]:
 def decode_upload(data: bytes, name: str, limits: Limits) -> torch.Tensor:
     """uint8 [3, H, W] RGB of one uploaded file, or UploadError (400 unreadable, 413 too
     many pixels)."""
-    from ..data.images import ImageReadError, open_rgb
+    from ..data.images import MAX_ASPECT, ImageReadError, open_rgb
 
     if not data:
         raise UploadError(400, f"{name}: empty upload")
@@ -70,7 +70,8 @@ def decode_upload(data: bytes, name: str, limits: Limits) -> torch.Tensor:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im, _ = open_rgb(io.BytesIO(data))  # type: ignore[arg-type]  (a file object)
+            # as predict reads a file: the same limits, the same cut of extreme panoramas
+            im, _ = open_rgb(io.BytesIO(data), max_aspect=MAX_ASPECT)  # type: ignore[arg-type]
     except ImageReadError as e:
         raise UploadError(400, f"{name}: {e.reason}") from None
     return torch.from_numpy(np.ascontiguousarray(np.asarray(im).transpose(2, 0, 1)))

@@ -310,7 +310,9 @@ CIFAR_CFG = ModelCfg(
 # resnet18/34, 232 for the best (V2) weights of the others
 TV = partial(ModelCfg, source="torchvision")
 TV232 = partial(ModelCfg, source="torchvision", crop_pct=224 / 232)
-TIMM_SE = ModelCfg("seresnet", interpolation="bicubic", source="timm", paper=PAPERS["se"])
+# timm's eval transforms of the weights cnnzoo.hub fetches: bicubic, crop 0.95 for the RSB-style
+# tags (seresnet50.a1_in1k, seresnext101_32x8d.ah_in1k), 0.875 for seresnext50_32x4d.racm_in1k
+TIMM_SE = partial(ModelCfg, "seresnet", interpolation="bicubic", source="timm", paper=PAPERS["se"])
 
 
 def _make(name: str, **kw) -> ResNet:
@@ -368,17 +370,17 @@ def wide_resnet101_2(**kw) -> ResNet:
     return _make("wide_resnet101_2", **kw)
 
 
-@register_model(TIMM_SE)
+@register_model(TIMM_SE(crop_pct=0.95))
 def seresnet50(**kw) -> ResNet:
     return _make("seresnet50", **kw)
 
 
-@register_model(TIMM_SE)
+@register_model(TIMM_SE())
 def seresnext50_32x4d(**kw) -> ResNet:
     return _make("seresnext50_32x4d", **kw)
 
 
-@register_model(TIMM_SE)
+@register_model(TIMM_SE(crop_pct=0.95))
 def seresnext101_32x8d(**kw) -> ResNet:
     return _make("seresnext101_32x8d", **kw)
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from ..errors import CnnzooError
 from .config import PRECISIONS
+from .machine import bf16_is_native
 
 log = logging.getLogger("cnnzoo")
 
@@ -30,21 +31,9 @@ MIN_GAIN = 1.1  # bf16 must be this much faster: a closer call is not worth the 
 
 
 @cache
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
 def cpu_has_bf16() -> bool:
-    """Hardware bf16 matrix instructions: AMX tiles or AVX512-BF16 dot products."""
-    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+    """Hardware bf16 matrix instructions on this CPU: AMX tiles or AVX512-BF16 dot products."""
+    return bf16_is_native(torch.device("cpu"))
 
 
 def autocast_dtype(precision: str) -> torch.dtype | None:

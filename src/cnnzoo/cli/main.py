@@ -21,6 +21,8 @@ COMMANDS = {
     "train": "cnnzoo.cli.train",
     "eval": "cnnzoo.cli.eval",
     "predict": "cnnzoo.cli.predict",
+    "explain": "cnnzoo.cli.explain",
+    "lr-find": "cnnzoo.cli.lr_find",
     "bench": "cnnzoo.cli.bench",
     "export": "cnnzoo.cli.export",
 }

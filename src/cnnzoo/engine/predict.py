@@ -75,7 +75,7 @@ class Predictor:
         model, meta = load_checkpoint(path)
         return cls(model, meta, device, tta)
 
-    def _prepare(self, image: torch.Tensor) -> torch.Tensor:
+    def prepare(self, image: torch.Tensor) -> torch.Tensor:
         if self.in_chans == 1 and image.shape[0] == 3:  # a grey model: average the channels
             image = image.float().mean(0, keepdim=True).round().to(torch.uint8)
         return self.preprocess(image[None].to(self.device))[0]
@@ -83,7 +83,7 @@ class Predictor:
     @torch.no_grad()
     def probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
         """Class probabilities [N, classes] for uint8 [C, H, W] images of any sizes."""
-        x = torch.stack([self._prepare(im) for im in images])
+        x = torch.stack([self.prepare(im) for im in images])
         return torch.softmax(forward(self.model, x, self.tta).float(), dim=1).cpu()
 
     def top(self, probs: torch.Tensor, k: int) -> list[list[tuple[str, int, float]]]:

@@ -178,3 +178,46 @@ def test_weights_from_a_run_folder(folder_run, tmp_path):
                  str(run), "--out", str(out), "--epochs", "1", "--no-progress"]) == 0  # fmt: skip
     saved = json.loads((out / "config.json").read_text())
     assert saved["weights"].endswith("best.safetensors") and saved["recipe"] == "finetune"
+
+
+def test_every_train_option_is_one_config_field():
+    """The command line is generated from TrainConfig: each field parses back to itself, so a
+    new option written once in engine/config.py reaches `cnnzoo train` unchanged."""
+    import argparse
+    import dataclasses
+
+    from cnnzoo.cli.train import add_arguments, config_from_args
+    from cnnzoo.engine.config import TrainConfig
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert config_from_args(parser.parse_args([])) == TrainConfig()
+    samples = {int: "3", float: "0.25", str: None}
+    for f in dataclasses.fields(TrainConfig):
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        if f.name == "model_opts":
+            args, want = [flag, "drop_rate=0.5"], {"drop_rate": 0.5}
+        elif f.metadata.get("choices"):
+            want = f.metadata["choices"][-1]
+            args = [flag, want]
+        elif isinstance(f.default, bool) or "bool" in str(f.type):
+            args, want = [flag], True
+        else:
+            kind = int if "int" in str(f.type) else float if "float" in str(f.type) else str
+            text = samples[kind] or "some-value"
+            args, want = [flag, text], kind(text)
+        got = getattr(config_from_args(parser.parse_args(args)), f.name)
+        assert got == want, (f.name, got, want)
+
+
+def test_resume_from_python_obeys_the_same_rules(digits_run):
+    """`cnnzoo.engine.train(cfg, resume=...)` refuses the changes the CLI refuses."""
+    from cnnzoo.engine import TrainConfig, train
+    from cnnzoo.errors import CnnzooError
+
+    before = (digits_run / "state.safetensors").read_bytes()
+    with pytest.raises(CnnzooError, match="--lr cannot change"):
+        train(TrainConfig(lr=5.0), resume=digits_run, progress=False)
+    with pytest.raises(CnnzooError, match="less than the"):
+        train(TrainConfig(epochs=0), resume=digits_run, progress=False)
+    assert (digits_run / "state.safetensors").read_bytes() == before

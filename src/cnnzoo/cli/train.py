@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import typing
 
 HELP = "train or fine-tune a model on digits, CIFAR, Imagenette or an image folder"
 
@@ -37,143 +39,57 @@ examples:
 """
 
 
-def _add_recipe_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("recipe (defaults from the recipe table above)")
-    g.add_argument(
-        "--recipe",
-        choices=["digits", "small", "large", "finetune"],
-        help="use this recipe's defaults instead of the one the data picks",
-    )
-    g.add_argument("--epochs", type=int, help="epochs to train")
-    g.add_argument("--batch-size", type=int, help="images per step")
-    g.add_argument("--lr", type=float, help="peak learning rate")
-    g.add_argument("--wd", type=float, help="weight decay (not on norms and biases)")
-    g.add_argument("--opt", choices=["sgd", "adamw"], default="sgd", help="optimiser (sgd)")
-    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (0.9, Nesterov)")
-    g.add_argument(
-        "--sched",
-        choices=["cosine", "onecycle", "constant"],
-        default="cosine",
-        help="lr schedule after warm-up (cosine); onecycle warms up itself",
-    )
-    g.add_argument("--warmup-epochs", type=float, help="linear lr warm-up length")
-    g.add_argument("--min-lr-ratio", type=float, default=0.0, help="final lr / peak lr (0)")
-    g.add_argument("--label-smoothing", type=float, help="label smoothing (0 or 0.1)")
-    g.add_argument(
-        "--mixup",
-        type=float,
-        default=0.0,
-        metavar="ALPHA",
-        help="mixup with Beta(ALPHA, ALPHA), e.g. 0.2 (off)",
-    )
-    g.add_argument(
-        "--cutmix",
-        type=float,
-        default=0.0,
-        metavar="ALPHA",
-        help="cutmix with Beta(ALPHA, ALPHA), e.g. 1.0 (off)",
-    )
-    g.add_argument(
-        "--clip-grad",
-        type=float,
-        default=0.0,
-        metavar="NORM",
-        help="clip the global gradient norm (off)",
-    )
-    g.add_argument(
-        "--ema",
-        type=float,
-        default=0.0,
-        metavar="DECAY",
-        help="keep and evaluate an EMA of the weights, e.g. 0.999 (off)",
-    )
-    g.add_argument(
-        "--augment",
-        choices=["none", "shift", "light", "standard", "strong"],
-        help="augmentation preset: none; shift = pad-crop; light = pad-crop + flip; "
-        "standard = random-resized crop + flip; strong = standard + TrivialAugment "
-        "+ random erasing",
-    )
-    g.add_argument(
-        "--hflip",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="random horizontal flips (on with light, standard and strong; --hflip adds "
-        "them to none and shift; never for digits unless asked)",
-    )
-    g.add_argument(
-        "--crop-pad",
-        type=int,
-        metavar="PX",
-        help="shift of the pad-crop in --augment shift/light (image size // 8: 4 px at 32)",
-    )
-    g.add_argument("--image-size", type=int, help="training input side (the data's own)")
-    g.add_argument("--seed", type=int, default=0, help="seed of weights, split, order (0)")
+GROUPS = {
+    "data": "data and run folder",
+    "model": "model",
+    "recipe": "recipe (defaults from the recipe table above)",
+    "runtime": "runtime",
+}
+
+
+def _config_argument(group: argparse._ArgumentGroup, f: dataclasses.Field, kind: type) -> None:
+    """One `cnnzoo train` option from one TrainConfig field and its metadata."""
+    meta = dict(f.metadata)
+    flag = meta.pop("flag", "--" + f.name.replace("_", "-"))
+    meta.pop("group")
+    kw: dict = {"dest": f.name, "help": meta.pop("help"), **meta}
+    if f.name == "model_opts":  # KEY=VALUE pairs, parsed by parse_model_opts
+        kw.update(action="append", default=[])
+    elif kind is bool and f.default is None:
+        kw.update(action=argparse.BooleanOptionalAction, default=None)
+    elif kind is bool:
+        kw.update(action="store_true", default=f.default)
+    else:
+        kw.update(type=kind, default=f.default)
+    group.add_argument(flag, **kw)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="model name (see `cnnzoo models`)")
-    p.add_argument("--data", help="digits, cifar10, cifar100, imagenette or a folder CLASS/IMG")
-    p.add_argument("--data-dir", help="where cifar10/cifar100/imagenette are (or go)")
-    p.add_argument("--download", action="store_true", help="download the dataset if missing")
-    p.add_argument(
-        "--val-split",
-        type=float,
-        default=0.1,
-        help="part of train held out when the data has no val split (0.1)",
-    )
-    p.add_argument(
-        "--load-size",
-        type=int,
-        help="side images of a folder are stored at when loaded (data default)",
-    )
-    p.add_argument("--out", metavar="RUN_DIR", help="run folder (runs/MODEL-DATA-TIME)")
-    p.add_argument(
+    from ..engine.config import TrainConfig
+
+    groups = {name: p.add_argument_group(title) for name, title in GROUPS.items()}
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), None)
+        _config_argument(groups[f.metadata["group"]], f, kind or hints[f.name])
+    run = groups["data"]
+    run.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue this run where it stopped (--epochs may extend it)",
     )
-    p.add_argument(
+    run.add_argument(
         "--stop-after",
         type=int,
         metavar="N",
         help="stop after N epochs of this call; --resume goes on",
     )
-    m = p.add_argument_group("model")
-    m.add_argument("--stem", help="ResNet family: 'cifar' (3x3 stem, no pooling) for small images")
-    m.add_argument(
-        "--model-opt",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any model option, e.g. drop_path_rate=0.1 (repeatable)",
+    groups["model"].add_argument(
+        "--stem", help="ResNet family: 'cifar' (3x3 stem, no pooling) for small images"
     )
-    m.add_argument(
-        "--weights",
-        metavar="FILE",
-        help="start from a torchvision / timm / cnnzoo checkpoint or run folder (fine-tuning)",
-    )
-    m.add_argument(
-        "--freeze",
-        choices=["none", "backbone"],
-        default="none",
-        help="backbone: train only the classifier",
-    )
-    m.add_argument(
-        "--backbone-lr-scale",
-        type=float,
-        default=1.0,
-        metavar="F",
-        help="backbone lr = F x lr, e.g. 0.1 when fine-tuning (1)",
-    )
-    _add_recipe_options(p)
-    r = p.add_argument_group("runtime")
-    r.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:N")
-    r.add_argument("--amp", action="store_true", help="mixed precision (bf16; fp16 on old GPUs)")
-    r.add_argument("--channels-last", action="store_true", help="NHWC memory format")
-    r.add_argument("--compile", action="store_true", help="torch.compile the model")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
-    r.add_argument(
+    rt = groups["runtime"]
+    rt.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rt.add_argument(
         "--threads",
         type=int,
         help="CPU threads (default: one per core; 1 for the digits recipe); 1 is faster for "
@@ -210,46 +126,17 @@ def parse_model_opts(items: list[str], stem: str | None) -> dict:
     return opts
 
 
-# what --resume may change; every other option must be left out or equal the run's own
-RESUME_OPTIONS = ("resume", "epochs", "device", "stop_after", "no_progress", "threads", "data_dir")
+def config_from_args(args: argparse.Namespace):
+    """The TrainConfig the options describe (model options and --stem folded into model_opts)."""
+    from ..engine.config import TrainConfig
 
-
-def check_resume_options(args: argparse.Namespace) -> None:
-    """Refuse options that --resume would ignore, unless they repeat the run's settings."""
-    import json
-    from pathlib import Path
-
-    from ..data.load import canonical_source
-    from ..errors import CnnzooError
-
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    defaults = vars(parser.parse_args([]))
-    saved_path = Path(args.resume) / "config.json"
-    saved = json.loads(saved_path.read_text()) if saved_path.is_file() else {}
-    given = {k: v for k, v in vars(args).items() if k in defaults and v != defaults[k]}
-    bad = []
-    for key, value in given.items():
-        if key in RESUME_OPTIONS:
-            continue
-        if key in ("model_opt", "stem"):
-            if parse_model_opts(args.model_opt, args.stem) == saved.get("model_opts"):
-                continue
-        elif key == "data" and canonical_source(value) == saved.get("data"):
-            continue
-        elif key in saved and saved[key] == value:
-            continue
-        bad.append("--" + key.replace("_", "-"))
-    if bad:
-        raise CnnzooError(
-            f"--resume continues the run with its own settings; {', '.join(sorted(set(bad)))} "
-            "cannot change (only --epochs, --device, --stop-after, --data-dir, --threads); "
-            "start a new run with --out to change them"
-        )
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    values["model_opts"] = parse_model_opts(args.model_opts, args.stem)
+    return TrainConfig(**values)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.config import TrainConfig
+    from ..engine.config import changed_fields
     from ..engine.trainer import Trainer
     from ..errors import CnnzooError
 
@@ -263,58 +150,10 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    cfg = config_from_args(args)
     if args.resume:
-        check_resume_options(args)
-        device = args.device if args.device != "auto" else None
-        if args.epochs is not None and args.epochs < 1:
-            raise CnnzooError(f"--epochs must be at least 1 (got {args.epochs})")
-        trainer = Trainer.resume(
-            args.resume,
-            epochs=args.epochs,
-            device=device,
-            data_dir=args.data_dir,
-            progress=progress,
-        )
+        trainer = Trainer.resume(args.resume, changes=changed_fields(cfg), progress=progress)
     else:
-        if not args.model or not args.data:
-            raise CnnzooError("--model and --data are required (or --resume RUN_DIR)")
-        cfg = TrainConfig(
-            model=args.model,
-            data=args.data,
-            data_dir=args.data_dir,
-            download=args.download,
-            out=args.out,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            wd=args.wd,
-            opt=args.opt,
-            momentum=args.momentum,
-            sched=args.sched,
-            warmup_epochs=args.warmup_epochs,
-            min_lr_ratio=args.min_lr_ratio,
-            label_smoothing=args.label_smoothing,
-            mixup=args.mixup,
-            cutmix=args.cutmix,
-            clip_grad=args.clip_grad,
-            ema=args.ema,
-            amp=args.amp,
-            channels_last=args.channels_last,
-            compile=args.compile,
-            device=args.device,
-            seed=args.seed,
-            val_split=args.val_split,
-            image_size=args.image_size,
-            load_size=args.load_size,
-            augment=args.augment,
-            hflip=args.hflip,
-            crop_pad=args.crop_pad,
-            model_opts=parse_model_opts(args.model_opt, args.stem),
-            weights=args.weights,
-            freeze=args.freeze,
-            backbone_lr_scale=args.backbone_lr_scale,
-            recipe=args.recipe,
-        )
         trainer = Trainer(cfg, progress=progress)
     if args.threads is None and trainer.device.type == "cpu" and trainer.cfg.recipe == "digits":
         # 8-px batches are too small to gain from a second thread, and two OpenMP threads

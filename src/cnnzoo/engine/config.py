@@ -29,58 +29,6 @@ AUGMENTS = ("none", "shift", "light", "standard", "strong")
 FREEZE = ("none", "backbone")
 
 
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on; saved with every checkpoint as its recipe."""
-
-    model: str
-    data: str
-    data_dir: str | None = None
-    download: bool = False  # fetch cifar10 / cifar100 / imagenette when not in data_dir
-    out: str | None = None  # run folder; default runs/<model>-<data>-<timestamp>
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    wd: float | None = None
-    opt: str = "sgd"
-    momentum: float = 0.9
-    sched: str = "cosine"
-    warmup_epochs: float | None = None
-    min_lr_ratio: float = 0.0  # final lr as a fraction of the peak
-    label_smoothing: float | None = None
-    mixup: float = 0.0  # Beta(a, a) parameter; 0 disables
-    cutmix: float = 0.0
-    clip_grad: float = 0.0  # max global grad norm; 0 disables
-    ema: float = 0.0  # decay of the weight average; 0 disables
-    amp: bool = False
-    channels_last: bool = False
-    compile: bool = False
-    device: str = "auto"
-    seed: int = 0
-    val_split: float = 0.1
-    image_size: int | None = None  # side of the training input (the data's own by default)
-    load_size: int | None = None  # side images are stored at when loaded (data layer default)
-    augment: str | None = None
-    hflip: bool | None = None
-    crop_pad: int | None = None  # pad-crop shift in pixels (image_size // 8 by default)
-    model_opts: dict[str, Any] = field(default_factory=dict)
-    weights: str | None = None
-    freeze: str = "none"
-    backbone_lr_scale: float = 1.0
-    recipe: str | None = None  # name of the recipe that filled the defaults
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-
 RECIPES: dict[str, dict[str, Any]] = {
     # 8 px digits: a 1-pixel shift is already an eighth of the image and slows learning more
     # than it helps; 50 steps per epoch reach ~99% in 5-10 epochs (seeds 0-3: 98.3-99.4%)
@@ -93,6 +41,114 @@ RECIPES: dict[str, dict[str, Any]] = {
     "finetune": dict(epochs=10, batch_size=64, lr=0.01, wd=1e-4, warmup_epochs=1,
                      label_smoothing=0.1),
 }  # fmt: skip
+RECIPE_NAMES = tuple(RECIPES)
+
+
+def option(default: Any = None, help: str = "", *, group: str = "recipe", **argparse_kw: Any):
+    """A TrainConfig field that is also a `cnnzoo train` option: `help` and `group` say how the
+    command line shows it, `argparse_kw` (choices, metavar, flag) how it parses. The command line
+    is generated from these fields, so an option is written once, here."""
+    meta = {"help": help, "group": group, **argparse_kw}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; saved with every checkpoint as its recipe.
+    Options left at None are filled from the recipe the data picks (`resolve_config`)."""
+
+    model: str = option(None, "model name (see `cnnzoo models`)", group="data")
+    data: str = option(
+        None, "digits, cifar10, cifar100, imagenette or a folder CLASS/IMG", group="data"
+    )
+    data_dir: str | None = option(
+        None, "where cifar10/cifar100/imagenette are (or go)", group="data"
+    )
+    download: bool = option(False, "download the dataset if missing", group="data")
+    val_split: float = option(
+        0.1, "part of train held out when the data has no val split (0.1)", group="data"
+    )
+    load_size: int | None = option(
+        None, "side images of a folder are stored at when loaded (data default)", group="data"
+    )
+    out: str | None = option(
+        None, "run folder (runs/MODEL-DATA-TIME)", group="data", metavar="RUN_DIR"
+    )
+    recipe: str | None = option(
+        None, "use this recipe's defaults instead of the one the data picks", choices=RECIPE_NAMES
+    )
+    epochs: int | None = option(None, "epochs to train")
+    batch_size: int | None = option(None, "images per step")
+    lr: float | None = option(None, "peak learning rate")
+    wd: float | None = option(None, "weight decay (not on norms and biases)")
+    opt: str = option("sgd", "optimiser (sgd: Nesterov)", choices=OPTIMIZERS)
+    momentum: float = option(0.9, "SGD momentum (0.9)")
+    sched: str = option(
+        "cosine", "lr schedule after warm-up (cosine); onecycle warms up itself", choices=SCHEDULES
+    )
+    warmup_epochs: float | None = option(None, "linear lr warm-up length")
+    min_lr_ratio: float = option(0.0, "final lr / peak lr (0)")
+    label_smoothing: float | None = option(None, "label smoothing (0 or 0.1)")
+    mixup: float = option(0.0, "mixup with Beta(ALPHA, ALPHA), e.g. 0.2 (off)", metavar="ALPHA")
+    cutmix: float = option(0.0, "cutmix with Beta(ALPHA, ALPHA), e.g. 1.0 (off)", metavar="ALPHA")
+    clip_grad: float = option(0.0, "clip the global gradient norm (off)", metavar="NORM")
+    ema: float = option(
+        0.0, "keep and evaluate an EMA of the weights, e.g. 0.999 (off)", metavar="DECAY"
+    )
+    augment: str | None = option(
+        None,
+        "augmentation preset: none; shift = pad-crop; light = pad-crop + flip; standard = "
+        "random-resized crop + flip; strong = standard + TrivialAugment + random erasing",
+        choices=AUGMENTS,
+    )
+    hflip: bool | None = option(
+        None,
+        "random horizontal flips (on with light, standard and strong; --hflip adds them to none "
+        "and shift; never for digits unless asked)",
+    )
+    crop_pad: int | None = option(
+        None,
+        "shift of the pad-crop in --augment shift/light (image size // 8: 4 px at 32)",
+        metavar="PX",
+    )
+    image_size: int | None = option(None, "training input side (the data's own)")
+    seed: int = option(0, "seed of weights, split, order (0)")
+    model_opts: dict[str, Any] = option(
+        {},
+        "any model option, e.g. drop_path_rate=0.1 (repeatable)",
+        group="model",
+        flag="--model-opt",
+        metavar="KEY=VALUE",
+    )
+    weights: str | None = option(
+        None,
+        "start from a torchvision / timm / cnnzoo checkpoint or run folder (fine-tuning)",
+        group="model",
+        metavar="FILE",
+    )
+    freeze: str = option(
+        "none", "backbone: train only the classifier", group="model", choices=FREEZE
+    )
+    backbone_lr_scale: float = option(
+        1.0, "backbone lr = F x lr, e.g. 0.1 when fine-tuning (1)", group="model", metavar="F"
+    )
+    device: str = option("auto", "auto (cuda if available), cpu, cuda:N", group="runtime")
+    amp: bool = option(False, "mixed precision (bf16; fp16 on old GPUs)", group="runtime")
+    channels_last: bool = option(False, "NHWC memory format", group="runtime")
+    compile: bool = option(False, "torch.compile the model", group="runtime")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
 
 
 def data_recipe(data: str, data_image_size: int) -> str:
@@ -134,6 +190,7 @@ def resolve_config(cfg: TrainConfig, data_image_size: int) -> TrainConfig:
 def validate_config(cfg: TrainConfig) -> None:
     """Raise a one-line CnnzooError for the first option that makes no sense."""
     checks = [
+        (bool(cfg.model) and bool(cfg.data), "--model and --data are required (or --resume RUN_DIR)"),
         (cfg.epochs is None or cfg.epochs >= 1, f"--epochs must be at least 1 (got {cfg.epochs})"),
         (cfg.batch_size is None or cfg.batch_size >= 1, "--batch-size must be at least 1"),
         (cfg.lr is None or cfg.lr > 0, f"--lr must be positive (got {cfg.lr})"),
@@ -160,3 +217,49 @@ def validate_config(cfg: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise CnnzooError(message)
+
+
+# what a resumed run may change; every other option must be left out or equal the run's own
+RESUMABLE_CHANGES = ("epochs", "device", "data_dir")
+
+
+def apply_resume_changes(
+    saved: TrainConfig, changes: dict[str, Any], done_epochs: int
+) -> TrainConfig:
+    """`saved` with `changes` (TrainConfig field -> value) applied, as a resumed run may take
+    them: only RESUMABLE_CHANGES may differ from the run's own settings; anything else is
+    refused with one line naming the options, rather than silently ignored."""
+    from ..data.load import canonical_source
+
+    bad = []
+    for key, value in changes.items():
+        if key in RESUMABLE_CHANGES:
+            continue
+        own = getattr(saved, key, None)
+        if key == "data" and canonical_source(value) == own:
+            continue
+        if value != own:
+            bad.append("--" + key.replace("_", "-").replace("model-opts", "model-opt"))
+    if bad:
+        allowed = ", ".join("--" + k.replace("_", "-") for k in RESUMABLE_CHANGES)
+        raise CnnzooError(
+            f"--resume continues the run with its own settings; {', '.join(sorted(set(bad)))} "
+            f"cannot change (only {allowed}); start a new run with --out to change them"
+        )
+    out = dataclasses.replace(saved, model_opts=dict(saved.model_opts))
+    for key in RESUMABLE_CHANGES:
+        if changes.get(key) is not None:
+            setattr(out, key, changes[key])
+    if out.epochs is not None and out.epochs < done_epochs:
+        raise CnnzooError(f"--epochs {out.epochs} is less than the {done_epochs} done")
+    return out
+
+
+def changed_fields(cfg: TrainConfig) -> dict[str, Any]:
+    """The fields of `cfg` that differ from TrainConfig's defaults (what a user asked for)."""
+    default = TrainConfig()
+    return {
+        f.name: getattr(cfg, f.name)
+        for f in dataclasses.fields(cfg)
+        if getattr(cfg, f.name) != getattr(default, f.name)
+    }

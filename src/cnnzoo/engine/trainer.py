@@ -29,7 +29,13 @@ from torch import nn
 from ..data.types import DataBundle
 from ..errors import CnnzooError
 from . import checkpoint as ck
-from .config import TrainConfig, resolve_config, validate_config
+from .config import (
+    TrainConfig,
+    apply_resume_changes,
+    changed_fields,
+    resolve_config,
+    validate_config,
+)
 from .ema import ModelEma
 from .evaluate import Preprocess, autocast, compute_logits, score
 from .mix import mix_batch, smooth_one_hot, soft_cross_entropy
@@ -265,28 +271,20 @@ class Trainer:
         run_dir: str | Path,
         bundle: DataBundle | None = None,
         *,
-        epochs: int | None = None,
-        device: str | None = None,
-        data_dir: str | None = None,
+        changes: dict[str, Any] | None = None,
         progress: bool = True,
     ) -> Trainer:
-        """The trainer of `run_dir` as its last completed epoch left it. `epochs` may extend the
-        run (its schedule then changes from here on); `device` may move it; `data_dir` says
-        where a named dataset (cifar10, imagenette) is now."""
+        """The trainer of `run_dir` as its last completed epoch left it. `changes` (TrainConfig
+        field -> value) may extend the run (`epochs`; its schedule then changes from here on),
+        move it (`device`) or say where a named dataset is now (`data_dir`); any other change
+        is refused (`config.apply_resume_changes`), from Python as from the command line."""
         run_dir = Path(run_dir)
         path = run_dir / STATE_FILE
         if not path.is_file():
             raise CnnzooError(f"nothing to resume: {path} not found")
         tensors, meta = ck.read_tensors(path)
-        cfg = TrainConfig.from_dict(meta["config"])
-        if epochs is not None:
-            if epochs < meta["epoch"]:
-                raise CnnzooError(f"--epochs {epochs} is less than the {meta['epoch']} done")
-            cfg.epochs = epochs
-        if device is not None:
-            cfg.device = device
-        if data_dir is not None:
-            cfg.data_dir = data_dir
+        saved = TrainConfig.from_dict(meta["config"])
+        cfg = apply_resume_changes(saved, changes or {}, meta["epoch"])
         return cls(cfg, bundle, progress=progress, _state=(tensors, meta), _run_dir=run_dir)
 
     def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -595,10 +593,12 @@ def train(
 
     `bundle` replaces `load_data(cfg.data, ...)` (handy for data already in memory);
     `stop_after` ends this call after that many epochs, as if stopped, to be resumed later.
+    With `resume`, `cfg` holds the changes to the run (only epochs, device and data_dir may
+    differ from its own settings, as with `cnnzoo train --resume`).
     """
     if resume is not None:
-        epochs = cfg.epochs if cfg is not None else None
-        trainer = Trainer.resume(resume, bundle, epochs=epochs, progress=progress)
+        changes = changed_fields(cfg) if cfg is not None else {}
+        trainer = Trainer.resume(resume, bundle, changes=changes, progress=progress)
     elif cfg is None:
         raise ValueError("train() needs a TrainConfig or a run folder to resume")
     else:

@@ -36,8 +36,10 @@ from .config import (
     resolve_config,
     validate_config,
 )
+from .early_stop import patience_reason
 from .ema import ModelEma
 from .evaluate import Preprocess, autocast, compute_logits, score
+from .imbalance import balanced_order, inverse_frequency_weights, weighted_soft_cross_entropy
 from .mix import mix_batch, smooth_one_hot, soft_cross_entropy
 from .optim import build_optimizer, freeze_backbone, head_prefix, lr_factor, set_lr
 from .records import epoch_line, write_metrics
@@ -55,6 +57,7 @@ class RunResult:
     best_val_acc: float
     last_metrics: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: str | None = None  # why --patience ended the run before cfg.epochs
 
     @property
     def best_checkpoint(self) -> Path:
@@ -224,6 +227,10 @@ class Trainer:
         self.mean, self.std = tuple(bundle.mean), tuple(bundle.std)
         if _state is not None and "mean" in _state[1]:
             self.mean, self.std = tuple(_state[1]["mean"]), tuple(_state[1]["std"])
+        elif cfg.stats:  # asked for: the data's own, measured on its training images
+            from ..data.stats import channel_stats
+
+            self.mean, self.std = channel_stats(bundle.train.images)
         elif cfg.weights is not None and in_chans == 3:
             facts = ck.checkpoint_facts(cfg.weights)
             self.mean = tuple(facts.get("mean") or self.model.cfg.mean)
@@ -237,9 +244,10 @@ class Trainer:
         if cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
         try:
-            self.optimizer = build_optimizer(
-                self.model, cfg.opt, cfg.lr, cfg.wd, cfg.momentum, cfg.backbone_lr_scale
-            )
+            self.optimizer = build_optimizer(  # (the lr is set at every step)
+                self.model, cfg.opt, 1e-3 if cfg.lr == "auto" else cfg.lr, cfg.wd, cfg.momentum,
+                cfg.backbone_lr_scale,
+            )  # fmt: skip
         except ValueError as e:
             raise CnnzooError(str(e)) from None
         self.ema = ModelEma(self.model, cfg.ema) if cfg.ema > 0 else None
@@ -258,11 +266,26 @@ class Trainer:
         self.train_images = bundle.train.images.to(self.device)
         self.train_labels = bundle.train.labels.to(self.device)
         self.steps_per_epoch = max(1, len(bundle.train) // cfg.batch_size)
+        self.class_weights = None
+        if cfg.class_weights == "auto":
+            self.class_weights = inverse_frequency_weights(bundle.train.labels, len(self.classes))
+            self.class_weights = self.class_weights.to(self.device)
+        head = head_prefix(self.model)  # --freeze-epochs: what waits while the head learns
+        self.backbone_params = [
+            p
+            for n, p in self.model.named_parameters()
+            if p.requires_grad and not n.startswith(head)
+        ]
+        self.lr_find: dict[str, Any] | None = None
         if _state is not None:
             self.load_state(*_state)
         self.train_model: nn.Module = self.model
         if cfg.compile:
             self.train_model = torch.compile(self.model)
+        if self.cfg.lr == "auto":
+            from .lr_find import use_lr_find
+
+            use_lr_find(self)
 
     # ------------------------------------------------------------------ state
     @classmethod
@@ -364,14 +387,40 @@ class Trainer:
             "weights": weights_kind,
             "metrics": row,
             "recipe": cfg.to_dict(),
+            "lr_find": self.lr_find,
             "cnnzoo_version": __version__,
             "saved": datetime.now().isoformat(timespec="seconds"),
         }
 
     # ------------------------------------------------------------------ training
+    def backbone_frozen(self) -> bool:
+        cfg = self.cfg
+        return (
+            cfg.freeze == "backbone" or cfg.backbone_lr_scale == 0 or self.epoch < cfg.freeze_epochs
+        )
+
+    def loss(
+        self, logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The training loss: against soft `targets` (mixing) or the labels, smoothed and
+        class-weighted as the config says."""
+        smoothing = self.cfg.label_smoothing
+        if targets is None:
+            if not smoothing and self.class_weights is None:
+                return F.cross_entropy(logits.float(), labels)
+            targets = smooth_one_hot(labels, len(self.classes), smoothing or 0.0)
+        if self.class_weights is not None:
+            return weighted_soft_cross_entropy(logits, targets, self.class_weights)
+        return soft_cross_entropy(logits, targets)
+
     def _set_train_mode(self) -> None:
         self.model.train()
-        if self.cfg.freeze == "backbone" or self.cfg.backbone_lr_scale == 0:
+        if self.cfg.freeze_epochs:  # the head alone first, then everything
+            for p in self.backbone_params:
+                p.requires_grad_(self.epoch >= self.cfg.freeze_epochs)
+            if self.epoch == self.cfg.freeze_epochs:
+                log.info("epoch %d: the backbone joins the training", self.epoch + 1)
+        if self.backbone_frozen():
             # a frozen backbone keeps its BN statistics too; only its norm layers go to eval
             # mode, so the head's dropout (EfficientNet, MobileNet, Inception) still works
             head = head_prefix(self.model)
@@ -390,7 +439,10 @@ class Trainer:
         cfg, dev = self.cfg, self.device
         self._set_train_mode()
         n = len(self.train_labels)
-        perm = torch.randperm(n, generator=self.gen)
+        if cfg.sampler == "balanced":
+            perm = balanced_order(self.train_labels, len(self.classes), self.gen)
+        else:
+            perm = torch.randperm(n, generator=self.gen)
         bs = min(cfg.batch_size, n)
         num_classes = len(self.classes)
         mixing = cfg.mixup > 0 or cfg.cutmix > 0
@@ -424,14 +476,7 @@ class Trainer:
             lr = set_lr(self.optimizer, cfg.lr, self._lr_factor())
             with autocast(dev, self.amp_dtype):
                 logits = self.train_model(x)
-            if targets is not None:
-                loss = soft_cross_entropy(logits, targets)
-            elif cfg.label_smoothing:
-                loss = soft_cross_entropy(
-                    logits, smooth_one_hot(labels, num_classes, cfg.label_smoothing)
-                )
-            else:
-                loss = F.cross_entropy(logits.float(), labels)
+            loss = self.loss(logits, labels, targets)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if cfg.clip_grad > 0:
@@ -490,6 +535,7 @@ class Trainer:
     def fit(self, stop_after: int | None = None) -> RunResult:
         """Train until `cfg.epochs` (or `stop_after` more epochs, as if stopped there)."""
         cfg = self.cfg
+        show_log_lines()
         ck.write_json(self.run_dir / "config.json", cfg.to_dict())
         if self.epoch == 0:
             log.info(
@@ -513,7 +559,7 @@ class Trainer:
             )
         else:
             log.info("resuming %s at epoch %d/%d", self.run_dir, self.epoch, cfg.epochs)
-        done_now = 0
+        done_now, stopped = 0, None
         while self.epoch < cfg.epochs and (stop_after is None or done_now < stop_after):
             row: dict[str, Any] = {"epoch": self.epoch + 1, "step": 0}
             row.update(self.train_one_epoch())
@@ -550,10 +596,14 @@ class Trainer:
             write_metrics(self.run_dir, self.history)
             self.save_state()
             log.info(epoch_line(row, cfg.epochs))
-        if self.epoch >= cfg.epochs and self.history:
-            from .plots import plot_curves
+            stopped = patience_reason(self.history, self.best_epoch, cfg.patience)
+            if stopped:
+                log.info("stopped early: %s", stopped)
+                break
+        if (self.epoch >= cfg.epochs or stopped) and self.history:
+            from .plots import plot_curves, run_title
 
-            plot_curves(self.history, self.run_dir / "curves.png")
+            plot_curves(self.history, self.run_dir / "curves.png", run_title(self))
         last = self.history[-1] if self.history else {}
         return RunResult(
             self.run_dir,
@@ -562,7 +612,20 @@ class Trainer:
             self.best_val_acc,
             last,
             list(self.history),
+            stopped,
         )
+
+
+def show_log_lines() -> None:
+    """Used from Python with no logging set up, print the lines the command line prints (the
+    run's start, one per epoch) to stderr; once logging is set up, leave it to that."""
+    if log.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
 
 
 def _train_transform(batch: torch.Tensor, aug, generator: torch.Generator) -> torch.Tensor:

@@ -153,29 +153,47 @@ def check_classes(data_classes: list[str], ckpt_classes: list[str], data: str) -
     )
 
 
-def evaluate_checkpoint(
+@dataclass
+class EvalSet:
+    """A checkpoint's model and the images to score it on, as `prepare_evaluation` found them."""
+
+    model: nn.Module
+    meta: dict
+    images: torch.Tensor  # uint8 [N, C, H, W]
+    labels: torch.Tensor
+    data: str
+    split: str  # as asked: train, val or test
+    split_name: str  # what it is: val, test, held-out 10% of train, all images
+    same: bool  # the data the checkpoint was trained on
+    paths: list[str] | None = None  # source file of each image, when known
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return Preprocess.from_meta(self.meta)
+
+
+def prepare_evaluation(
     checkpoint: str,
     data: str | None = None,
     *,
     split: str = "val",
     data_dir: str | None = None,
-    batch_size: int = 256,
     device: str | torch.device = "cpu",
     val_split: float | None = None,
     seed: int | None = None,
     progress: bool = True,
-    tta: bool = False,
-) -> tuple[Scores, dict]:
-    """Score a checkpoint on a split of `data`. The data it was trained on (the default) is
-    split the same way, so `val` holds no training image; other data is scored on its own
-    val/test folder, or whole when it has none. Returns the scores and a JSON-able report."""
+) -> EvalSet:
+    """Load a checkpoint and the split of `data` to score it on. The data it was trained on
+    (the default) is split the same way, so `val` holds no training image; other data is
+    scored on its own val/test folder, or whole when it has none. `test` is the data's own
+    test/ folder (CIFAR's test set)."""
     from ..data import load_data
     from ..data.load import canonical_source
     from .checkpoint import load_checkpoint
 
+    if split not in ("train", "val", "test"):
+        raise CnnzooError(f"--split must be train, val or test (got {split!r})")
     model, meta = load_checkpoint(checkpoint, device)
-    if tta:
-        check_flip_tta(meta)
     trained_on = meta.get("data", {})
     data = data or trained_on.get("source")
     if not data:
@@ -203,25 +221,60 @@ def evaluate_checkpoint(
         progress=progress,
     )
     check_classes(bundle.classes, meta["classes"], data)
+    if split == "test" and bundle.val_name != "test":
+        raise CnnzooError(
+            f"{data} has no test/ folder (its held-out images are: {bundle.val_name}); "
+            "use --split val"
+        )
     part = bundle.train if split == "train" else bundle.val
-    split_name = bundle.val_name if split == "val" else "train"
+    split_name = "train" if split == "train" else bundle.val_name
     if split == "val" and len(part) == 0 and not same:
         part, split_name = bundle.train, "all images"
     if len(part) == 0:
         hint = "pass --split train, or --data with a val or test split"
         raise CnnzooError(f"{data} has no {split} images the run held out ({hint})")
-    logits = compute_logits(model, part.images, Preprocess.from_meta(meta), batch_size, tta=tta)
-    s = score(logits, part.labels, list(meta["classes"]))
+    return EvalSet(model, meta, part.images, part.labels, data, split, split_name, same, part.paths)
+
+
+def evaluate_checkpoint(
+    checkpoint: str,
+    data: str | None = None,
+    *,
+    split: str = "val",
+    data_dir: str | None = None,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    val_split: float | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+    tta: bool = False,
+) -> tuple[Scores, dict]:
+    """Score a checkpoint on a split of `data` (see `prepare_evaluation`). Returns the scores
+    and a JSON-able report."""
+    ev = prepare_evaluation(checkpoint, data, split=split, data_dir=data_dir, device=device,
+                            val_split=val_split, seed=seed, progress=progress)  # fmt: skip
+    if tta:
+        check_flip_tta(ev.meta)
+    logits = compute_logits(ev.model, ev.images, ev.preprocess, batch_size, tta=tta)
+    return score_report(checkpoint, ev, logits, tta)
+
+
+def score_report(
+    checkpoint: str, ev: EvalSet, logits: torch.Tensor, tta: bool
+) -> tuple[Scores, dict]:
+    s = score(logits, ev.labels, list(ev.meta["classes"]))
     report = {
         "checkpoint": str(checkpoint),
-        "model": meta["model"],
-        "epoch": meta.get("epoch"),
-        "data": data,
-        "split": split,
-        "split_name": split_name,
-        "same_data_as_training": same,
+        "model": ev.meta["model"],
+        "epoch": ev.meta.get("epoch"),
+        "data": ev.data,
+        "split": ev.split,
+        "split_name": ev.split_name,
+        "same_data_as_training": ev.same,
         "tta": "flip" if tta else None,
-        "classes": list(meta["classes"]),
+        "classes": list(ev.meta["classes"]),
         **s.to_dict(),
     }
+    if len(report["classes"]) <= 5:  # top-5 of five classes or fewer is always 100%
+        report["top5"] = None
     return s, report

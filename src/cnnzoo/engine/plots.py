@@ -84,7 +84,7 @@ def plot_confusion(
     frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
     shown = frac if normalise else m
     c = len(classes)
-    side = min(4.5 + 0.4 * c, 30)
+    side = min(3.5 + 0.33 * c, 30)
     fig, ax = plt.subplots(figsize=(side + 1, side))
     vmax = 1.0 if normalise else max(1.0, float(m.max()))
     im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=vmax)
@@ -96,7 +96,8 @@ def plot_confusion(
                 if m[i, j]:
                     text = f"{frac[i, j]:.2f}" if normalise else str(int(m[i, j]))
                     color = "white" if shown[i, j] > 0.5 * vmax else "black"
-                    ax.text(j, i, text, ha="center", va="center", color=color, fontsize=8)
+                    size = 9 if c <= 12 else 7
+                    ax.text(j, i, text, ha="center", va="center", color=color, fontsize=size)
     ax.set(xlabel="predicted class", ylabel="true class", title=title)
     bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     bar.set_label("fraction of the true class's images" if normalise else "images")

@@ -7,6 +7,8 @@ import csv
 import json
 import sys
 
+from .checkpoint_arg import add_checkpoint_option, split_checkpoint
+
 HELP = "classify image files and folders with a trained checkpoint"
 
 DESCRIPTION = """\
@@ -17,26 +19,28 @@ recursively for image files. Unreadable files are reported and skipped; the exit
 when no image could be read.
 
 examples:
-  cnnzoo predict --checkpoint runs/resnet20-digits-20250101-120000 samples/
+  cnnzoo predict runs/resnet20-digits-20250101-120000 samples/
   cnnzoo predict --checkpoint best.safetensors cat.jpg --topk 3 --json
   cnnzoo predict --checkpoint RUN photos/ --csv > predictions.csv --save-vis vis/
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
     p.add_argument(
-        "--checkpoint",
-        "-c",
-        required=True,
-        help="run folder or .safetensors written by cnnzoo train",
+        "paths", nargs="+", metavar="PATH", help="[RUN] image files or folders (RUN: checkpoint)"
     )
+    add_checkpoint_option(p)
     p.add_argument("--topk", type=int, default=5, help="classes per image (5, at most all)")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (32)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON instead of a table")
     fmt.add_argument("--csv", action="store_true", help="print CSV: file,rank,class,index,prob")
-    p.add_argument("--save-vis", metavar="DIR", help="save each image with its label drawn on")
+    p.add_argument(
+        "--save-vis",
+        metavar="DIR",
+        help="save each image with its label drawn on (and the true class, green when right, "
+        "red when wrong, for images in a folder named after a class)",
+    )
     p.add_argument(
         "--tta",
         action="store_true",
@@ -62,10 +66,11 @@ def run(args: argparse.Namespace) -> int:
         raise CnnzooError(f"--topk must be at least 1 (got {args.topk})")
     if args.batch_size < 1:
         raise CnnzooError(f"--batch-size must be at least 1 (got {args.batch_size})")
-    predictor = Predictor.from_checkpoint(
-        args.checkpoint, resolve_device(args.device), tta=args.tta
-    )
-    files, missing = collect_images(args.paths)
+    checkpoint, paths = split_checkpoint(args, args.paths)
+    if not paths:
+        raise CnnzooError("no images given: add image files or folders after the checkpoint")
+    predictor = Predictor.from_checkpoint(checkpoint, resolve_device(args.device), tta=args.tta)
+    files, missing = collect_images(paths)
     on_image = None
     if args.save_vis:
         from pathlib import Path
@@ -75,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         counter = iter(range(10**9))
 
         def on_image(f, image, pred):
-            draw_prediction(image, pred, vis / f"{next(counter):05d}_{Path(f).stem}.png")
+            true = Path(f).parent.name if Path(f).parent.name in predictor.classes else None
+            draw_prediction(image, pred, vis / f"{next(counter):05d}_{Path(f).stem}.png", true)
 
     results, unreadable = predictor.predict_files(files, args.batch_size, args.topk, on_image)
     errors = missing + unreadable
@@ -88,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     k = min(args.topk, len(predictor.classes))
     if args.json:
         out = {
-            "checkpoint": str(args.checkpoint),
+            "checkpoint": str(checkpoint),
             "results": [r.to_dict() for r in results],
             "errors": [{"file": f, "reason": reason} for f, reason in errors],
         }
@@ -102,5 +108,5 @@ def run(args: argparse.Namespace) -> int:
     elif results:
         print(_table(results, k))
     if not results:
-        raise CnnzooError(f"no image could be read from {len(args.paths)} path(s)")
+        raise CnnzooError(f"no image could be read from {len(paths)} path(s)")
     return 0

@@ -13,10 +13,12 @@ def class_counts(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 def inverse_frequency_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """w_c = N / (C * n_c): 1 for every class when balanced, and each class's total weight in
-    the loss equal; a class with no image gets 0."""
+    """w_c = N / (C * n_c) over the C classes that have images: 1 for every class when
+    balanced, each class's total weight in the loss equal, the total N as without weights; a
+    class with no image gets 0."""
     counts = class_counts(labels, num_classes).double()
-    w = torch.where(counts > 0, counts.sum() / (num_classes * counts.clamp(min=1)), 0.0)
+    present = int((counts > 0).sum())
+    w = torch.where(counts > 0, counts.sum() / (present * counts.clamp(min=1)), 0.0)
     return w.float()
 
 

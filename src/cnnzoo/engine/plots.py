@@ -26,6 +26,18 @@ def run_title(trainer) -> str:
 
 
 def plot_curves(history: list[dict], path: str | Path, title: str = "") -> None:
+    """Save `curves_figure` as a PNG."""
+    save_figure(curves_figure(history, title), path)
+
+
+def save_figure(fig, path: str | Path) -> None:
+    try:
+        fig.savefig(path, dpi=100)
+    finally:
+        pyplot().close(fig)
+
+
+def curves_figure(history: list[dict], title: str = ""):
     """Loss, accuracy and learning rate per epoch (train, validation, EMA), whole-number
     epoch ticks, `title` above (model, data, best accuracy)."""
     from matplotlib.ticker import MaxNLocator
@@ -62,8 +74,7 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "") -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def plot_confusion(
@@ -73,6 +84,16 @@ def plot_confusion(
     title: str = "confusion matrix",
     normalise: bool = True,
 ) -> None:
+    """Save `confusion_figure` as a PNG."""
+    save_figure(confusion_figure(confusion, classes, title, normalise), path)
+
+
+def confusion_figure(
+    confusion: list[list[int]],
+    classes: list[str],
+    title: str = "confusion matrix",
+    normalise: bool = True,
+):
     """Confusion matrix, true class by row. `normalise`: each row as fractions of its true
     class (colour and cell text); else the image counts. Cells are written when there are
     at most 30 classes."""
@@ -102,5 +123,4 @@ def plot_confusion(
     bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     bar.set_label("fraction of the true class's images" if normalise else "images")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig

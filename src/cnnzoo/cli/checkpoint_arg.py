@@ -21,6 +21,8 @@ def looks_like_checkpoint(path: str) -> bool:
     p = Path(path)
     if p.is_dir():
         return any((p / n).is_file() for n in ("best.safetensors", "last.safetensors"))
+    if p.suffix in (".pth", ".pt"):  # a state dict with a cnnzoo sidecar beside it
+        return p.with_suffix(".json").is_file()
     return p.suffix == ".safetensors"
 
 

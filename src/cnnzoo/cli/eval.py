@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     given = [args.checkpoint_path] if args.checkpoint_path else []
     if args.checkpoint and given:
         raise CnnzooError("give the checkpoint once: positionally or with --checkpoint")
-    checkpoint, _ = split_checkpoint(args, given)
+    checkpoint = given[0] if given else split_checkpoint(args, [])[0]
     ckpt = resolve_checkpoint(checkpoint)
     if args.out:  # a bad --out fails before the scoring, not after
         out = Path(args.out)

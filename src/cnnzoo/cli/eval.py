@@ -86,7 +86,7 @@ def report_path(
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.checkpoint import resolve_checkpoint, write_json
-    from ..engine.evaluate import check_flip_tta, compute_logits, prepare_evaluation, score_report
+    from ..engine.evaluate import compute_logits, prepare_evaluation, score_report
     from ..engine.report import write_error_report
     from ..engine.trainer import resolve_device
     from ..errors import CnnzooError
@@ -112,9 +112,8 @@ def run(args: argparse.Namespace) -> int:
         val_split=args.val_split,
         seed=args.seed,
         progress=not args.no_progress,
+        tta=args.tta,
     )
-    if args.tta:
-        check_flip_tta(ev.meta)
     logits = compute_logits(ev.model, ev.images, ev.preprocess, args.batch_size, tta=args.tta)
     s, report = score_report(str(ckpt), ev, logits, args.tta)
     path = report_path(args.out, ckpt, report["data"], args.split, args.tta)

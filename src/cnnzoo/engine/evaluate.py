@@ -182,11 +182,13 @@ def prepare_evaluation(
     val_split: float | None = None,
     seed: int | None = None,
     progress: bool = True,
+    tta: bool = False,
 ) -> EvalSet:
     """Load a checkpoint and the split of `data` to score it on. The data it was trained on
     (the default) is split the same way, so `val` holds no training image; other data is
     scored on its own val/test folder, or whole when it has none. `test` is the data's own
-    test/ folder (CIFAR's test set)."""
+    test/ folder (CIFAR's test set). `tta`: refuse, before loading anything, a model trained
+    without flips."""
     from ..data import load_data
     from ..data.load import canonical_source
     from .checkpoint import load_checkpoint
@@ -194,6 +196,8 @@ def prepare_evaluation(
     if split not in ("train", "val", "test"):
         raise CnnzooError(f"--split must be train, val or test (got {split!r})")
     model, meta = load_checkpoint(checkpoint, device)
+    if tta:
+        check_flip_tta(meta)
     trained_on = meta.get("data", {})
     data = data or trained_on.get("source")
     if not data:
@@ -252,9 +256,7 @@ def evaluate_checkpoint(
     """Score a checkpoint on a split of `data` (see `prepare_evaluation`). Returns the scores
     and a JSON-able report."""
     ev = prepare_evaluation(checkpoint, data, split=split, data_dir=data_dir, device=device,
-                            val_split=val_split, seed=seed, progress=progress)  # fmt: skip
-    if tta:
-        check_flip_tta(ev.meta)
+                            val_split=val_split, seed=seed, progress=progress, tta=tta)  # fmt: skip
     logits = compute_logits(ev.model, ev.images, ev.preprocess, batch_size, tta=tta)
     return score_report(checkpoint, ev, logits, tta)
 

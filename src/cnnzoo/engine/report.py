@@ -292,6 +292,7 @@ def write_error_report(ev, logits: torch.Tensor, report: dict, stem: Path, top_k
                  ("map of the true class", png_bytes(pair[1]))]  # fmt: skip
         cards.append({**item, "pictures": shots})
     report["files"] = {k: str(v) for k, v in files.items()}
+    report["confusion_png"] = report["files"]["confusion"]
     files["html"].write_text(render_html(report, pictures, cards), encoding="utf-8")
     return report
 

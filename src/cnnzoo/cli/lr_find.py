@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..engine.checkpoint import write_json
-    from ..engine.lr_find import find_lr, plot_lr_find
+    from ..engine.lr_find import find_lr, lr_find_title, plot_lr_find
     from ..engine.trainer import Trainer
     from ..errors import CnnzooError
     from .train import config_from_args
@@ -75,8 +75,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     c = trainer.cfg
-    title = f"lr range test: {c.model} on {Path(c.data).name}, {c.opt}, batch {c.batch_size}"
-    plot_lr_find(result, out, title)
+    plot_lr_find(result, out, lr_find_title(trainer))
     write_json(out.with_suffix(".json"), result.to_dict())
     print(
         f"{len(result.lrs)} steps, lr {result.lrs[0]:.2g} .. {result.lrs[-1]:.2g} ({result.stopped})"

@@ -66,7 +66,8 @@ def explain_files(
     batch_size: int = 16,
     progress: bool = False,
 ) -> tuple[list[Explanation], list[tuple[str, str]], str]:
-    """Write OUT/NNNNN_STEM.png for each readable file: the image with its map and label.
+    """Write OUT/NNNNN_STEM.png for each readable file: the image with its map and label (and
+    the true class, green or red, for a file in a folder named after a class).
     Returns the explanations, the (file, reason) of unreadable files and the layer used."""
     from ..data import load_image
     from .annotate import draw_lines, heat_overlay, label_lines, save
@@ -93,9 +94,10 @@ def explain_files(
             seen, r = explain_images(predictor, images, target=target, explainer=explainer)
             for i, f in enumerate(names):
                 name = predictor.classes[int(r.classes[i])]
-                picture = draw_lines(
-                    heat_overlay(seen[i], r.maps[i]), label_lines(name, r.probs[i])
-                )
+                # a file in a folder named after a class: its true class, green or red
+                true = Path(f).parent.name if Path(f).parent.name in predictor.classes else None
+                lines = label_lines(name, float(r.probs[i]), true if target is None else None)
+                picture = draw_lines(heat_overlay(seen[i], r.maps[i]), lines)
                 path = out_dir / f"{len(done):05d}_{Path(f).stem}.png"
                 save(picture, path)
                 done.append(Explanation(f, name, float(r.probs[i]), path))

@@ -126,6 +126,12 @@ def lr_range_test(
     return LrFindResult(lrs, smooth, raw, max(min_lr / 10, lrs[0]), min_lr, stopped)
 
 
+def lr_find_title(trainer) -> str:
+    c = trainer.cfg
+    data = Path(trainer.bundle.name).name or trainer.bundle.name
+    return f"lr range test: {c.model} on {data}, {c.opt}, batch {c.batch_size}"
+
+
 def plot_lr_find(result: LrFindResult, path: str | Path, title: str = "") -> None:
     """Smoothed (and raw) loss against lr on a log axis, the suggestion marked."""
     from .plots import pyplot
@@ -135,7 +141,7 @@ def plot_lr_find(result: LrFindResult, path: str | Path, title: str = "") -> Non
     ax.plot(result.lrs, result.raw_losses, color="0.8", lw=0.8, label="loss per step")
     ax.plot(result.lrs, result.losses, color="C0", lw=2, label="smoothed loss")
     ax.axvline(
-        result.min_loss_lr, color="0.5", ls=":", label=f"lowest loss {result.min_loss_lr:.2g}"
+        result.min_loss_lr, color="0.5", ls=":", label=f"lowest loss at lr {result.min_loss_lr:.2g}"
     )
     i = min(range(len(result.lrs)), key=lambda k: abs(math.log(result.lrs[k] / result.suggestion)))
     ax.plot([result.suggestion], [result.losses[i]], "o", color="C3", ms=9,
@@ -207,7 +213,7 @@ def use_lr_find(trainer) -> LrFindResult:
     trainer.lr_find = {"suggestion": result.suggestion, "min_loss_lr": result.min_loss_lr,
                        "steps": len(result.lrs), "stopped": result.stopped}  # fmt: skip
     write_json(trainer.run_dir / "lr_find.json", result.to_dict())
-    plot_lr_find(result, trainer.run_dir / "lr_find.png", f"lr range test: {trainer.cfg.model}")
+    plot_lr_find(result, trainer.run_dir / "lr_find.png", lr_find_title(trainer))
     logging.getLogger("cnnzoo").info(
         "lr-find: lowest loss at lr %.3g (%s); training with lr %.3g (see %s)",
         result.min_loss_lr, result.stopped, result.suggestion, trainer.run_dir / "lr_find.png",

@@ -16,9 +16,8 @@ from cnnzoo.layers import (
     InceptionResidual,
     ShuffleV2Unit,
     four_branch,
-    inception_resnet_a,
 )
-from cnnzoo.layers.inception import Branch, Conv, Fork, Pool
+from cnnzoo.layers.inception import IR_A_BRANCHES, Branch, Conv, Fork, Pool
 from cnnzoo.models.densenet import DenseNet, DenseNetSpec
 from cnnzoo.models.inception import GoogLeNetOutputs, InceptionOutputs
 
@@ -198,7 +197,7 @@ def test_unnamed_branches_name_each_conv():
 
 
 def test_inception_resnet_block_is_a_residual():
-    block = inception_resnet_a(channels=64).eval()
+    block = InceptionResidual(64, IR_A_BRANCHES, 0.17).eval()
     assert isinstance(block, InceptionResidual) and block.scale == pytest.approx(0.17)
     nn.init.zeros_(block.conv2d.weight)
     nn.init.zeros_(block.conv2d.bias)

@@ -32,25 +32,21 @@ def test_batch_one_and_non_square_input(name):
             # every family downsamples 32x: 224x160 -> 7x5, 192x256 -> 6x8
             assert feats.shape[-2:] == (shape[2] // 32, shape[3] // 32)
             assert model.forward_head(feats).shape == (shape[0], 7)
+            assert feats.shape[1] == model.num_features
             assert model.forward_head(feats, pre_logits=True).shape == (
                 shape[0],
-                model.num_features,
+                model.head_hidden_size,
             )
 
 
 @pytest.mark.parametrize(
-    "name, stem_stride, side",
-    [
-        ("mobilenet_v2", 1, 2),
-        ("mobilenet_v3_small", 1, 2),
-        ("efficientnet_b0", 1, 2),
-        ("convnext_tiny", 2, 2),
-    ],
+    "name, side",
+    [("mobilenet_v2", 2), ("mobilenet_v3_small", 2), ("efficientnet_b0", 2), ("convnext_tiny", 4)],
 )
-def test_cifar_option(name, stem_stride, side):
+def test_cifar_option(name, side):
     x = torch.randn(2, 3, 32, 32)
     default = cnnzoo.create_model(name, num_classes=10).eval()
-    cifar = cnnzoo.create_model(name, num_classes=10, stem_stride=stem_stride)
+    cifar = cnnzoo.create_model(name, num_classes=10, stem="cifar")
     with torch.no_grad():
         assert default.forward_features(x).shape[-1] == 1  # ImageNet stride leaves 1x1 at 32x32
         assert cifar.eval().forward_features(x).shape[-2:] == (side, side)
@@ -59,11 +55,10 @@ def test_cifar_option(name, stem_stride, side):
     assert cifar.features[0][0].weight.grad is not None
 
 
-def test_cifar_option_convnext_patch_1():
-    model = cnnzoo.create_model("convnext_tiny", num_classes=10, stem_stride=1).eval()
-    assert model.features[0][0].kernel_size == (1, 1)
-    with torch.no_grad():
-        assert model.forward_features(torch.randn(1, 3, 32, 32)).shape == (1, 768, 4, 4)
+def test_cifar_option_convnext_keeps_every_pixel():
+    model = cnnzoo.create_model("convnext_tiny", num_classes=10, stem="cifar").eval()
+    conv = model.features[0][0]
+    assert (conv.kernel_size, conv.stride) == ((3, 3), (1, 1))
 
 
 # MobileNetV2's Table 2 (t, c, n, s), counted by hand: the expected parameters of any width.
@@ -175,7 +170,7 @@ def test_reset_classifier(name):
     x = torch.randn(1, 3, 64, 64)
     assert model(x).shape == (1, 5)
     model.reset_classifier(0)
-    assert model(x).shape == (1, model.num_features)
+    assert model(x).shape == (1, model.head_hidden_size)
 
 
 def test_inverted_residual_shortcut():

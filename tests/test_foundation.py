@@ -31,7 +31,7 @@ def test_unknown_model_suggests_close_names():
 
 
 def test_bad_override_is_user_error():
-    with pytest.raises(CnnzooError, match="bad option for resnet18"):
+    with pytest.raises(CnnzooError, match="resnet18 takes no option no_such_option"):
         create_model("resnet18", no_such_option=3)
     # a value the builder rejects is a user error too (and still the builder's ValueError)
     with pytest.raises(CnnzooError, match="bad option for resnet20: unknown stem") as e:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Callable
+import inspect
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
 
+from .cfg import ModelCfg
 from .errors import CnnzooError, OptionError
-from .models.base import ModelCfg
+
+log = logging.getLogger("cnnzoo")
 
 
 @dataclass(frozen=True)
@@ -59,15 +63,52 @@ def get_model_cfg(name: str) -> ModelCfg:
     return get_entry(name).cfg
 
 
+def _check_options(entry: ModelEntry, options: dict) -> None:
+    """Refuse options the builder does not take, in one line, before building: a TypeError
+    raised *inside* a builder is a bug and must surface as one, not as "bad option"."""
+    builder = inspect.unwrap(entry.builder)
+    params = inspect.signature(builder).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        # the registered functions pass **kwargs on to their family's class: check that one
+        target = inspect.signature(builder).return_annotation
+        cls = _family_class(builder, target)
+        if cls is None:
+            return
+        params = inspect.signature(cls).parameters
+    known = {n for n, p in params.items() if p.kind is not p.VAR_KEYWORD}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        choices = ", ".join(sorted(known - {"spec", "cfg"}))
+        raise OptionError(
+            f"{entry.name} takes no option {', '.join(unknown)}{hint}; its options: {choices}"
+        )
+
+
+def _family_class(builder: Callable, annotation) -> type | None:
+    if isinstance(annotation, str):
+        annotation = builder.__globals__.get(annotation)
+    return annotation if isinstance(annotation, type) else None
+
+
 def create_model(
     name: str,
     num_classes: int | None = None,
     in_chans: int = 3,
     weights: str | Path | None = None,
+    features_only: bool = False,
+    out_indices: Sequence[int] | None = None,
     **overrides,
 ) -> nn.Module:
-    """Build a registered model; with `weights`, load a torchvision / timm / cnnzoo checkpoint
-    (.pth, .pt or .safetensors). A classifier of another size is re-initialised (and said so)."""
+    """Build a registered model.
+
+    `weights`: a torchvision / timm / cnnzoo checkpoint (.pth, .pt or .safetensors); a classifier
+    of another size is re-initialised (and said so). `num_classes=0`: no classifier, the model
+    returns pooled features. `features_only=True`: a backbone whose forward returns the feature
+    maps at `out_indices` of `model.feature_info` (all by default); a classifier checkpoint loads
+    into it, and the layers it no longer has are dropped and said once. `overrides` are the
+    family's own options (drop_path_rate, stem="cifar", ...)."""
     entry = get_entry(name)
     if num_classes is None:
         num_classes = entry.cfg.num_classes
@@ -75,18 +116,28 @@ def create_model(
         raise CnnzooError(f"num_classes must be >= 0 (0: no classifier), got {num_classes}")
     if in_chans < 1:
         raise CnnzooError(f"in_chans must be at least 1, got {in_chans}")
+    if out_indices is not None and not features_only:
+        raise OptionError("out_indices selects feature maps: pass features_only=True too")
+    _check_options(entry, overrides)
     try:
         model = entry.builder(num_classes=num_classes, in_chans=in_chans, **overrides)
-    except TypeError as e:
-        raise CnnzooError(f"bad option for {name}: {e}") from None
-    except ValueError as e:  # the builders' own checks: unknown stem, bad table values, ...
+    except OptionError as e:  # the builders' own checks: unknown stem, bad table values, ...
         raise OptionError(f"bad option for {name}: {e}") from None
     model.cfg = entry.cfg
     model.model_name = name
     model.model_overrides = dict(overrides)
-    model.num_classes = num_classes
     if weights is not None:
         from .weights import load_weights
 
         load_weights(model, weights)
+    if features_only:
+        from .models.features import to_features
+
+        dropped = to_features(model, out_indices)
+        if weights is not None and dropped:
+            log.info(
+                "%s features_only: the checkpoint's %s dropped (not part of the backbone)",
+                name,
+                ", ".join(dropped),
+            )
     return model

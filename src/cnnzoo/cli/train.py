@@ -18,7 +18,7 @@ Train a model; options left out come from a recipe picked by the data:
   large     bigger (Imagenette)      SGD  0.05   5e-5   40      64     standard (random-resized)
   finetune  --weights given          SGD  0.01   1e-4   10      64     the data's own
 
-Small images and the ResNet family: add --stem cifar (3x3 stem, no max-pool).
+Small images (32 px), any model: add --stem cifar (the stem keeps full resolution).
 
 SGD is Nesterov with momentum 0.9; the lr warms up linearly (1 epoch; 2 for large, 0.5 for
 digits), then follows a cosine to 0. Label smoothing 0.1 for large and finetune.
@@ -96,7 +96,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="stop after N epochs of this call; --resume goes on",
     )
     groups["model"].add_argument(
-        "--stem", help="ResNet family: 'cifar' (3x3 stem, no pooling) for small images"
+        "--stem",
+        metavar="{imagenet,cifar}",
+        help="any model: 'cifar' keeps the stem at full resolution (stride 1, no stem pooling) "
+        "for 32 px images; training from scratch (imagenet: the reference stem)",
     )
     rt = groups["runtime"]
     rt.add_argument("--no-progress", action="store_true", help="no progress bar")

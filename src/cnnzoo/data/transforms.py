@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..cfg import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import CnnzooError
-from ..models.base import IMAGENET_MEAN, IMAGENET_STD
 from .autoaugment import POLICIES, auto_augment
 
 CROPS = ("random-resized", "pad-crop", "none")
@@ -118,8 +118,11 @@ def _normalise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...])
     return x.mul_(1 / (255 * s)).sub_(m / s)
 
 
-def resize_shorter(x: torch.Tensor, side: int) -> torch.Tensor:
-    """Float images with their shorter side resized to `side` (bilinear, antialiased)."""
+def resize_shorter(x: torch.Tensor, side: int, interpolation: str = "bilinear") -> torch.Tensor:
+    """Float 0..255 images with their shorter side resized to `side` (bilinear or bicubic,
+    antialiased; bicubic overshoot clamped to 0..255, as an 8-bit image would be)."""
+    if interpolation not in ("bilinear", "bicubic"):
+        raise CnnzooError(f"interpolation must be bilinear or bicubic, got {interpolation!r}")
     h, w = x.shape[-2:]
     if min(h, w) == side:
         return x
@@ -127,7 +130,8 @@ def resize_shorter(x: torch.Tensor, side: int) -> torch.Tensor:
         size = (side, max(1, round(w * side / h)))
     else:
         size = (max(1, round(h * side / w)), side)
-    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    x = F.interpolate(x, size=size, mode=interpolation, antialias=True, align_corners=False)
+    return x.clamp_(0, 255) if interpolation == "bicubic" else x
 
 
 def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -308,13 +312,14 @@ def eval_transform(
     mean: tuple[float, ...],
     std: tuple[float, ...],
     crop_pct: float = 1.0,
+    interpolation: str = "bilinear",
 ) -> torch.Tensor:
     """uint8 [N, C, H, W] -> normalised float32 [N, C, S, S]: shorter side resized to
-    floor(image_size / crop_pct) (bilinear, antialiased), centre crop of image_size (top-left
-    offset (extra // 2)), then (x / 255 - mean) / std."""
+    floor(image_size / crop_pct) (`interpolation`, antialiased), centre crop of image_size
+    (top-left offset (extra // 2)), then (x / 255 - mean) / std."""
     _check_batch(batch)
     if not 0 < crop_pct <= 1:
         raise CnnzooError(f"crop_pct must be in (0, 1], got {crop_pct}")
     side = math.floor(image_size / crop_pct + 1e-6)
-    x = center_crop(resize_shorter(batch.float(), side), image_size)
+    x = center_crop(resize_shorter(batch.float(), side, interpolation), image_size)
     return _normalise(x.contiguous(), mean, std)

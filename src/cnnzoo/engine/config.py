@@ -17,7 +17,6 @@ AdamW (`--opt adamw`) defaults to lr 1e-3 and wd 0.05 instead.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,9 +186,6 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
 
 def data_recipe(data: str, data_image_size: int) -> str:
     """The from-scratch recipe for this data: digits, small (<= 64 px) or large."""
@@ -266,6 +262,10 @@ def validate_config(cfg: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise CnnzooError(message)
+    if "stem" in cfg.model_opts:  # cheap, so before any data loads; the same check as the models
+        from ..models.base import check_stem
+
+        check_stem(cfg.model_opts["stem"])
 
 
 # what a resumed run may change; every other option must be left out or equal the run's own

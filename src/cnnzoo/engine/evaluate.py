@@ -9,17 +9,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..cfg import ModelCfg
 from ..errors import CnnzooError
 
 
 @dataclass(frozen=True)
 class Preprocess:
-    """Eval-time preprocessing, as recorded in a checkpoint's sidecar."""
+    """Eval-time preprocessing, as recorded in a checkpoint's sidecar (or, for reference
+    weights, in the model's cfg: their published resize, crop and interpolation)."""
 
     input_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
     crop_pct: float = 1.0
+    interpolation: str = "bilinear"
 
     @classmethod
     def from_meta(cls, meta: dict) -> Preprocess:
@@ -28,12 +31,20 @@ class Preprocess:
             tuple(meta["mean"]),
             tuple(meta["std"]),
             float(meta.get("crop_pct", 1.0)),
+            str(meta.get("interpolation", "bilinear")),
         )
+
+    @classmethod
+    def from_cfg(cls, cfg: ModelCfg) -> Preprocess:
+        """The eval transform the reference weights of a model were published with."""
+        return cls(cfg.input_size, cfg.mean, cfg.std, cfg.crop_pct, cfg.interpolation)
 
     def __call__(self, batch_u8: torch.Tensor) -> torch.Tensor:
         from ..data.transforms import eval_transform
 
-        return eval_transform(batch_u8, self.input_size, self.mean, self.std, self.crop_pct)
+        return eval_transform(
+            batch_u8, self.input_size, self.mean, self.std, self.crop_pct, self.interpolation
+        )
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

@@ -375,6 +375,7 @@ class Trainer:
             "mean": list(self.mean),
             "std": list(self.std),
             "crop_pct": self.crop_pct,
+            "interpolation": self.preprocess.interpolation,
             "data": {
                 "source": cfg.data,
                 "name": self.bundle.name,

@@ -1,25 +1,23 @@
 """Building blocks shared by every family: each block type is written once, here."""
 
-from .activations import HardSigmoid, HardSwish, make_activation
+from .activations import make_activation
 from .conv import ConvNormAct, DepthwiseSeparableConv, same_padding
 from .drop import DropPath, drop_path
+from .head import ClassifierHead, global_pool
 from .norm import LayerNorm2d
-from .scale import LayerScale
 from .se import SqueezeExcite, make_divisible
-from .shuffle import ChannelShuffle, channel_shuffle
+from .shuffle import channel_shuffle
 
 __all__ = [
-    "ChannelShuffle",
+    "ClassifierHead",
     "ConvNormAct",
     "DepthwiseSeparableConv",
     "DropPath",
-    "HardSigmoid",
-    "HardSwish",
     "LayerNorm2d",
-    "LayerScale",
     "SqueezeExcite",
     "channel_shuffle",
     "drop_path",
+    "global_pool",
     "make_activation",
     "make_divisible",
     "same_padding",
@@ -35,9 +33,6 @@ from .inception import (  # noqa: E402
     Inception,
     InceptionResidual,
     four_branch,
-    inception_resnet_a,
-    inception_resnet_b,
-    inception_resnet_c,
 )
 from .shuffle_unit import ShuffleV2Unit  # noqa: E402
 
@@ -50,7 +45,4 @@ __all__ += [
     "ShuffleV2Unit",
     "Transition",
     "four_branch",
-    "inception_resnet_a",
-    "inception_resnet_b",
-    "inception_resnet_c",
 ]

@@ -29,8 +29,3 @@ def make_activation(name: str | Callable[[], nn.Module] | None) -> nn.Module:
         return _ACTIVATIONS[name]()
     except KeyError:
         raise ValueError(f"unknown activation {name!r}; known: {', '.join(_ACTIVATIONS)}") from None
-
-
-# h-swish / h-sigmoid (MobileNetV3): x * relu6(x + 3) / 6 and relu6(x + 3) / 6; torch has both.
-HardSwish = nn.Hardswish
-HardSigmoid = nn.Hardsigmoid

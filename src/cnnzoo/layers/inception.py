@@ -11,12 +11,14 @@ torchvision and timm:
 - `Branch(steps, name="branch2")`: one child "branch2", the step itself when there is one step,
   else a Sequential (keys `branch2.0.conv.weight`, ...); GoogLeNet, timm's Inception-v4 / -ResNet.
 - `Branch(steps)` (no name): each step is its own child, named by its `name`
-  (keys `branch3x3_1.conv.weight`); unnamed pools, which hold no state, are not registered.
+  (keys `branch3x3_1.conv.weight`); unnamed pools, which hold no state, are registered as
+  pool0, pool1, ... so that they show in `print(model)`, hooks and summaries.
   torchvision's Inception-v3 and timm's Inception-v4 C block.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -135,6 +137,21 @@ class Stack:
 
 
 LayerSpec = Conv | Pool | Residual | Stack | tuple[Branch, ...]
+Pool_ = (nn.MaxPool2d, nn.AvgPool2d)
+
+
+def spec_stride(spec: LayerSpec | Fork | Branch) -> int:
+    """How much a row of a table downsamples (an Inception module: its widest stride)."""
+    if isinstance(spec, (Conv, Pool)):
+        return spec.stride
+    if isinstance(spec, Residual):
+        return 1
+    if isinstance(spec, Branch):
+        return math.prod(spec_stride(step) for step in spec.steps)
+    if isinstance(spec, Stack):
+        return math.prod(spec_stride(layer) for layer in spec.layers)
+    branches = spec.branches if isinstance(spec, Fork) else spec
+    return max(spec_stride(b) for b in branches)
 
 
 def make_layer(spec: LayerSpec, in_chs: int, bn_eps: float = 1e-3) -> tuple[nn.Module, int]:
@@ -167,8 +184,8 @@ class Inception(nn.Module):
         super().__init__()
         self.bn_eps = bn_eps
         # per branch, what to call in order: a child's name (looked up at call time, so that
-        # swapping a child, e.g. for a fused or quantised one, takes effect), a stateless
-        # unnamed pool, or a tuple of sub-paths (a fork)
+        # swapping a child, e.g. for a fused or quantised one, takes effect) or a tuple of
+        # sub-paths (a fork)
         self._paths: list[list] = []
         width = 0
         for b in branches:
@@ -198,23 +215,19 @@ class Inception(nn.Module):
                 cin = sum(c for _, c in subs)
                 continue
             m, cin = self._step(step, cin)
-            if step.name:
-                self.add_module(step.name, m)
-                path.append(step.name)
-            elif isinstance(step, Conv):
+            if isinstance(step, Conv) and not step.name:
                 raise ValueError("a conv in an unnamed branch needs a name")
-            else:
-                path.append(m)
+            name = step.name or f"pool{sum(isinstance(c, Pool_) for c in self.children())}"
+            self.add_module(name, m)
+            path.append(name)
         return path, cin
 
     def _run(self, path: Sequence, x: torch.Tensor) -> torch.Tensor:
         for step in path:
             if isinstance(step, tuple):  # a fork: sub-paths on the same input
                 x = torch.cat([self._run(p, x) for p in step], 1)
-            elif isinstance(step, str):
-                x = getattr(self, step)(x)
             else:
-                x = step(x)
+                x = getattr(self, step)(x)
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -277,20 +290,3 @@ IR_C_BRANCHES = (
     Branch((Conv(192),), "branch0"),
     Branch((Conv(192), Conv(224, (1, 3)), Conv(256, (3, 1))), "branch1"),
 )
-
-
-def inception_resnet_a(channels: int = 320, scale: float = 0.17) -> InceptionResidual:
-    """35x35 block (Block35 in timm)."""
-    return InceptionResidual(channels, IR_A_BRANCHES, scale)
-
-
-def inception_resnet_b(channels: int = 1088, scale: float = 0.10) -> InceptionResidual:
-    """17x17 block (Block17 in timm)."""
-    return InceptionResidual(channels, IR_B_BRANCHES, scale)
-
-
-def inception_resnet_c(
-    channels: int = 2080, scale: float = 0.20, act: bool = True
-) -> InceptionResidual:
-    """8x8 block (Block8 in timm)."""
-    return InceptionResidual(channels, IR_C_BRANCHES, scale, act)

@@ -2,54 +2,53 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-INCEPTION_MEAN = (0.5, 0.5, 0.5)
-INCEPTION_STD = (0.5, 0.5, 0.5)
-
-
-@dataclass(frozen=True)
-class ModelCfg:
-    """How a model expects its input, and where its design and weights come from."""
-
-    family: str
-    input_size: int = 224
-    num_classes: int = 1000
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    crop_pct: float = 0.875
-    interpolation: str = "bilinear"
-    source: str = ""  # reference implementation whose state-dict layout the model matches
-    paper: str = ""
+from ..cfg import ModelCfg
+from ..errors import OptionError
+from ..layers.head import global_pool
 
 
 class Classifier(nn.Module):
-    """Base class: subclasses build the network, set `classifier_name` (the dotted path of the
-    final Linear / 1x1 Conv) and `num_features`, and implement `forward_features`.
+    """Base class of every cnnzoo network.
 
-    `forward_head` pools and classifies; `forward` is the two in turn.
+    A subclass builds its layers, sets `classifier_name` (dotted path of the final Linear or
+    1x1 conv), `num_features` (channels that `forward_features` returns), `feature_info` (its
+    intermediate maps, models/features.py) and, when its head is wider than that,
+    `head_hidden_size`; it implements `forward_features`. The default head is global pool ->
+    `head_drop` -> classifier; families whose reference head differs override `forward_head`.
+    After `to_features` (create_model(features_only=True)) `forward` returns the feature maps.
     """
 
     classifier_name: str = "fc"
+    conv_classifier: bool = False  # the classifier is a 1x1 conv (timm's ResNetV2)
     num_features: int = 0
     cfg: ModelCfg | None = None
+    _feature_maps: list | None = None
+
+    @property
+    def head_hidden_size(self) -> int:
+        """Width of `forward_head(x, pre_logits=True)`."""
+        return self.__dict__.get("_head_hidden_size", self.num_features)
+
+    @head_hidden_size.setter
+    def head_hidden_size(self, value: int) -> None:
+        self.__dict__["_head_hidden_size"] = value
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def pool(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
-
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.pool(x)
+        x = self.head_drop(global_pool(x))
         return x if pre_logits else self.get_classifier()(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        if self._feature_maps is not None:  # a backbone: the selected maps, shallow to deep
+            self.forward_features(x)
+            maps = list(self._feature_maps)
+            self._feature_maps[:] = [None] * len(maps)
+            return maps
         return self.forward_head(self.forward_features(x))
 
     def get_classifier(self) -> nn.Module:
@@ -57,15 +56,22 @@ class Classifier(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the final layer by a freshly initialised one with `num_classes` outputs
-        (an Identity for 0, to use the model as a feature extractor)."""
+        (an Identity for 0: the model then returns pooled features)."""
+        if num_classes < 0:
+            raise OptionError(f"num_classes must be >= 0 (0: no classifier), got {num_classes}")
         old = self.get_classifier()
+        width = old.in_features if isinstance(old, nn.Linear) else self.head_hidden_size
+        if isinstance(old, nn.Conv2d):
+            width = old.in_channels
         if num_classes == 0:
             new: nn.Module = nn.Identity()
-        elif isinstance(old, nn.Conv2d):
-            new = nn.Conv2d(old.in_channels, num_classes, 1, bias=old.bias is not None)
+        elif self.conv_classifier:
+            new = nn.Conv2d(width, num_classes, 1)
         else:
-            in_features = old.in_features if isinstance(old, nn.Linear) else self.num_features
-            new = nn.Linear(in_features, num_classes)
+            new = nn.Linear(width, num_classes)
+        ref = next(self.parameters(), None)
+        if ref is not None:
+            new.to(ref.device)
         parent_name, _, leaf = self.classifier_name.rpartition(".")
         parent = self.get_submodule(parent_name) if parent_name else self
         setattr(parent, leaf, new)
@@ -87,3 +93,15 @@ def init_conv_bn(model: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+STEMS = ("imagenet", "cifar")
+
+
+def check_stem(stem: str) -> str:
+    """The one check of the small-image option every family takes: `stem="cifar"` keeps the
+    stem at full resolution (stride 1, no stem pooling) for 32x32 inputs; "imagenet" is the
+    reference stem."""
+    if stem not in STEMS:
+        raise OptionError(f"unknown stem {stem!r}; choose 'imagenet' or 'cifar' (for 32 px images)")
+    return stem

@@ -19,9 +19,9 @@ biased depthwise and pointwise convs, LayerNorms with weight and bias, biased st
 and classifier. (It also differs without changing the count: Keras LayerNorm eps is 1e-3, and it
 uses Dropout(0.2) on the branch instead of stochastic depth.)
 
-Small input (CIFAR, 32x32): pass `stem_stride=1` or `2` (the patch size of the stem; the default
-4 leaves 1x1 maps in the last stage at 32x32, 1 or 2 leave 4x4 or 2x2). This changes the stem
-weight's shape, so it is for training from scratch.
+Small input (CIFAR, 32x32): `stem="cifar"` makes the stem a 3x3 stride-1 conv instead of the
+4x4 stride-4 patchify (which would leave 1x1 maps in the last stage at 32x32; now 4x4). This
+changes the stem weight's shape, so it is for training from scratch.
 """
 
 from __future__ import annotations
@@ -31,9 +31,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..cfg import ModelCfg
 from ..layers import DropPath, LayerNorm2d
 from ..registry import register_model
-from .base import Classifier, ModelCfg
+from .base import Classifier, check_stem
+from .features import Feature, FeatureInfo
 
 LN_EPS = 1e-6
 
@@ -105,31 +107,33 @@ class ConvNeXt(Classifier):
         in_chans: int = 3,
         drop_path_rate: float = 0.0,
         layer_scale_init: float = 1e-6,
-        stem_stride: int = 4,
+        stem: str = "imagenet",
     ) -> None:
         super().__init__()
+        check_stem(stem)
+        self.num_classes = num_classes
         # Built on the meta device, then materialised and initialised once: PyTorch's default
         # init of every layer would be overwritten anyway and costs seconds at ConvNeXt-L's size.
         with torch.device("meta"):
-            self._build(
-                depths, dims, num_classes, in_chans, drop_path_rate, layer_scale_init, stem_stride
-            )
+            self._build(depths, dims, num_classes, in_chans, drop_path_rate, layer_scale_init, stem)
         self.to_empty(device=torch.get_default_device())
         self.init_weights()
 
-    def _build(
-        self, depths, dims, num_classes, in_chans, drop_path_rate, layer_scale_init, stem_stride
-    ):
+    def _build(self, depths, dims, num_classes, in_chans, drop_path_rate, layer_scale_init, stem):
         total = sum(depths)
-        features: list[nn.Module] = [
-            nn.Sequential(  # patchify: non-overlapping stem_stride x stem_stride patches
-                nn.Conv2d(in_chans, dims[0], stem_stride, stem_stride),
-                LayerNorm2d(dims[0], eps=LN_EPS),
-            )
-        ]
+        # patchify: non-overlapping 4x4 patches; the CIFAR stem keeps every pixel
+        conv = (
+            nn.Conv2d(in_chans, dims[0], 4, 4)
+            if stem == "imagenet"
+            else nn.Conv2d(in_chans, dims[0], 3, 1, 1)
+        )
+        features: list[nn.Module] = [nn.Sequential(conv, LayerNorm2d(dims[0], eps=LN_EPS))]
+        self.feature_info = FeatureInfo()
+        reduction = 4 if stem == "imagenet" else 1
         k = 0
         for i, (depth, dim) in enumerate(zip(depths, dims, strict=True)):
             if i > 0:
+                reduction *= 2
                 features.append(
                     nn.Sequential(
                         LayerNorm2d(dims[i - 1], eps=LN_EPS), nn.Conv2d(dims[i - 1], dim, 2, 2)
@@ -142,6 +146,7 @@ class ConvNeXt(Classifier):
                 blocks.append(ConvNeXtBlock(dim, rate, layer_scale_init))
                 k += 1
             features.append(nn.Sequential(*blocks))
+            self.feature_info.append(Feature(f"features.{len(features) - 1}", dim, reduction))
         self.features = nn.Sequential(*features)
         self.num_features = dims[-1]
         self.classifier = nn.Sequential(
@@ -178,41 +183,41 @@ class ConvNeXt(Classifier):
 
 
 # ---------------------------------------------------------------- registered models
-def _cfg() -> ModelCfg:
-    # torchvision's eval transform: resize 236, centre-crop 224, bilinear
+def _cfg(resize: int) -> ModelCfg:
+    # torchvision's eval transform: resize 236 (T), 230 (S), 232 (B, L), centre-crop 224, bilinear
     return ModelCfg(
         "convnext",
-        crop_pct=224 / 236,
+        crop_pct=224 / resize,
         source="torchvision",
         paper="Liu et al. 2022, A ConvNet for the 2020s",
     )
 
 
-def _create(name: str, num_classes: int, in_chans: int, **kwargs) -> ConvNeXt:
+def _create(name: str, **kwargs) -> ConvNeXt:
     s = SPECS[name]
     kwargs.setdefault("drop_path_rate", s.drop_path_rate)
-    return ConvNeXt(s.depths, s.dims, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return ConvNeXt(s.depths, s.dims, **kwargs)
 
 
-@register_model(_cfg())
-def convnext_tiny(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ConvNeXt:
+@register_model(_cfg(236))
+def convnext_tiny(**kwargs) -> ConvNeXt:
     """ConvNeXt-T: 28.6M params, 4.5 GMACs at 224."""
-    return _create("convnext_tiny", num_classes, in_chans, **kwargs)
+    return _create("convnext_tiny", **kwargs)
 
 
-@register_model(_cfg())
-def convnext_small(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ConvNeXt:
+@register_model(_cfg(230))
+def convnext_small(**kwargs) -> ConvNeXt:
     """ConvNeXt-S: 50.2M params, 8.7 GMACs at 224."""
-    return _create("convnext_small", num_classes, in_chans, **kwargs)
+    return _create("convnext_small", **kwargs)
 
 
-@register_model(_cfg())
-def convnext_base(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ConvNeXt:
+@register_model(_cfg(232))
+def convnext_base(**kwargs) -> ConvNeXt:
     """ConvNeXt-B: 88.6M params, 15.4 GMACs at 224."""
-    return _create("convnext_base", num_classes, in_chans, **kwargs)
+    return _create("convnext_base", **kwargs)
 
 
-@register_model(_cfg())
-def convnext_large(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ConvNeXt:
+@register_model(_cfg(232))
+def convnext_large(**kwargs) -> ConvNeXt:
     """ConvNeXt-L: 197.8M params, 34.4 GMACs at 224."""
-    return _create("convnext_large", num_classes, in_chans, **kwargs)
+    return _create("convnext_large", **kwargs)

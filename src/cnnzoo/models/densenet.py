@@ -17,15 +17,15 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..cfg import ModelCfg
 from ..layers.dense import DenseBlock, Transition
 from ..registry import register_model
-from .base import Classifier, ModelCfg
+from .base import Classifier, check_stem
+from .features import Feature, FeatureInfo
 
 
 @dataclass(frozen=True)
@@ -59,27 +59,35 @@ class DenseNet(Classifier):
         stem: str = "imagenet",
     ) -> None:
         super().__init__()
-        if stem not in ("imagenet", "cifar"):
-            raise ValueError(f"unknown stem {stem!r}; choose 'imagenet' or 'cifar'")
+        self.num_classes = num_classes
         c = spec.init_features
-        if stem == "imagenet":
+        if check_stem(stem) == "imagenet":
             conv0, pool0 = nn.Conv2d(in_chans, c, 7, 2, 3, bias=False), nn.MaxPool2d(3, 2, 1)
         else:
             conv0, pool0 = nn.Conv2d(in_chans, c, 3, 1, 1, bias=False), nn.Identity()
         layers: OrderedDict[str, nn.Module] = OrderedDict(
             conv0=conv0, norm0=nn.BatchNorm2d(c), relu0=nn.ReLU(inplace=True), pool0=pool0
         )
+        # timm's maps: the stem, each dense block but the last, the final norm + ReLU
+        reduction = 2 if stem == "imagenet" else 1
+        self.feature_info = FeatureInfo([Feature("features.relu0", c, reduction)])
+        reduction *= 2 if stem == "imagenet" else 1
         for i, n in enumerate(spec.blocks):
             block = DenseBlock(n, c, spec.growth, spec.bn_size, drop_rate, memory_efficient)
             layers[f"denseblock{i + 1}"] = block
             c = block.out_channels
             if i < len(spec.blocks) - 1:
+                self.feature_info.append(Feature(f"features.denseblock{i + 1}", c, reduction))
                 out = int(c * spec.compression)
                 layers[f"transition{i + 1}"] = Transition(c, out)
-                c = out
+                c, reduction = out, reduction * 2
         layers["norm5"] = nn.BatchNorm2d(c)
+        # torchvision applies this ReLU in forward; a module (no state) so hooks can see it
+        layers["relu5"] = nn.ReLU(inplace=True)
+        self.feature_info.append(Feature("features.relu5", c, reduction))
         self.features = nn.Sequential(layers)
         self.num_features = c
+        self.head_drop = nn.Identity()
         self.classifier = nn.Linear(c, num_classes) if num_classes else nn.Identity()
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -88,8 +96,7 @@ class DenseNet(Classifier):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        # norm5 has no ReLU after it inside `features`; the network applies one before pooling
-        return F.relu(self.features(x), inplace=True)
+        return self.features(x)
 
 
 CFG = ModelCfg(
@@ -99,11 +106,21 @@ CFG = ModelCfg(
 )
 
 
-def _make(name: str, num_classes: int = 1000, in_chans: int = 3, **kw) -> DenseNet:
-    return DenseNet(SPECS[name], num_classes=num_classes, in_chans=in_chans, **kw)
+@register_model(CFG)
+def densenet121(**kw) -> DenseNet:
+    return DenseNet(SPECS["densenet121"], **kw)
 
 
-for _name in SPECS:
-    _fn = partial(_make, _name)
-    _fn.__name__ = _name  # type: ignore[attr-defined]
-    register_model(CFG)(_fn)
+@register_model(CFG)
+def densenet161(**kw) -> DenseNet:
+    return DenseNet(SPECS["densenet161"], **kw)
+
+
+@register_model(CFG)
+def densenet169(**kw) -> DenseNet:
+    return DenseNet(SPECS["densenet169"], **kw)
+
+
+@register_model(CFG)
+def densenet201(**kw) -> DenseNet:
+    return DenseNet(SPECS["densenet201"], **kw)

@@ -14,8 +14,11 @@ the TensorFlow weights) eps 1e-3 / momentum 0.01.
 torchvision evaluates its B2 weights at 288 (the paper: 260), and its published 1.09 GMACs are
 at 288. crop_pct is torchvision's eval crop / resize (e.g. B0 224 / 256, B5-B7 1.0).
 
-Small input (CIFAR, 32x32): pass `stem_stride=1`; the network then downsamples 16x and ends on
-a 2x2 map (the weights keep their shapes).
+Small input (CIFAR, 32x32): `stem="cifar"` makes the stem conv stride 1; the network then
+downsamples 16x and ends on a 2x2 map (the weights keep their shapes).
+
+Feature maps (`features_only`): the last stage at each stride, stopping before the 1x1 head conv,
+as timm's EfficientNet gives them.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..cfg import ModelCfg
 from ..layers import ConvNormAct, InvertedResidual, make_divisible
+from ..layers.head import ClassifierHead
 from ..registry import register_model
-from .base import Classifier, ModelCfg, init_conv_bn
+from .base import Classifier, check_stem, init_conv_bn
+from .features import stage_end_features
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class EfficientNetSpec:
     dropout: float
     input_size: int  # torchvision's eval crop (the paper's resolution but for B2)
     crop_pct: float  # torchvision's eval crop / resize
+    interpolation: str = "bicubic"  # of those weights' eval resize
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
 
@@ -72,7 +78,7 @@ _TF_BN = {"bn_eps": 1e-3, "bn_momentum": 0.01}
 #                                   width depth dropout size  crop_pct
 SPECS: dict[str, EfficientNetSpec] = {
     "efficientnet_b0": EfficientNetSpec(1.0, 1.0, 0.2, 224, 224 / 256),
-    "efficientnet_b1": EfficientNetSpec(1.0, 1.1, 0.2, 240, 240 / 256),
+    "efficientnet_b1": EfficientNetSpec(1.0, 1.1, 0.2, 240, 240 / 255, "bilinear"),  # V2
     "efficientnet_b2": EfficientNetSpec(1.1, 1.2, 0.3, 288, 288 / 288),  # paper: 260
     "efficientnet_b3": EfficientNetSpec(1.2, 1.4, 0.3, 300, 300 / 320),
     "efficientnet_b4": EfficientNetSpec(1.4, 1.8, 0.4, 380, 380 / 384),
@@ -95,12 +101,14 @@ class EfficientNet(Classifier):
         in_chans: int = 3,
         drop_rate: float = 0.2,
         drop_path_rate: float = 0.2,
-        stem_stride: int = 2,
+        stem: str = "imagenet",
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
         stages: tuple[MBConvStage, ...] = B0_STAGES,
     ) -> None:
         super().__init__()
+        self.num_classes = num_classes
+        stem_stride = 2 if check_stem(stem) == "imagenet" else 1
         bn = {"bn_eps": bn_eps, "bn_momentum": bn_momentum}
 
         def chs(c: float) -> int:
@@ -110,6 +118,7 @@ class EfficientNet(Classifier):
         total = sum(repeats)
         cin = chs(STEM_WIDTH)
         features: list[nn.Module] = [ConvNormAct(in_chans, cin, 3, stem_stride, act="silu", **bn)]
+        points = [("features.0", cin, stem_stride)]
         k = 0
         for stage, n in zip(stages, repeats, strict=True):
             blocks = []
@@ -132,14 +141,13 @@ class EfficientNet(Classifier):
                 )
                 cin, k = cout, k + 1
             features.append(nn.Sequential(*blocks))
+            points.append((f"features.{len(features) - 1}", cout, stage.stride))
         last = HEAD_EXPANSION * cin
         features.append(ConvNormAct(cin, last, 1, act="silu", **bn))
         self.features = nn.Sequential(*features)
+        self.feature_info = stage_end_features(points)
         self.num_features = last
-        self.classifier = nn.Sequential(
-            nn.Dropout(drop_rate, inplace=True),
-            nn.Linear(last, num_classes) if num_classes else nn.Identity(),
-        )
+        self.classifier = ClassifierHead(last, num_classes, drop_rate, inplace=True)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -155,8 +163,7 @@ class EfficientNet(Classifier):
         return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.classifier[0](torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-        return x if pre_logits else self.classifier[1](x)
+        return self.classifier(x, pre_logits)
 
 
 # ---------------------------------------------------------------- registered models
@@ -169,69 +176,61 @@ def _cfg(name: str) -> ModelCfg:
         "efficientnet",
         input_size=s.input_size,
         crop_pct=s.crop_pct,
-        interpolation="bicubic",
+        interpolation=s.interpolation,
         source="torchvision",
         paper=PAPER,
     )
 
 
-def _create(name: str, num_classes: int, in_chans: int, **kwargs) -> EfficientNet:
+def _create(name: str, **kwargs) -> EfficientNet:
     s = SPECS[name]
     kwargs.setdefault("drop_rate", s.dropout)
-    return EfficientNet(
-        s.width,
-        s.depth,
-        num_classes=num_classes,
-        in_chans=in_chans,
-        bn_eps=s.bn_eps,
-        bn_momentum=s.bn_momentum,
-        **kwargs,
-    )
+    return EfficientNet(s.width, s.depth, bn_eps=s.bn_eps, bn_momentum=s.bn_momentum, **kwargs)
 
 
 @register_model(_cfg("efficientnet_b0"))
-def efficientnet_b0(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+def efficientnet_b0(**kwargs) -> EfficientNet:
     """EfficientNet-B0: 5.3M params, 0.39 GMACs at 224."""
-    return _create("efficientnet_b0", num_classes, in_chans, **kwargs)
+    return _create("efficientnet_b0", **kwargs)
 
 
 @register_model(_cfg("efficientnet_b1"))
-def efficientnet_b1(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+def efficientnet_b1(**kwargs) -> EfficientNet:
     """EfficientNet-B1: 7.8M params, 0.69 GMACs at 240."""
-    return _create("efficientnet_b1", num_classes, in_chans, **kwargs)
+    return _create("efficientnet_b1", **kwargs)
 
 
 @register_model(_cfg("efficientnet_b2"))
-def efficientnet_b2(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+def efficientnet_b2(**kwargs) -> EfficientNet:
     """EfficientNet-B2: 9.1M params, 1.09 GMACs at 288 (0.99 at the paper's 260)."""
-    return _create("efficientnet_b2", num_classes, in_chans, **kwargs)
+    return _create("efficientnet_b2", **kwargs)
 
 
 @register_model(_cfg("efficientnet_b3"))
-def efficientnet_b3(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+def efficientnet_b3(**kwargs) -> EfficientNet:
     """EfficientNet-B3: 12.2M params, 1.83 GMACs at 300."""
-    return _create("efficientnet_b3", num_classes, in_chans, **kwargs)
+    return _create("efficientnet_b3", **kwargs)
 
 
 @register_model(_cfg("efficientnet_b4"))
-def efficientnet_b4(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+def efficientnet_b4(**kwargs) -> EfficientNet:
     """EfficientNet-B4: 19.3M params, 4.39 GMACs at 380."""
-    return _create("efficientnet_b4", num_classes, in_chans, **kwargs)
+    return _create("efficientnet_b4", **kwargs)
 
 
 @register_model(_cfg("efficientnet_b5"))
-def efficientnet_b5(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+def efficientnet_b5(**kwargs) -> EfficientNet:
     """EfficientNet-B5: 30.4M params, 10.3 GMACs at 456."""
-    return _create("efficientnet_b5", num_classes, in_chans, **kwargs)
+    return _create("efficientnet_b5", **kwargs)
 
 
 @register_model(_cfg("efficientnet_b6"))
-def efficientnet_b6(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+def efficientnet_b6(**kwargs) -> EfficientNet:
     """EfficientNet-B6: 43.0M params, 19.1 GMACs at 528."""
-    return _create("efficientnet_b6", num_classes, in_chans, **kwargs)
+    return _create("efficientnet_b6", **kwargs)
 
 
 @register_model(_cfg("efficientnet_b7"))
-def efficientnet_b7(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> EfficientNet:
+def efficientnet_b7(**kwargs) -> EfficientNet:
     """EfficientNet-B7: 66.3M params, 37.7 GMACs at 600."""
-    return _create("efficientnet_b7", num_classes, in_chans, **kwargs)
+    return _create("efficientnet_b7", **kwargs)

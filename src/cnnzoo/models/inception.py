@@ -7,6 +7,10 @@ by its branches (layers/inception.py). GoogLeNet's modules are rows of the paper
 the table says 5x5, and so does this one, so that its weights load. Inception-v3's modules are
 the paper's figures 5 (A), 6 (C, with its 7x7 width c7), 7 (E) and the grid reductions B and D.
 
+All four networks of the line (with inception_resnet.py's two) are one class, `InceptionNet`,
+built from an `InceptionSpec` row: the table, the classifier's name, the feature maps and the
+auxiliary heads.
+
 Options:
 - `aux_logits=True` adds the auxiliary classifiers (GoogLeNet: two, after inception4a and 4d;
   Inception-v3: one, after Mixed_6e). In training mode `forward` then returns a named tuple
@@ -23,13 +27,17 @@ Options:
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..cfg import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD, ModelCfg
+from ..errors import OptionError
+from ..layers.head import global_pool
 from ..layers.inception import (
     Branch,
     Conv,
@@ -37,12 +45,15 @@ from ..layers.inception import (
     Fork,
     LayerSpec,
     Pool,
+    Stack,
     chain,
     four_branch,
     make_layer,
+    spec_stride,
 )
 from ..registry import register_model
-from .base import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD, Classifier, ModelCfg
+from .base import Classifier, check_stem
+from .features import Feature, FeatureInfo
 
 GoogLeNetOutputs = namedtuple("GoogLeNetOutputs", ["logits", "aux_logits2", "aux_logits1"])
 InceptionOutputs = namedtuple("InceptionOutputs", ["logits", "aux_logits"])
@@ -183,19 +194,20 @@ INCEPTION_V3: Table = (
 )
 
 
-# ---------------------------------------------------------------- networks
+# ---------------------------------------------------------------- auxiliary heads
 class GoogLeNetAux(nn.Module):
     """4x4 average pool -> 1x1 conv to 128 -> fc 1024 -> dropout 0.7 -> fc."""
 
     def __init__(self, in_chs: int, num_classes: int, drop_rate: float = 0.7) -> None:
         super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(4)
         self.conv = ConvBnAct(in_chs, 128, 1)
         self.fc1 = nn.Linear(128 * 4 * 4, 1024)
         self.fc2 = nn.Linear(1024, num_classes)
         self.dropout = nn.Dropout(drop_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.flatten(self.conv(F.adaptive_avg_pool2d(x, 4)), 1)
+        x = torch.flatten(self.conv(self.pool(x)), 1)
         return self.fc2(self.dropout(F.relu(self.fc1(x), inplace=True)))
 
 
@@ -204,13 +216,14 @@ class InceptionV3Aux(nn.Module):
 
     def __init__(self, in_chs: int, num_classes: int) -> None:
         super().__init__()
+        self.pool = nn.AvgPool2d(5, 3)
         self.conv0 = ConvBnAct(in_chs, 128, 1)
         self.conv1 = ConvBnAct(128, 768, 5)
         self.fc = nn.Linear(768, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv1(self.conv0(F.avg_pool2d(x, 5, 3)))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        x = self.conv1(self.conv0(self.pool(x)))
+        return self.fc(global_pool(x))
 
 
 def imagenet_to_inception(x: torch.Tensor) -> torch.Tensor:
@@ -220,37 +233,85 @@ def imagenet_to_inception(x: torch.Tensor) -> torch.Tensor:
     return x * (std / 0.5) + (mean - 0.5) / 0.5
 
 
+# ---------------------------------------------------------------- the network
+@dataclass(frozen=True)
+class InceptionSpec:
+    """One Inception-line network: its table per stem, the name of its classifier, its feature
+    maps (row names, timm's where timm has the model) and its optional auxiliary heads."""
+
+    table: Callable[[str], Table]  # stem ("imagenet" | "cifar") -> rows
+    classifier_name: str
+    feature_rows: tuple[str, ...]
+    drop_rate: float = 0.0
+    aux_taps: tuple[tuple[str, str], ...] = ()  # (row it reads, head name), in depth order
+    aux_head: Callable[[int, int], nn.Module] | None = None
+    outputs: Callable | None = None  # (logits, [aux logits in depth order]) -> named tuple
+    aux_needs_grid: str = ""  # the aux heads need the imagenet stem's grid of this size
+
+
+def _row_parts(name: str, row, module: nn.Module):
+    """(path, stride, module) of a table row and, inside a Stack, of each of its layers (a
+    Stack itself comes last, with stride 1: its layers already counted theirs)."""
+    if isinstance(row, Stack):
+        for i, (r, m) in enumerate(zip(row.layers, module, strict=True)):
+            yield f"{name}.{i}", spec_stride(r), m
+        yield name, 1, module
+    else:
+        yield name, spec_stride(row), module
+
+
 class InceptionNet(Classifier):
     """A table of named rows run in order; auxiliary heads tap the outputs of some rows.
-    Head: global average pool -> dropout -> linear (named `classifier_name`)."""
+    Head: global average pool -> dropout -> linear (named by the spec's `classifier_name`).
 
-    classifier_name = "fc"
-    aux_taps: dict[str, str] = {}  # row name -> aux head name
+    `aux_logits=True` adds the auxiliary classifiers: in training mode `forward` then returns
+    the spec's named tuple (logits, aux logits...); in eval mode the logits only.
+    `transform_input=True` maps an ImageNet-normalised input to the (x - 0.5) / 0.5 input the
+    reference weights were trained on."""
 
     def __init__(
         self,
-        table: Table,
-        num_classes: int,
-        in_chans: int,
-        aux_logits: bool,
-        transform_input: bool,
-        drop_rate: float,
-        make_aux=None,
+        spec: InceptionSpec,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        aux_logits: bool = False,
+        transform_input: bool = False,
+        drop_rate: float | None = None,
+        stem: str = "imagenet",
     ) -> None:
         super().__init__()
+        check_stem(stem)
+        if aux_logits and not spec.aux_taps:
+            raise OptionError("this network has no auxiliary classifiers (aux_logits)")
+        if aux_logits and spec.aux_needs_grid and stem != "imagenet":
+            raise OptionError(
+                f"the auxiliary head needs the {spec.aux_needs_grid} grid of the imagenet stem: "
+                f"not with stem={stem!r}"
+            )
+        self.classifier_name = spec.classifier_name
+        self.spec = spec
+        self.num_classes = num_classes
         self.aux_logits = aux_logits and num_classes > 0
+        self.aux_taps = dict(spec.aux_taps)
         self.transform_input = transform_input
         self.stage_names: list[str] = []
-        c = in_chans
-        for name, spec in table:
-            module, c = make_layer(spec, c)
+        self.feature_info = FeatureInfo()
+        c = width = in_chans
+        reduction = 1
+        for name, row in spec.table(stem):
+            module, c = make_layer(row, c)
             self.add_module(name, module)
             self.stage_names.append(name)
+            for path, stride, m in _row_parts(name, row, module):
+                reduction *= stride
+                width = getattr(m, "out_channels", width)
+                if path in spec.feature_rows:
+                    self.feature_info.append(Feature(path, width, reduction))
             head = self.aux_taps.get(name)
             if head and self.aux_logits:
-                self.add_module(head, make_aux(c, num_classes))
+                self.add_module(head, spec.aux_head(c, num_classes))
         self.num_features = c
-        self.dropout = nn.Dropout(drop_rate)
+        self.head_drop = nn.Dropout(spec.drop_rate if drop_rate is None else drop_rate)
         fc = nn.Linear(c, num_classes) if num_classes else nn.Identity()
         # weights keep torch's default init, as timm's do: with BN after every conv it trains
         # well, and the references' truncated-normal re-init would make construction 10x slower
@@ -260,7 +321,7 @@ class InceptionNet(Classifier):
     @property
     def optional_checkpoint_prefixes(self) -> tuple[str, ...]:
         """Auxiliary-head keys that reference checkpoints carry and a model without them skips."""
-        return () if self.aux_logits else tuple(f"{h}." for h in set(self.aux_taps.values()))
+        return () if self.aux_logits else tuple(f"{h}." for h in self.aux_taps.values())
 
     @staticmethod
     def _drop_aux_keys(module, state_dict, prefix, *_args) -> None:
@@ -283,22 +344,16 @@ class InceptionNet(Classifier):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self._features(x, None)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(self.pool(x))
-        return x if pre_logits else self.get_classifier()(x)
-
-    def outputs(self, logits: torch.Tensor, aux: list[torch.Tensor]):
-        raise NotImplementedError
-
     def forward(self, x: torch.Tensor):
-        if self.training and self.aux_logits:
+        if self.training and self.aux_logits and self._feature_maps is None:
             aux: list[torch.Tensor] = []
-            return self.outputs(self.forward_head(self._features(x, aux)), aux)
-        return self.forward_head(self.forward_features(x))
+            logits = self.forward_head(self._features(x, aux))
+            return self.spec.outputs(logits, aux)
+        return super().forward(x)
 
     def reset_classifier(self, num_classes: int) -> None:
         super().reset_classifier(num_classes)
-        for head in set(self.aux_taps.values()) if self.aux_logits else ():
+        for head in self.aux_taps.values() if self.aux_logits else ():
             aux = getattr(self, head)
             last = "fc2" if hasattr(aux, "fc2") else "fc"
             old = getattr(aux, last)
@@ -307,54 +362,25 @@ class InceptionNet(Classifier):
             )
 
 
-class GoogLeNet(InceptionNet):
-    aux_taps = {"inception4a": "aux1", "inception4d": "aux2"}
-
-    def __init__(
-        self,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        aux_logits: bool = False,
-        transform_input: bool = False,
-        drop_rate: float = 0.2,
-        stem: str = "imagenet",
-    ) -> None:
-        if stem not in GOOGLENET_STEM:
-            raise ValueError(f"unknown stem {stem!r}; choose 'imagenet' or 'cifar'")
-        table = (*GOOGLENET_STEM[stem], *GOOGLENET)
-        super().__init__(
-            table, num_classes, in_chans, aux_logits, transform_input, drop_rate, GoogLeNetAux
-        )
-
-    def outputs(self, logits: torch.Tensor, aux: list[torch.Tensor]) -> GoogLeNetOutputs:
-        return GoogLeNetOutputs(logits, aux[1], aux[0])
-
-
-class InceptionV3(InceptionNet):
-    aux_taps = {"Mixed_6e": "AuxLogits"}
-
-    def __init__(
-        self,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        aux_logits: bool = False,
-        transform_input: bool = False,
-        drop_rate: float = 0.5,
-        stem: str = "imagenet",
-    ) -> None:
-        if stem not in V3_STEM:
-            raise ValueError(f"unknown stem {stem!r}; choose 'imagenet' or 'cifar'")
-        if stem == "cifar" and aux_logits:
-            raise ValueError(
-                "Inception-v3's auxiliary head needs a 17x17 grid: not with stem='cifar'"
-            )
-        table = (*V3_STEM[stem], *INCEPTION_V3)
-        super().__init__(
-            table, num_classes, in_chans, aux_logits, transform_input, drop_rate, InceptionV3Aux
-        )
-
-    def outputs(self, logits: torch.Tensor, aux: list[torch.Tensor]) -> InceptionOutputs:
-        return InceptionOutputs(logits, aux[0])
+GOOGLENET_SPEC = InceptionSpec(
+    table=lambda stem: (*GOOGLENET_STEM[stem], *GOOGLENET),
+    classifier_name="fc",
+    feature_rows=("conv1", "conv3", "inception3b", "inception4e", "inception5b"),
+    drop_rate=0.2,
+    aux_taps=(("inception4a", "aux1"), ("inception4d", "aux2")),
+    aux_head=GoogLeNetAux,
+    outputs=lambda logits, aux: GoogLeNetOutputs(logits, aux[1], aux[0]),
+)
+INCEPTION_V3_SPEC = InceptionSpec(
+    table=lambda stem: (*V3_STEM[stem], *INCEPTION_V3),
+    classifier_name="fc",
+    feature_rows=("Conv2d_2b_3x3", "Conv2d_4a_3x3", "Mixed_5d", "Mixed_6e", "Mixed_7c"),
+    drop_rate=0.5,
+    aux_taps=(("Mixed_6e", "AuxLogits"),),
+    aux_head=InceptionV3Aux,
+    outputs=lambda logits, aux: InceptionOutputs(logits, aux[0]),
+    aux_needs_grid="17x17",  # for its 5x5/3 pool
+)
 
 
 @register_model(
@@ -366,8 +392,8 @@ class InceptionV3(InceptionNet):
         paper="Szegedy et al. 2014, Going Deeper with Convolutions",
     )
 )
-def googlenet(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GoogLeNet:
-    return GoogLeNet(num_classes=num_classes, in_chans=in_chans, **kwargs)
+def googlenet(**kwargs) -> InceptionNet:
+    return InceptionNet(GOOGLENET_SPEC, **kwargs)
 
 
 @register_model(
@@ -381,5 +407,5 @@ def googlenet(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GoogLeNet
         paper="Szegedy et al. 2015, Rethinking the Inception Architecture for Computer Vision",
     )
 )
-def inception_v3(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> InceptionV3:
-    return InceptionV3(num_classes=num_classes, in_chans=in_chans, **kwargs)
+def inception_v3(**kwargs) -> InceptionNet:
+    return InceptionNet(INCEPTION_V3_SPEC, **kwargs)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from ..cfg import INCEPTION_MEAN, INCEPTION_STD, ModelCfg
 from ..layers.inception import (
     IR_A_BRANCHES,
     IR_B_BRANCHES,
@@ -28,8 +29,7 @@ from ..layers.inception import (
     Stack,
 )
 from ..registry import register_model
-from .base import INCEPTION_MEAN, INCEPTION_STD, ModelCfg
-from .inception import InceptionNet, Table
+from .inception import InceptionNet, InceptionSpec, Table
 
 AVG = Pool("avg", 3, 1, 1, count_include_pad=False)  # the TF "SAME" average pool
 MAX = Pool("max", 3, 2)
@@ -177,37 +177,16 @@ INCEPTION_RESNET_V2: Table = (
 
 
 # ---------------------------------------------------------------- networks
-class InceptionV4(InceptionNet):
-    classifier_name = "last_linear"
-
-    def __init__(
-        self,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_rate: float = 0.0,
-        stem: str = "imagenet",
-    ) -> None:
-        if stem not in ("imagenet", "cifar"):
-            raise ValueError(f"unknown stem {stem!r}; choose 'imagenet' or 'cifar'")
-        table = inception_v4_table(stem)
-        super().__init__(table, num_classes, in_chans, False, False, drop_rate)
-
-
-class InceptionResNetV2(InceptionNet):
-    classifier_name = "classif"
-
-    def __init__(
-        self,
-        num_classes: int = 1000,
-        in_chans: int = 3,
-        drop_rate: float = 0.0,
-        stem: str = "imagenet",
-    ) -> None:
-        if stem not in IRV2_STEM:
-            raise ValueError(f"unknown stem {stem!r}; choose 'imagenet' or 'cifar'")
-        table = (*IRV2_STEM[stem], *INCEPTION_RESNET_V2)
-        super().__init__(table, num_classes, in_chans, False, False, drop_rate)
-
+INCEPTION_V4_SPEC = InceptionSpec(
+    table=inception_v4_table,
+    classifier_name="last_linear",
+    feature_rows=("features.2", "features.3", "features.9", "features.17", "features.21"),
+)
+INCEPTION_RESNET_V2_SPEC = InceptionSpec(
+    table=lambda stem: (*IRV2_STEM[stem], *INCEPTION_RESNET_V2),
+    classifier_name="classif",
+    feature_rows=("conv2d_2b", "conv2d_4a", "repeat", "repeat_1", "conv2d_7b"),
+)
 
 _cfg = partial(
     ModelCfg,
@@ -222,10 +201,10 @@ _cfg = partial(
 
 
 @register_model(_cfg("inception_v4", crop_pct=0.875))
-def inception_v4(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> InceptionV4:
-    return InceptionV4(num_classes=num_classes, in_chans=in_chans, **kwargs)
+def inception_v4(**kwargs) -> InceptionNet:
+    return InceptionNet(INCEPTION_V4_SPEC, **kwargs)
 
 
 @register_model(_cfg("inception_resnet_v2", crop_pct=0.897))
-def inception_resnet_v2(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> InceptionResNetV2:
-    return InceptionResNetV2(num_classes=num_classes, in_chans=in_chans, **kwargs)
+def inception_resnet_v2(**kwargs) -> InceptionNet:
+    return InceptionNet(INCEPTION_RESNET_V2_SPEC, **kwargs)

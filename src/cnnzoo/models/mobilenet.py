@@ -10,8 +10,12 @@ Module names follow torchvision (features.N..., classifier.N), so its checkpoint
 Channel widths are scaled by `width_mult` and rounded to multiples of 8; V2 never narrows its last
 conv below 1280.
 
-Small input (CIFAR, 32x32): pass `stem_stride=1`; the network then downsamples 16x instead of 32x
-and ends on a 2x2 map instead of 1x1 (the weights keep their shapes).
+Small input (CIFAR, 32x32): `stem="cifar"` makes the stem conv stride 1; the network then
+downsamples 16x instead of 32x and ends on a 2x2 map instead of 1x1 (the weights keep their
+shapes).
+
+Feature maps (`features_only`): the last block at each stride, as timm's MobileNets give them; V2
+stops before its last 1x1 conv, V3 ends with it (timm counts it as V3's last stage).
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..cfg import ModelCfg
 from ..layers import ConvNormAct, InvertedResidual, make_divisible
+from ..layers.head import ClassifierHead, global_pool
 from ..registry import register_model
-from .base import Classifier, ModelCfg, init_conv_bn
+from .base import Classifier, check_stem, init_conv_bn
+from .features import stage_end_features
 
 # ---------------------------------------------------------------- MobileNetV2 table
 # The paper's Table 2: expansion t, output channels c, repeats n, stride s of the first repeat.
@@ -111,13 +117,16 @@ class MobileNetV2(Classifier):
         in_chans: int = 3,
         width_mult: float = 1.0,
         drop_rate: float = 0.2,
-        stem_stride: int = 2,
+        stem: str = "imagenet",
         stages: tuple[tuple[int, int, int, int], ...] = MOBILENET_V2_STAGES,
     ) -> None:
         super().__init__()
+        self.num_classes = num_classes
+        stem_stride = 2 if check_stem(stem) == "imagenet" else 1
         cin = make_divisible(32 * width_mult, 8)
         last = make_divisible(1280 * max(1.0, width_mult), 8)  # the head never narrows below 1280
         layers: list[nn.Module] = [ConvNormAct(in_chans, cin, 3, stem_stride, act="relu6")]
+        points = [("features.0", cin, stem_stride)]
         for t, c, n, s in stages:
             cout = make_divisible(c * width_mult, 8)
             for i in range(n):
@@ -134,21 +143,20 @@ class MobileNetV2(Classifier):
                         flat_project=True,
                     )
                 )
+                points.append((f"features.{len(layers) - 1}", cout, s if i == 0 else 1))
                 cin = cout
         layers.append(ConvNormAct(cin, last, 1, act="relu6"))
         self.features = nn.Sequential(*layers)
+        self.feature_info = stage_end_features(points)
         self.num_features = last
-        self.classifier = nn.Sequential(
-            nn.Dropout(drop_rate), nn.Linear(last, num_classes) if num_classes else nn.Identity()
-        )
+        self.classifier = ClassifierHead(last, num_classes, drop_rate)
         _init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.classifier[0](torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-        return x if pre_logits else self.classifier[1](x)
+        return self.classifier(x, pre_logits)
 
 
 class MobileNetV3(Classifier):
@@ -162,9 +170,11 @@ class MobileNetV3(Classifier):
         in_chans: int = 3,
         width_mult: float = 1.0,
         drop_rate: float = 0.2,
-        stem_stride: int = 2,
+        stem: str = "imagenet",
     ) -> None:
         super().__init__()
+        self.num_classes = num_classes
+        stem_stride = 2 if check_stem(stem) == "imagenet" else 1
 
         def width(c: float) -> int:
             return make_divisible(c * width_mult, 8)
@@ -173,6 +183,7 @@ class MobileNetV3(Classifier):
         layers: list[nn.Module] = [
             ConvNormAct(in_chans, cin, 3, stem_stride, act="hswish", **V3_BN)
         ]
+        points = [("features.0", cin, stem_stride)]
         for r in rows:
             mid, cout = width(r.expanded), width(r.out)
             se = make_divisible(mid // 4, 8) if r.se else 0
@@ -190,12 +201,16 @@ class MobileNetV3(Classifier):
                     **V3_BN,
                 )
             )
+            points.append((f"features.{len(layers) - 1}", cout, r.stride))
             cin = cout
         last_conv = 6 * cin  # the last 1x1 conv widens by 6, as in the paper's tables
         layers.append(ConvNormAct(cin, last_conv, 1, act="hswish", **V3_BN))
+        points.append((f"features.{len(layers) - 1}", last_conv, 1))
         self.features = nn.Sequential(*layers)
+        self.feature_info = stage_end_features(points)
         hidden = width(head_width)
-        self.num_features = hidden
+        self.num_features = last_conv
+        self.head_hidden_size = hidden
         self.classifier = nn.Sequential(
             nn.Linear(last_conv, hidden),
             nn.Hardswish(inplace=True),
@@ -208,36 +223,37 @@ class MobileNetV3(Classifier):
         return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        x = global_pool(x)
         x = self.classifier[2](self.classifier[1](self.classifier[0](x)))
         return x if pre_logits else self.classifier[3](x)
 
 
 # ---------------------------------------------------------------- registered models
-def _cfg(family: str, paper: str) -> ModelCfg:
-    # torchvision's eval transform: resize 256, centre-crop 224, bilinear
-    return ModelCfg(family, source="torchvision", paper=paper, crop_pct=224 / 256)
+def _cfg(family: str, paper: str, resize: int) -> ModelCfg:
+    # torchvision's eval transform of the best weights: resize 232 (V2 weights of mobilenet_v2
+    # and mobilenet_v3_large) or 256, centre-crop 224, bilinear
+    return ModelCfg(family, source="torchvision", paper=paper, crop_pct=224 / resize)
 
 
 V2_PAPER = "Sandler et al. 2018, MobileNetV2: Inverted Residuals and Linear Bottlenecks"
 V3_PAPER = "Howard et al. 2019, Searching for MobileNetV3"
 
 
-@register_model(_cfg("mobilenet_v2", V2_PAPER))
-def mobilenet_v2(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> MobileNetV2:
+@register_model(_cfg("mobilenet_v2", V2_PAPER, 232))
+def mobilenet_v2(**kwargs) -> MobileNetV2:
     """MobileNetV2 (width_mult=1.0: 3.5M params, 0.30 GMACs at 224)."""
-    return MobileNetV2(num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return MobileNetV2(**kwargs)
 
 
-@register_model(_cfg("mobilenet_v3", V3_PAPER))
-def mobilenet_v3_large(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> MobileNetV3:
+@register_model(_cfg("mobilenet_v3", V3_PAPER, 232))
+def mobilenet_v3_large(**kwargs) -> MobileNetV3:
     """MobileNetV3-Large: 5.5M params, 0.22 GMACs at 224."""
     rows, head = MOBILENET_V3_SPECS["mobilenet_v3_large"]
-    return MobileNetV3(rows, head, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return MobileNetV3(rows, head, **kwargs)
 
 
-@register_model(_cfg("mobilenet_v3", V3_PAPER))
-def mobilenet_v3_small(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> MobileNetV3:
+@register_model(_cfg("mobilenet_v3", V3_PAPER, 256))
+def mobilenet_v3_small(**kwargs) -> MobileNetV3:
     """MobileNetV3-Small: 2.5M params, 0.06 GMACs at 224."""
     rows, head = MOBILENET_V3_SPECS["mobilenet_v3_small"]
-    return MobileNetV3(rows, head, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    return MobileNetV3(rows, head, **kwargs)

@@ -16,9 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..cfg import ModelCfg
+from ..errors import OptionError
 from ..layers import DropPath, SqueezeExcite
 from ..registry import register_model
-from .base import Classifier, ModelCfg, init_conv_bn
+from .base import Classifier, check_stem, init_conv_bn
+from .features import Feature, FeatureInfo
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -53,7 +56,7 @@ class BasicBlock(nn.Module):
     ):
         super().__init__()
         if groups != 1 or base_width != 64:
-            raise ValueError(
+            raise OptionError(
                 "the basic block has no groups or width per group; use block='bottleneck'"
             )
         self.conv1 = conv3x3(cin, planes, stride)
@@ -143,13 +146,18 @@ class ResNet(Classifier):
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         zero_init_last: bool = True,
+        stem: str | None = None,
+        cfg: ModelCfg | None = None,
     ) -> None:
         super().__init__()
+        if stem is not None:  # e.g. stem="cifar" for 32x32 input, whatever the table says
+            spec = replace(spec, stem=stem)
         if spec.block not in BLOCKS:
-            raise ValueError(f"unknown block {spec.block!r}; choose from {', '.join(BLOCKS)}")
-        if spec.stem not in ("imagenet", "cifar"):
-            raise ValueError(f"unknown stem {spec.stem!r}; choose 'imagenet' or 'cifar'")
+            raise OptionError(f"unknown block {spec.block!r}; choose from {', '.join(BLOCKS)}")
+        check_stem(spec.stem)
         block = BLOCKS[spec.block]
+        self.cfg = cfg or _cfg_for_spec(spec)
+        self.num_classes = num_classes
         self.spec = spec
         w = spec.stem_width
         if spec.stem == "imagenet":
@@ -159,6 +167,9 @@ class ResNet(Classifier):
         self.bn1 = nn.BatchNorm2d(w)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1) if spec.stem == "imagenet" else nn.Identity()
+        reduction = 2 if spec.stem == "imagenet" else 1
+        self.feature_info = FeatureInfo([Feature("relu", w, reduction)])
+        reduction *= 2 if spec.stem == "imagenet" else 1
 
         total = sum(n for n, _ in spec.stages)
         rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
@@ -166,6 +177,7 @@ class ResNet(Classifier):
         self.stage_names = []
         for i, (n_blocks, planes) in enumerate(spec.stages):
             stride = spec.first_stride if i == 0 else 2
+            reduction *= stride
             cout = planes * block.expansion
             blocks = []
             for j in range(n_blocks):
@@ -185,9 +197,9 @@ class ResNet(Classifier):
             name = f"layer{i + 1}"
             self.add_module(name, nn.Sequential(*blocks))
             self.stage_names.append(name)
+            self.feature_info.append(Feature(name, cout, reduction))
         self.num_features = cin
-        self.drop_rate = drop_rate
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.head_drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(cin, num_classes) if num_classes else nn.Identity()
         self._init_weights(zero_init_last)
 
@@ -198,23 +210,11 @@ class ResNet(Classifier):
                 if isinstance(m, (BasicBlock, Bottleneck)):
                     nn.init.zeros_(m.last_bn().weight)
 
-    def forward_stages(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Feature maps by name: the stem's and each stage's output."""
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        out = {"stem": x}
         for name in self.stage_names:
             x = getattr(self, name)(x)
-            out[name] = x
-        return out
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_stages(x)[self.stage_names[-1]]
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        if self.drop_rate:
-            x = F.dropout(x, self.drop_rate, self.training)
-        return x if pre_logits else self.fc(x)
+        return x
 
 
 def build_resnet(
@@ -288,36 +288,121 @@ PAPERS = {
 }
 
 
-def _cfg_for(name: str) -> ModelCfg:
-    if name in ("resnet20", "resnet32", "resnet44", "resnet56", "resnet110"):
-        return ModelCfg(
-            "resnet-cifar",
-            input_size=32,
-            num_classes=10,
-            mean=(0.4914, 0.4822, 0.4465),
-            std=(0.2470, 0.2435, 0.2616),
-            crop_pct=1.0,
-            source="paper",
-            paper=PAPERS["resnet"],
-        )
-    if name.startswith("se"):
-        return ModelCfg("seresnet", interpolation="bicubic", source="timm", paper=PAPERS["se"])
-    fam = "resnext" if "resnext" in name else "wide" if name.startswith("wide") else "resnet"
-    return ModelCfg(fam, source="torchvision", paper=PAPERS[fam])
+def _cfg_for_spec(spec: ResNetSpec) -> ModelCfg:
+    """What a network built from a table expects: 32 px CIFAR statistics for the CIFAR stem,
+    else ImageNet's."""
+    if spec.stem == "cifar":
+        return CIFAR_CFG
+    return ModelCfg("resnet", source="build_resnet", paper=PAPERS["resnet"])
 
 
-def _make(name: str, num_classes: int = 1000, in_chans: int = 3, stem: str | None = None, **kw):
-    spec = SPECS[name]
-    if stem is not None:  # e.g. stem="cifar" for 32x32 input
-        spec = replace(spec, stem=stem)
-    return ResNet(spec, num_classes=num_classes, in_chans=in_chans, **kw)
+CIFAR_CFG = ModelCfg(
+    "resnet-cifar",
+    input_size=32,
+    num_classes=10,
+    mean=(0.4914, 0.4822, 0.4465),
+    std=(0.2470, 0.2435, 0.2616),
+    crop_pct=1.0,
+    source="paper",
+    paper=PAPERS["resnet"],
+)
+# torchvision's eval transforms (bilinear, crop 224): resize 256 for the V1 weights of
+# resnet18/34, 232 for the best (V2) weights of the others
+TV = partial(ModelCfg, source="torchvision")
+TV232 = partial(ModelCfg, source="torchvision", crop_pct=224 / 232)
+TIMM_SE = ModelCfg("seresnet", interpolation="bicubic", source="timm", paper=PAPERS["se"])
 
 
-def _register(name: str) -> None:
-    fn = partial(_make, name)
-    fn.__name__ = name  # type: ignore[attr-defined]
-    register_model(_cfg_for(name))(fn)
+def _make(name: str, **kw) -> ResNet:
+    return ResNet(SPECS[name], **kw)
 
 
-for _name in SPECS:
-    _register(_name)
+# ---------------------------------------------------------------- registered models
+@register_model(TV("resnet", paper=PAPERS["resnet"]))
+def resnet18(**kw) -> ResNet:
+    return _make("resnet18", **kw)
+
+
+@register_model(TV("resnet", paper=PAPERS["resnet"]))
+def resnet34(**kw) -> ResNet:
+    return _make("resnet34", **kw)
+
+
+@register_model(TV232("resnet", paper=PAPERS["resnet"]))
+def resnet50(**kw) -> ResNet:
+    return _make("resnet50", **kw)
+
+
+@register_model(TV232("resnet", paper=PAPERS["resnet"]))
+def resnet101(**kw) -> ResNet:
+    return _make("resnet101", **kw)
+
+
+@register_model(TV232("resnet", paper=PAPERS["resnet"]))
+def resnet152(**kw) -> ResNet:
+    return _make("resnet152", **kw)
+
+
+@register_model(TV232("resnext", paper=PAPERS["resnext"]))
+def resnext50_32x4d(**kw) -> ResNet:
+    return _make("resnext50_32x4d", **kw)
+
+
+@register_model(TV232("resnext", paper=PAPERS["resnext"]))
+def resnext101_32x8d(**kw) -> ResNet:
+    return _make("resnext101_32x8d", **kw)
+
+
+@register_model(TV232("resnext", paper=PAPERS["resnext"]))
+def resnext101_64x4d(**kw) -> ResNet:
+    return _make("resnext101_64x4d", **kw)
+
+
+@register_model(TV232("wide", paper=PAPERS["wide"]))
+def wide_resnet50_2(**kw) -> ResNet:
+    return _make("wide_resnet50_2", **kw)
+
+
+@register_model(TV232("wide", paper=PAPERS["wide"]))
+def wide_resnet101_2(**kw) -> ResNet:
+    return _make("wide_resnet101_2", **kw)
+
+
+@register_model(TIMM_SE)
+def seresnet50(**kw) -> ResNet:
+    return _make("seresnet50", **kw)
+
+
+@register_model(TIMM_SE)
+def seresnext50_32x4d(**kw) -> ResNet:
+    return _make("seresnext50_32x4d", **kw)
+
+
+@register_model(TIMM_SE)
+def seresnext101_32x8d(**kw) -> ResNet:
+    return _make("seresnext101_32x8d", **kw)
+
+
+@register_model(CIFAR_CFG)
+def resnet20(**kw) -> ResNet:
+    return _make("resnet20", **kw)
+
+
+@register_model(CIFAR_CFG)
+def resnet32(**kw) -> ResNet:
+    return _make("resnet32", **kw)
+
+
+@register_model(CIFAR_CFG)
+def resnet44(**kw) -> ResNet:
+    return _make("resnet44", **kw)
+
+
+@register_model(CIFAR_CFG)
+def resnet56(**kw) -> ResNet:
+    return _make("resnet56", **kw)
+
+
+@register_model(CIFAR_CFG)
+def resnet110(**kw) -> ResNet:
+    return _make("resnet110", **kw)

@@ -13,9 +13,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..cfg import ModelCfg
 from ..layers import DropPath
+from ..layers.head import global_pool
 from ..registry import register_model
-from .base import Classifier, ModelCfg
+from .base import Classifier, check_stem
+from .features import Feature, FeatureInfo
 
 
 class BatchNormReLU(nn.BatchNorm2d):
@@ -57,6 +60,7 @@ class PreActBottleneck(nn.Module):
 
 class ResNetV2(Classifier):
     classifier_name = "head.fc"
+    conv_classifier = True
 
     def __init__(
         self,
@@ -69,14 +73,18 @@ class ResNetV2(Classifier):
         drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
+        self.num_classes = num_classes
         self.stem = nn.Sequential()
-        if stem == "imagenet":
+        if check_stem(stem) == "imagenet":
             self.stem.add_module("conv", nn.Conv2d(in_chans, stem_width, 7, 2, 3, bias=False))
             self.stem.add_module("pool", nn.MaxPool2d(3, 2, 1))
-        elif stem == "cifar":
-            self.stem.add_module("conv", nn.Conv2d(in_chans, stem_width, 3, 1, 1, bias=False))
+            reduction = 2
         else:
-            raise ValueError(f"unknown stem {stem!r}; choose 'imagenet' or 'cifar'")
+            self.stem.add_module("conv", nn.Conv2d(in_chans, stem_width, 3, 1, 1, bias=False))
+            reduction = 1
+        # timm's maps: the stem conv, then each stage (before the final norm)
+        self.feature_info = FeatureInfo([Feature("stem.conv", stem_width, reduction)])
+        reduction *= 2 if stem == "imagenet" else 1
         total = sum(depths)
         rates = iter(drop_path_rate * i / max(total - 1, 1) for i in range(total))
         cin = stem_width
@@ -95,6 +103,8 @@ class ResNetV2(Classifier):
                 ]
             )
             self.stages.append(stage)
+            reduction *= 2 if i else 1
+            self.feature_info.append(Feature(f"stages.{i}.blocks", cout, reduction))
             cin = cout
         self.norm = BatchNormReLU(cin)
         self.num_features = cin
@@ -104,14 +114,6 @@ class ResNetV2(Classifier):
             if isinstance(m, nn.Conv2d) and m is not self.head.fc:
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward_stages(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.stem(x)
-        out = {"stem": x}
-        for i, stage in enumerate(self.stages):
-            x = stage.blocks(x)
-            out[f"stage{i + 1}"] = x
-        return out
-
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         for stage in self.stages:
@@ -119,31 +121,29 @@ class ResNetV2(Classifier):
         return self.norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean((2, 3), keepdim=True)
-        if pre_logits:
-            return x.flatten(1)
-        return self.head.fc(x).flatten(1)
+        x = global_pool(x)
+        if pre_logits or isinstance(self.head.fc, nn.Identity):
+            return x
+        return self.head.fc(x[:, :, None, None]).flatten(1)
 
 
-DEPTHS = {"resnetv2_50": (3, 4, 6, 3), "resnetv2_101": (3, 4, 23, 3)}
+CFG = ModelCfg(
+    "resnetv2",
+    interpolation="bicubic",
+    crop_pct=0.95,
+    source="timm",
+    paper="He et al. 2016, Identity Mappings in Deep Residual Networks",
+)
 
 
-def _register(name: str) -> None:
-    def build(num_classes: int = 1000, in_chans: int = 3, **kw) -> ResNetV2:
-        return ResNetV2(DEPTHS[name], num_classes=num_classes, in_chans=in_chans, **kw)
-
-    build.__name__ = name
-    cfg = ModelCfg(
-        "resnetv2",
-        interpolation="bicubic",
-        crop_pct=0.95,
-        source="timm",
-        paper="He et al. 2016, Identity Mappings in Deep Residual Networks",
-    )
-    register_model(cfg)(build)
+@register_model(CFG)
+def resnetv2_50(**kw) -> ResNetV2:
+    return ResNetV2((3, 4, 6, 3), **kw)
 
 
-for _name in DEPTHS:
-    _register(_name)
+@register_model(CFG)
+def resnetv2_101(**kw) -> ResNetV2:
+    return ResNetV2((3, 4, 23, 3), **kw)
+
 
 __all__ = ["PreActBottleneck", "ResNetV2"]

@@ -16,10 +16,12 @@ from functools import partial
 import torch
 from torch import nn
 
+from ..cfg import ModelCfg
 from ..layers import ConvNormAct
 from ..layers.shuffle_unit import ShuffleV2Unit
 from ..registry import register_model
-from .base import Classifier, ModelCfg
+from .base import Classifier, check_stem
+from .features import Feature, FeatureInfo
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,16 @@ class ShuffleNetV2(Classifier):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        if stem not in ("imagenet", "cifar"):
-            raise ValueError(f"unknown stem {stem!r}; choose 'imagenet' or 'cifar'")
+        self.num_classes = num_classes
+        stride = 2 if check_stem(stem) == "imagenet" else 1
         stem_chs, *stage_chs, last = spec.channels
-        self.conv1 = ConvNormAct(in_chans, stem_chs, 3, 2 if stem == "imagenet" else 1)
+        self.conv1 = ConvNormAct(in_chans, stem_chs, 3, stride)
         self.maxpool = nn.MaxPool2d(3, 2, 1) if stem == "imagenet" else nn.Identity()
+        # maps at every stride: stem conv, max-pool, each stage but the last, the final 1x1 conv
+        self.feature_info = FeatureInfo(
+            [Feature("conv1", stem_chs, stride), Feature("maxpool", stem_chs, stride**2)]
+        )
+        reduction = stride**2
         cin = stem_chs
         self.stage_names = []
         for i, (n, cout) in enumerate(zip(spec.repeats, stage_chs, strict=True)):
@@ -65,10 +72,14 @@ class ShuffleNetV2(Classifier):
             name = f"stage{i + 2}"
             self.add_module(name, nn.Sequential(*units))
             self.stage_names.append(name)
+            reduction *= 2
+            if i < len(stage_chs) - 1:
+                self.feature_info.append(Feature(name, cout, reduction))
             cin = cout
         self.conv5 = ConvNormAct(cin, last, 1)
+        self.feature_info.append(Feature("conv5", last, reduction))
         self.num_features = last
-        self.drop_rate = drop_rate
+        self.head_drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(last, num_classes) if num_classes else nn.Identity()
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -80,25 +91,30 @@ class ShuffleNetV2(Classifier):
             x = getattr(self, name)(x)
         return self.conv5(x)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean((2, 3))
-        if self.drop_rate:
-            x = nn.functional.dropout(x, self.drop_rate, self.training)
-        return x if pre_logits else self.fc(x)
 
-
-CFG = ModelCfg(
+CFG = partial(
+    ModelCfg,
     "shufflenet_v2",
     source="torchvision",
     paper="Ma et al. 2018, ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design",
 )
 
 
-def _make(name: str, num_classes: int = 1000, in_chans: int = 3, **kw) -> ShuffleNetV2:
-    return ShuffleNetV2(SPECS[name], num_classes=num_classes, in_chans=in_chans, **kw)
+@register_model(CFG())  # torchvision: resize 256, crop 224
+def shufflenet_v2_x0_5(**kw) -> ShuffleNetV2:
+    return ShuffleNetV2(SPECS["shufflenet_v2_x0_5"], **kw)
 
 
-for _name in SPECS:
-    _fn = partial(_make, _name)
-    _fn.__name__ = _name  # type: ignore[attr-defined]
-    register_model(CFG)(_fn)
+@register_model(CFG())
+def shufflenet_v2_x1_0(**kw) -> ShuffleNetV2:
+    return ShuffleNetV2(SPECS["shufflenet_v2_x1_0"], **kw)
+
+
+@register_model(CFG(crop_pct=224 / 232))  # resize 232
+def shufflenet_v2_x1_5(**kw) -> ShuffleNetV2:
+    return ShuffleNetV2(SPECS["shufflenet_v2_x1_5"], **kw)
+
+
+@register_model(CFG(crop_pct=224 / 232))
+def shufflenet_v2_x2_0(**kw) -> ShuffleNetV2:
+    return ShuffleNetV2(SPECS["shufflenet_v2_x2_0"], **kw)

@@ -71,11 +71,14 @@ def test_the_range_test_changes_nothing(tmp_path):
 
 
 def test_lr_auto_trains_with_the_suggestion_and_records_it(tmp_path, monkeypatch):
+    from test_train import cfg, make_bundle
+
     from cnnzoo.engine import lr_find
 
-    monkeypatch.setattr(lr_find, "AUTO_STEPS", 60)
-    trainer = Trainer(digits_cfg(tmp_path, "auto", lr="auto"), progress=False)
+    monkeypatch.setattr(lr_find, "AUTO_STEPS", 40)
+    trainer = Trainer(cfg(tmp_path, "auto", lr="auto", epochs=1), make_bundle(20), progress=False)
     assert isinstance(trainer.cfg.lr, float) and trainer.cfg.lr == trainer.lr_find["suggestion"]
+    assert trainer.lr_find["steps"] <= 40
     trainer.fit()
     sidecar = json.loads((tmp_path / "auto" / "best.json").read_text())
     assert sidecar["recipe"]["lr"] == trainer.cfg.lr

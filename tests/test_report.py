@@ -135,7 +135,7 @@ def test_the_page_renders_in_headless_chromium(run_with_test_folder):
     subprocess.run([*flags, "--window-size=1280,2400", f"--screenshot={shot}", html.as_uri()],
                    capture_output=True, timeout=120, check=True)  # fmt: skip
     with Image.open(shot) as im:
-        pixels = torch.from_numpy(np.asarray(im.convert("L"))).float()
+        pixels = torch.from_numpy(np.array(im.convert("L"))).float()
     assert pixels.shape == (2400, 1280)
     # not a blank page: dark text and coloured pictures on white
     assert pixels.std() > 20 and (pixels < 100).float().mean() > 0.01

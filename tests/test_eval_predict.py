@@ -37,7 +37,8 @@ def trained(tmp_path_factory):
     write_folder(root / "data", 40, seed=0)
     run = root / "run"
     args = ["train", "--model", "resnet20", "--data", str(root / "data"), "--out", str(run),
-            "--epochs", "4", "--batch-size", "16", "--lr", "0.05", "--no-progress"]  # fmt: skip
+            "--epochs", "4", "--batch-size", "16", "--lr", "0.05", "--warmup-epochs", "1",
+            "--no-progress"]  # fmt: skip
     assert main(args) == 0
     queries = write_folder(root / "query", 4, seed=1)
     return root, run, queries

@@ -75,6 +75,7 @@ def cfg(tmp_path: Path, name: str = "run", **kw) -> TrainConfig:
         lr=0.05,
         device="cpu",
         augment="light",
+        threads=1,  # bit-identical resumes need the same thread count throughout
     )
     base.update(kw)
     return TrainConfig(**base)
@@ -193,8 +194,17 @@ def test_mixup_and_cutmix_targets():
     assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
 
 
+def saved_weights(tmp_path, model: str) -> str:
+    """A weights file to freeze a backbone from (freezing needs pretrained weights)."""
+    path = tmp_path / f"{model}-init.safetensors"
+    save_file(create_model(model, num_classes=3).state_dict(), str(path))
+    return str(path)
+
+
 def test_freeze_backbone_trains_only_the_head(tmp_path):
-    t = Trainer(cfg(tmp_path, freeze="backbone", epochs=1), make_bundle(10), progress=False)
+    w = saved_weights(tmp_path, "resnet20")
+    t = Trainer(cfg(tmp_path, freeze="backbone", epochs=1, weights=w), make_bundle(10),
+                progress=False)  # fmt: skip
     before = {k: v.clone() for k, v in t.model.state_dict().items()}
     t.train_one_epoch()
     after = t.model.state_dict()
@@ -203,8 +213,9 @@ def test_freeze_backbone_trains_only_the_head(tmp_path):
 
 
 def test_frozen_backbone_keeps_bn_stats_but_head_dropout_works(tmp_path):
-    t = Trainer(cfg(tmp_path, model="mobilenet_v2", freeze="backbone", epochs=1),
-                make_bundle(4), progress=False)  # fmt: skip
+    w = saved_weights(tmp_path, "mobilenet_v2")
+    t = Trainer(cfg(tmp_path, model="mobilenet_v2", freeze="backbone", epochs=1, weights=w),
+                make_bundle(10), progress=False)  # fmt: skip
     t._set_train_mode()
     bns = [m for m in t.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and not any(m.training for m in bns)

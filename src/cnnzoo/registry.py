@@ -6,6 +6,7 @@ import difflib
 import fnmatch
 import inspect
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,21 @@ def get_model_cfg(name: str) -> ModelCfg:
     return get_entry(name).cfg
 
 
+def check_overrides(name: str, overrides: dict) -> None:
+    """Values the builders would only trip over later, in the middle of training: a rate
+    that is not a number in [0, 1), a number that is not finite."""
+    for key, value in overrides.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise OptionError(f"bad option for {name}: {key}={value} is not a finite number")
+        if key.endswith(("_rate", "dropout")) and value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise OptionError(
+                    f"bad option for {name}: {key} must be a number in [0, 1), got {value!r:.40}"
+                )
+            if not 0 <= value < 1:
+                raise OptionError(f"bad option for {name}: {key} must be in [0, 1), got {value}")
+
+
 def _check_options(entry: ModelEntry, options: dict) -> None:
     """Refuse options the builder does not take, in one line, before building: a TypeError
     raised *inside* a builder is a bug and must surface as one, not as "bad option"."""
@@ -116,6 +132,7 @@ def create_model(
         raise CnnzooError(f"num_classes must be >= 0 (0: no classifier), got {num_classes}")
     if in_chans < 1:
         raise CnnzooError(f"in_chans must be at least 1, got {in_chans}")
+    check_overrides(name, overrides)
     if out_indices is not None and not features_only:
         raise OptionError("out_indices selects feature maps: pass features_only=True too")
     _check_options(entry, overrides)

@@ -49,6 +49,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "size when smaller; 8 digits, 32 CIFAR, 160 Imagenette)",
     )
     p.add_argument("--download", action="store_true", help="download CIFAR / Imagenette if missing")
+    p.add_argument(
+        "--cache",
+        choices=["auto", "memory", "disk"],
+        default="auto",
+        help="where a folder's decoded images live; disk builds (or reuses) the memory-mapped "
+        "cache that `cnnzoo train --cache disk` reads, so this command can prepare it (auto)",
+    )
+    p.add_argument("--cache-dir", default=None, help="folder of the disk cache (DATA_DIR/cache)")
     p.add_argument("--grid", metavar="FILE.png", default=None, help="write sample images per class")
     p.add_argument(
         "--per-class", type=int, default=8, help="images per class in the grid (default 8)"
@@ -107,6 +115,8 @@ def _stats_lines(bundle) -> list[str]:
 
 def report(bundle) -> str:
     """The text `cnnzoo data` prints for a DataBundle."""
+    from ..data.images import shown
+
     n = len(bundle.classes)
     train = _counts(bundle.train.labels, n)
     val = _counts(bundle.val.labels, n)
@@ -123,7 +133,7 @@ def report(bundle) -> str:
     width = max([len("class"), len("total")] + [len(name) for name in bundle.classes])
     out.append(f"{'class':<{width}}  {'train':>9}  {'val':>9}")
     for name, a, b in zip(bundle.classes, train, val, strict=True):
-        out.append(f"{name:<{width}}  {a:>9,}  {b:>9,}")
+        out.append(f"{shown(name):<{width}}  {a:>9,}  {b:>9,}")
     out.append(f"{'total':<{width}}  {sum(train):>9,}  {sum(val):>9,}")
     if bundle.source_formats:
         out += ["", *_formats_lines(bundle.source_formats)]
@@ -134,7 +144,7 @@ def report(bundle) -> str:
         out += ["", warning]
     if bundle.skipped:
         out += ["", f"skipped {len(bundle.skipped)} unreadable file(s):"]
-        out += [f"  {f}: {why}" for f, why in bundle.skipped]
+        out += [f"  {shown(f)}: {why}" for f, why in bundle.skipped]
     return "\n".join(out)
 
 
@@ -216,6 +226,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         download=args.download,
         progress=sys.stderr.isatty(),
+        max_unreadable=1.0,  # show a broken folder in full instead of refusing it
+        cache=args.cache,
+        cache_dir=args.cache_dir,
     )
     print(report(bundle))
     if args.export:

@@ -26,12 +26,24 @@ examples:
   cnnzoo eval RUN/last.safetensors --data cifar10 --data-dir data --out cifar.json
   cnnzoo eval RUN --split test     # a folder with test/ beside train/
   cnnzoo eval RUN --tta            # also score the mirrored images, average the logits
+  cnnzoo eval model.onnx --backend onnxruntime   # a file from cnnzoo export
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint_path", nargs="?", metavar="RUN", help="run folder or .safetensors")
+    p.add_argument(
+        "checkpoint_path",
+        nargs="?",
+        metavar="RUN",
+        help="run folder or .safetensors written by cnnzoo train, or an .onnx file from "
+        "cnnzoo export (or give it with --checkpoint)",
+    )
     add_checkpoint_option(p)
+    p.add_argument(
+        "--backend",
+        choices=["pytorch", "onnxruntime"],
+        help="what runs the model (default: onnxruntime for an .onnx file, else pytorch)",
+    )
     p.add_argument(
         "--data",
         help="digits, cifar10, cifar100, imagenette or a folder "
@@ -88,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.checkpoint import resolve_checkpoint, write_json
     from ..engine.evaluate import compute_logits, prepare_evaluation, score_report
     from ..engine.report import write_error_report
-    from ..engine.trainer import resolve_device
     from ..errors import CnnzooError
+    from ..export.runtime import load_model
 
     if args.batch_size < 1:
         raise CnnzooError(f"--batch-size must be at least 1 (got {args.batch_size})")
@@ -103,16 +115,18 @@ def run(args: argparse.Namespace) -> int:
     if args.out:  # a bad --out fails before the scoring, not after
         out = Path(args.out)
         (out if out_is_folder(args.out) else out.parent).mkdir(parents=True, exist_ok=True)
+    model, meta, device = load_model(ckpt, args.backend, args.device)
     ev = prepare_evaluation(
         str(ckpt),
         args.data,
         split=args.split,
         data_dir=args.data_dir,
-        device=resolve_device(args.device),
+        device=device,
         val_split=args.val_split,
         seed=args.seed,
         progress=not args.no_progress,
         tta=args.tta,
+        loaded=(model, meta),
     )
     logits = compute_logits(ev.model, ev.images, ev.preprocess, args.batch_size, tta=args.tta)
     s, report = score_report(str(ckpt), ev, logits, args.tta)

@@ -25,6 +25,7 @@ COMMANDS = {
     "lr-find": "cnnzoo.cli.lr_find",
     "bench": "cnnzoo.cli.bench",
     "export": "cnnzoo.cli.export",
+    "serve": "cnnzoo.cli.serve",
 }
 
 
@@ -52,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     parser.add_argument("--version", action="version", version=f"cnnzoo {_version()}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of any error instead of a one-line message",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, mod in _available().items():
         p = sub.add_parser(
@@ -61,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         mod.add_arguments(p)
+        # also after the command name (`cnnzoo train ... --debug`); SUPPRESS keeps the global
+        p.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
         p.set_defaults(_run=mod.run)
     return parser
 
@@ -78,19 +88,41 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
-    except CnnzooError as e:
-        print(f"cnnzoo {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # output piped into `head` and closed early: not an error
-        sys.stderr.close()
-        return 0
-    except OSError as e:  # a path that is a file, a full disk, no permission...
-        where = f": {e.filename}" if e.filename else ""
-        print(f"cnnzoo {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
-        return 2
+    except (CnnzooError, OSError, RecursionError, MemoryError) as e:
+        if args.debug:
+            raise
+        return _report(args.command, e)
     except KeyboardInterrupt:
         print(f"cnnzoo {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug, not the user's mistake: one line, the traceback on demand
+        if args.debug:
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        print(
+            f"cnnzoo {args.command}: internal error: {type(e).__name__}: {first}; "
+            "rerun with --debug for the traceback and report it",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _report(command: str, e: BaseException) -> int:
+    """One line for an error the user can act on; exit status 2."""
+    if isinstance(e, BrokenPipeError):  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
+    if isinstance(e, CnnzooError):
+        message = str(e)
+    elif isinstance(e, OSError):  # a path that is a file, a full disk, no permission...
+        where = f": {e.filename}" if e.filename else ""
+        message = f"{e.strerror or e}{where}"
+    elif isinstance(e, RecursionError):
+        message = "input nested too deeply to read (a hostile or broken file?)"
+    else:
+        message = "out of memory; use smaller images (--load-size, --image-size) or batches"
+    print(f"cnnzoo {command}: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -7,8 +7,6 @@ import csv
 import json
 import sys
 
-from .checkpoint_arg import add_checkpoint_option, split_checkpoint
-
 HELP = "classify image files and folders with a trained checkpoint"
 
 DESCRIPTION = """\
@@ -22,14 +20,29 @@ examples:
   cnnzoo predict runs/resnet20-digits-20250101-120000 samples/
   cnnzoo predict --checkpoint best.safetensors cat.jpg --topk 3 --json
   cnnzoo predict --checkpoint RUN photos/ --csv > predictions.csv --save-vis vis/
+  cnnzoo predict --backend onnxruntime model.onnx photos/   # a file from cnnzoo export
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "paths", nargs="+", metavar="PATH", help="[RUN] image files or folders (RUN: checkpoint)"
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="image files or folders; the first may be the model (a run folder, .safetensors "
+        "or .onnx) instead of --checkpoint",
     )
-    add_checkpoint_option(p)
+    p.add_argument(
+        "--checkpoint",
+        "-c",
+        help="run folder or .safetensors written by cnnzoo train, or an .onnx file from "
+        "cnnzoo export (with --backend onnxruntime it may be the first PATH instead)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["pytorch", "onnxruntime"],
+        help="what runs the model (default: onnxruntime for an .onnx file, else pytorch)",
+    )
     p.add_argument("--topk", type=int, default=5, help="classes per image (5, at most all)")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (32)")
     fmt = p.add_mutually_exclusive_group()
@@ -50,26 +63,48 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _table(results, k: int) -> str:
-    rows = [[r.file] + [f"{c} {100 * p:5.1f}%" for c, _, p in r.top] for r in results]
+    from ..data.images import shown
+
+    rows = [[shown(r.file)] + [f"{c} {100 * p:5.1f}%" for c, _, p in r.top] for r in results]
     head = ["file"] + [f"top-{i + 1}" for i in range(k)]
     widths = [max(len(x[i]) for x in [head, *rows] if i < len(x)) for i in range(len(head))]
     fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()  # noqa: E731
     return "\n".join([fmt(head), *map(fmt, rows)])
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..engine.predict import Predictor, collect_images, draw_prediction
-    from ..engine.trainer import resolve_device
+def model_and_images(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """The model file and the image paths: `predict RUN IMAGES` (a run folder or cnnzoo
+    checkpoint) and `predict --backend onnxruntime FILE.onnx IMAGES` name the model as their
+    first path."""
     from ..errors import CnnzooError
+    from .checkpoint_arg import looks_like_checkpoint
+
+    if args.checkpoint:
+        return args.checkpoint, args.paths
+    if len(args.paths) > 1 and looks_like_checkpoint(args.paths[0]):
+        return args.paths[0], args.paths[1:]
+    if (args.backend == "onnxruntime" or args.paths[0].lower().endswith(".onnx")) and len(
+        args.paths
+    ) > 1:
+        return args.paths[0], args.paths[1:]
+    raise CnnzooError(
+        "which checkpoint? give --checkpoint RUN, or the run folder / .safetensors / .onnx "
+        "file before the images"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data.images import shown
+    from ..engine.predict import collect_images, draw_prediction
+    from ..errors import CnnzooError
+    from ..export.runtime import load_predictor
 
     if args.topk < 1:
         raise CnnzooError(f"--topk must be at least 1 (got {args.topk})")
     if args.batch_size < 1:
         raise CnnzooError(f"--batch-size must be at least 1 (got {args.batch_size})")
-    checkpoint, paths = split_checkpoint(args, args.paths)
-    if not paths:
-        raise CnnzooError("no images given: add image files or folders after the checkpoint")
-    predictor = Predictor.from_checkpoint(checkpoint, resolve_device(args.device), tta=args.tta)
+    model_file, paths = model_and_images(args)
+    predictor = load_predictor(model_file, args.backend, args.device, args.tta)
     files, missing = collect_images(paths)
     on_image = None
     if args.save_vis:
@@ -87,16 +122,16 @@ def run(args: argparse.Namespace) -> int:
     errors = missing + unreadable
     for f, reason in errors:
         # the data layer's messages name the file already: say it once
-        for prefix in (f"cannot read image {f}: ", f"{f}: "):
+        for prefix in (f"cannot read image {shown(f)}: ", f"{shown(f)}: "):
             if reason.startswith(prefix):
                 reason = reason[len(prefix) :]
-        print(f"cnnzoo predict: skipped {f}: {reason}", file=sys.stderr)
+        print(f"cnnzoo predict: skipped {shown(f)}: {reason}", file=sys.stderr)
     k = min(args.topk, len(predictor.classes))
     if args.json:
         out = {
-            "checkpoint": str(checkpoint),
-            "results": [r.to_dict() for r in results],
-            "errors": [{"file": f, "reason": reason} for f, reason in errors],
+            "checkpoint": str(model_file),
+            "results": [{**r.to_dict(), "file": shown(r.file)} for r in results],
+            "errors": [{"file": shown(f), "reason": reason} for f, reason in errors],
         }
         print(json.dumps(out, indent=2))
     elif args.csv:
@@ -104,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         w.writerow(["file", "rank", "class", "index", "prob"])
         for r in results:
             for rank, (c, i, p) in enumerate(r.top, 1):
-                w.writerow([r.file, rank, c, i, f"{p:.6f}"])
+                w.writerow([shown(r.file), rank, c, i, f"{p:.6f}"])
     elif results:
         print(_table(results, k))
     if not results:

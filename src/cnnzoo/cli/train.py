@@ -20,8 +20,9 @@ Train a model; options left out come from a recipe picked by the data:
 
 Small images (32 px), any model: add --stem cifar (the stem keeps full resolution).
 
-SGD is Nesterov with momentum 0.9; the lr warms up linearly (1 epoch; 2 for large, 0.5 for
-digits), then follows a cosine to 0. Label smoothing 0.1 for large and finetune.
+SGD is Nesterov with momentum 0.9; the lr warms up linearly over 5% of the run (1/30 for
+small, 10% for finetune; so 2 epochs of large's 40, a quarter epoch of 5), then follows a
+cosine to 0. A run whose loss is still at chance a quarter of the way in says so. Label smoothing 0.1 for large and finetune.
 --sched onecycle brings its own warm-up (30% of the run) instead of --warmup-epochs.
 --opt adamw: lr 1e-3 (1e-4 when fine-tuning), wd 0.05. Weight decay never applies to norms
 and biases.
@@ -101,14 +102,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="any model: 'cifar' keeps the stem at full resolution (stride 1, no stem pooling) "
         "for 32 px images; training from scratch (imagenet: the reference stem)",
     )
-    rt = groups["runtime"]
-    rt.add_argument("--no-progress", action="store_true", help="no progress bar")
-    rt.add_argument(
-        "--threads",
-        type=int,
-        help="CPU threads (default: one per core; 1 for the digits recipe); 1 is faster for "
-        "tiny models on a busy machine",
-    )
+    groups["runtime"].add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def parse_value(text: str):
@@ -159,23 +153,11 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     if args.stop_after is not None and args.stop_after < 1:
         raise CnnzooError("--stop-after must be at least 1")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise CnnzooError("--threads must be at least 1")
-        import torch
-
-        torch.set_num_threads(args.threads)
     cfg = config_from_args(args)
     if args.resume:
         trainer = Trainer.resume(args.resume, changes=changed_fields(cfg), progress=progress)
     else:
         trainer = Trainer(cfg, progress=progress)
-    if args.threads is None and trainer.device.type == "cpu" and trainer.cfg.recipe == "digits":
-        # 8-px batches are too small to gain from a second thread, and two OpenMP threads
-        # stall badly (~100x) when another process holds one of the cores
-        import torch
-
-        torch.set_num_threads(1)
     try:
         result = trainer.fit(stop_after=args.stop_after)
     except KeyboardInterrupt:

@@ -6,13 +6,16 @@ one preallocated uint8 tensor of equal squares; unreadable files are skipped and
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import os
 import statistics
 import sys
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +24,15 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import CnnzooError
-from .images import IMAGE_EXTENSIONS, ImageReadError, decode_square, is_image_file
+from .cache import DEFAULT_RAM_SHARE, cached_decode, use_disk
+from .images import (
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    decode_square,
+    is_image_file,
+    regular_file_problem,
+    shown,
+)
 from .split import held_out_name, stratified_split
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
 from .types import DataBundle, ImageTensors
@@ -37,12 +48,19 @@ _CHUNK = 256  # files per thread-pool task: few enough tasks, smooth enough prog
 _SPLIT_NAMES = ("train", "val", "test")
 
 
+# Training is refused when more than this share of a folder's image files cannot be read:
+# such a folder is broken (wrong copy, permissions, a half-finished download), not noisy.
+MAX_UNREADABLE = 0.5
+
+
 @dataclass
 class FolderListing:
     classes: list[str]
     train: list[tuple[str, int]]  # (file, label)
     val: list[tuple[str, int]] | None  # None: no val/ or test/ folder
     val_name: str | None  # "val" or "test"
+    # (path, reason) of what is left out before decoding: link loops, the same file twice
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _subdirs(path: Path) -> dict[str, Path]:
@@ -51,10 +69,33 @@ def _subdirs(path: Path) -> dict[str, Path]:
     return {d.name: d for d in sorted(dirs, key=lambda d: d.name)}
 
 
-def _image_files(class_dir: Path) -> list[str]:
+def _dir_key(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _image_files(class_dir: Path, skipped: list[tuple[str, str]]) -> list[str]:
+    """Image files under `class_dir`, following links to folders but never into a folder
+    already walked (a link loop such as `ln -s . cat/loop` would repeat the class ~40x)."""
     found = []
+    seen = {_dir_key(str(class_dir))}
     for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        keep = []
+        for d in sorted(dirnames):
+            if d.startswith("."):
+                continue
+            sub = os.path.join(dirpath, d)
+            key = _dir_key(sub)
+            if key is None or key in seen:
+                why = "folder link loop, not followed" if key else "unreadable folder link"
+                skipped.append((sub, why))
+                continue
+            seen.add(key)
+            keep.append(d)
+        dirnames[:] = keep
         found += [
             os.path.join(dirpath, f)
             for f in filenames
@@ -63,8 +104,55 @@ def _image_files(class_dir: Path) -> list[str]:
     return sorted(found)
 
 
+def _file_key(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:  # broken link, loop: the decoder names it
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _is_own_path(path: str) -> bool:
+    """True when no link leads to `path` (the file lives where it is listed)."""
+    return os.path.realpath(path) == os.path.abspath(path)
+
+
+def drop_duplicates(
+    items: list[tuple[str, int]], classes: list[str], skipped: list[tuple[str, str]]
+) -> list[tuple[str, int]]:
+    """One entry per file (by device and inode): a link or hard link to a file listed
+    elsewhere is dropped and named. Across classes the file keeps the label of the folder it
+    really lives in; with no such folder its label is ambiguous and every copy is dropped."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (f, _) in enumerate(items):
+        key = _file_key(f)
+        if key is not None:
+            groups.setdefault(key, []).append(i)
+    drop: set[int] = set()
+    for members in groups.values():
+        if len(members) == 1:
+            continue
+        own = [i for i in members if _is_own_path(items[i][0])]
+        keep = own[0] if own else members[0]
+        labels = {items[i][1] for i in members}
+        if len(labels) > 1 and len({items[i][1] for i in own}) != 1:
+            names = ", ".join(sorted({classes[items[i][1]] for i in members}))
+            for i in members:
+                drop.add(i)
+                skipped.append((items[i][0], f"the same file is in classes {names}: label unclear"))
+            continue
+        for i in members:
+            if i == keep:
+                continue
+            drop.add(i)
+            kept, label = items[keep]
+            where = "" if items[i][1] == label else f" of class {classes[label]}"
+            skipped.append((items[i][0], f"the same file as {kept}{where}"))
+    return [item for i, item in enumerate(items) if i not in drop]
+
+
 def _list_classes(
-    folder: Path, classes: list[str] | None
+    folder: Path, classes: list[str] | None, skipped: list[tuple[str, str]]
 ) -> tuple[list[str], list[tuple[str, int]]]:
     subs = _subdirs(folder)
     if not subs:
@@ -91,7 +179,7 @@ def _list_classes(
     index = {c: i for i, c in enumerate(classes)}
     items: list[tuple[str, int]] = []
     for name, d in subs.items():
-        files = _image_files(d)
+        files = _image_files(d, skipped)
         if not files:
             raise CnnzooError(
                 f"class folder {d} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
@@ -114,21 +202,29 @@ def list_folder(root: Path) -> FolderListing:
             "(extract archives first)"
         )
     subs = {name.lower(): path for name, path in _subdirs(root).items()}
+    skipped: list[tuple[str, str]] = []
     if "train" in subs:
-        classes, train = _list_classes(subs["train"], None)
+        classes, train = _list_classes(subs["train"], None, skipped)
+        train = drop_duplicates(train, classes, skipped)
         for name in ("val", "test"):  # val is preferred: test is kept for the final word
             if name in subs:
-                _, val = _list_classes(subs[name], classes)
-                return FolderListing(classes, train, val, name)
-        return FolderListing(classes, train, None, None)
+                _, val = _list_classes(subs[name], classes, skipped)
+                val = drop_duplicates(val, classes, skipped)
+                in_train = {_file_key(f) for f, _ in train} - {None}
+                leaked = [f for f, _ in val if _file_key(f) in in_train]
+                skipped += [(f, "also in the train folder (a link or copy)") for f in leaked]
+                val = [(f, lab) for f, lab in val if f not in set(leaked)]
+                return FolderListing(classes, train, val, name, sorted(skipped))
+        return FolderListing(classes, train, None, None, sorted(skipped))
     if subs and set(subs) <= set(_SPLIT_NAMES):
         only = sorted(subs)[0]
         raise CnnzooError(
             f"{root} has {only}/ but no train/ folder; add {root}/train/ or point at "
             f"{root / only} to use it as a plain class folder"
         )
-    classes, train = _list_classes(root, None)
-    return FolderListing(classes, train, None, None)
+    classes, train = _list_classes(root, None, skipped)
+    train = drop_duplicates(train, classes, skipped)
+    return FolderListing(classes, train, None, None, sorted(skipped))
 
 
 def default_size(files: list[str], samples: int = 64) -> int:
@@ -136,6 +232,8 @@ def default_size(files: list[str], samples: int = 64) -> int:
     step = max(1, len(files) // samples)
     sides = []
     for f in files[::step][:samples]:
+        if regular_file_problem(f):  # a FIFO would block the open forever
+            continue
         try:
             with Image.open(f) as im:  # reads the header only
                 sides.append(min(im.size))
@@ -155,52 +253,92 @@ def _check_memory(n: int, size: int) -> None:
     if need > 0.8 * total:
         raise CnnzooError(
             f"{n:,} images at {size}x{size} need {need / 1e9:.1f} GB of memory, more than "
-            f"this machine's {total / 1e9:.0f} GB allows; store them smaller (train: --load-size, "
-            "data: --image-size)"
+            f"this machine's {total / 1e9:.0f} GB allows; use the disk cache (--cache disk) or "
+            "store them smaller (train: --load-size, data: --image-size)"
         )
     if need > 2e9:
         log.info("storing %d images at %dx%d: %.1f GB", n, size, size, need / 1e9)
 
 
+@dataclass
+class DecodedChunk:
+    """files[start:stop] decoded: rows [stop - start, 3, S, S] (rows of unreadable files left
+    as they were), which are readable, (file, reason) of the others, source formats."""
+
+    start: int
+    stop: int
+    rows: np.ndarray
+    good: np.ndarray
+    failed: list[tuple[str, str]]
+    formats: Counter
+
+
+def decode_chunks(
+    files: list[str],
+    size: int,
+    *,
+    start: int = 0,
+    chunk: int = _CHUNK,
+    progress: bool = True,
+    desc: str = "decoding",
+) -> Iterator[DecodedChunk]:
+    """Decode files[start:] in a thread pool (Pillow releases the GIL), yielding chunks of
+    `chunk` files in file order; at most two chunks per thread are in flight, so memory stays
+    bounded whatever the number of files."""
+
+    def work(lo: int, hi: int) -> DecodedChunk:
+        rows = np.empty((hi - lo, 3, size, size), dtype=np.uint8)
+        good = np.zeros(hi - lo, dtype=bool)
+        failed, formats = [], Counter()
+        for k in range(hi - lo):
+            try:
+                rows[k], info = decode_square(files[lo + k], size)
+            except ImageReadError as e:
+                failed.append((files[lo + k], e.reason))
+                continue
+            good[k] = True
+            formats[info] += 1
+        return DecodedChunk(lo, hi, rows, good, failed, formats)
+
+    n = len(files)
+    workers = max(1, min(8, os.cpu_count() or 1))
+    bounds = [(lo, min(lo + chunk, n)) for lo in range(start, n, chunk)]
+    bar = tqdm(total=n, initial=start, desc=desc, unit="img", disable=not progress,
+               file=sys.stderr)  # fmt: skip
+    with bar, ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        todo = iter(bounds)
+        try:
+            for lo, hi in itertools.islice(todo, 2 * workers):
+                pending.append(pool.submit(work, lo, hi))
+            while pending:
+                done = pending.popleft().result()
+                for lo, hi in itertools.islice(todo, 1):
+                    pending.append(pool.submit(work, lo, hi))
+                bar.update(done.stop - done.start)
+                yield done
+        finally:  # also when the caller stops early or is interrupted
+            for fut in pending:
+                fut.cancel()
+
+
 def decode_files(
     files: list[str], size: int, *, progress: bool = True, desc: str = "decoding"
 ) -> tuple[torch.Tensor, np.ndarray, list[tuple[str, str]], Counter]:
-    """Decode `files` into uint8 [N, 3, size, size]. Returns (images, ok mask, skipped
-    (file, reason) sorted by file, Counter of source (width, height, mode)). Rows of
+    """Decode `files` into uint8 [N, 3, size, size] in memory. Returns (images, ok mask,
+    skipped (file, reason) sorted by file, Counter of source (width, height, mode)). Rows of
     skipped files are left uninitialised."""
     n = len(files)
     images = torch.empty((n, 3, size, size), dtype=torch.uint8)
     rows = images.numpy()
     ok = np.zeros(n, dtype=bool)
-
-    def work(start: int, stop: int) -> tuple[int, list[tuple[str, str]], Counter]:
-        failed, formats = [], Counter()
-        for i in range(start, stop):
-            try:
-                rows[i], info = decode_square(files[i], size)
-            except ImageReadError as e:
-                failed.append((files[i], e.reason))
-                continue
-            ok[i] = True
-            formats[info] += 1
-        return stop - start, failed, formats
-
     skipped: list[tuple[str, str]] = []
     formats: Counter = Counter()
-    workers = max(1, min(8, os.cpu_count() or 1))
-    bar = tqdm(total=n, desc=desc, unit="img", disable=not progress, file=sys.stderr)
-    with bar, ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(work, s, min(s + _CHUNK, n)) for s in range(0, n, _CHUNK)]
-        try:
-            for fut in as_completed(futures):
-                done, failed, fmts = fut.result()
-                bar.update(done)
-                skipped += failed
-                formats.update(fmts)
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
+    for c in decode_chunks(files, size, progress=progress, desc=desc):
+        rows[c.start : c.stop] = c.rows
+        ok[c.start : c.stop] = c.good
+        skipped += c.failed
+        formats.update(c.formats)
     return images, ok, sorted(skipped), formats
 
 
@@ -217,9 +355,22 @@ def _compact(images: torch.Tensor, ok: np.ndarray) -> torch.Tensor:
 def warn_skipped(skipped: list[tuple[str, str]]) -> None:
     if not skipped:
         return
-    shown = ", ".join(f"{f} ({why})" for f, why in skipped[:3])
+    named = ", ".join(f"{shown(f)} ({why})" for f, why in skipped[:3])
     more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
-    log.warning("skipped %d unreadable image file(s): %s%s", len(skipped), shown, more)
+    log.warning("skipped %d unreadable image file(s): %s%s", len(skipped), named, more)
+
+
+def check_unreadable(
+    root: Path, unreadable: list[tuple[str, str]], total: int, limit: float
+) -> None:
+    """Refuse a folder where more than `limit` of the image files cannot be read."""
+    if total and len(unreadable) > limit * total:
+        f, why = unreadable[0]
+        raise CnnzooError(
+            f"{len(unreadable):,} of {total:,} image files in {shown(str(root))} cannot be read "
+            f"(e.g. {shown(f)}: {why}); fix the folder (`cnnzoo data {shown(str(root))}` lists "
+            "them all) rather than train on what is left"
+        )
 
 
 def load_folder(
@@ -229,8 +380,16 @@ def load_folder(
     val_split: float = 0.1,
     seed: int = 0,
     progress: bool = True,
+    max_unreadable: float = MAX_UNREADABLE,
+    cache: str = "auto",
+    cache_dir: str | Path | None = None,
+    ram_share: float = DEFAULT_RAM_SHARE,
 ) -> DataBundle:
-    """Decode an image folder into a DataBundle (ImageNet mean / std, for fine-tuning)."""
+    """Decode an image folder into a DataBundle (ImageNet mean / std, for fine-tuning).
+    More than `max_unreadable` of the files unreadable is an error (1.0: never).
+    cache: "memory" (decoded into RAM), "disk" (a memory-mapped file in `cache_dir`, built
+    once and reused while the files stay the same) or "auto" (disk when the decoded set
+    would take more than `ram_share` of this machine's RAM)."""
     root = Path(root).expanduser()
     listing = list_folder(root)
     train_items, val_items = listing.train, listing.val
@@ -244,20 +403,31 @@ def load_folder(
 
     size = image_size or default_size([f for f, _ in train_items])
     items = train_items + val_items
-    _check_memory(len(items), size)
     files = [f for f, _ in items]
-    images, ok, skipped, formats = decode_files(
-        files, size, progress=progress, desc=f"decoding {root.name or root}"
-    )
+    desc = f"decoding {root.name or root}"
+    if use_disk(cache, len(items) * 3 * size * size, ram_share):
+        from .load import default_data_dir
+
+        where = Path(cache_dir) if cache_dir else default_data_dir() / "cache"
+        decode = functools.partial(decode_chunks, desc=desc, progress=progress)
+        images, ok, skipped, formats = cached_decode(
+            files, [lab for _, lab in items], size, where, decode
+        )
+    else:
+        _check_memory(len(items), size)
+        images, ok, skipped, formats = decode_files(files, size, progress=progress, desc=desc)
+        if skipped:
+            images = _compact(images, ok)
+    check_unreadable(root, skipped, len(files), max_unreadable)
     labels = torch.tensor([lab for _, lab in items], dtype=torch.long)
     n_train = len(train_items)
     if skipped:
-        images = _compact(images, ok)
         keep = torch.from_numpy(ok)
         labels = labels[keep]
         files = [f for f, good in zip(files, ok, strict=True) if good]
         n_train = int(ok[:n_train].sum())
-        warn_skipped(skipped)
+    skipped = sorted(skipped + listing.skipped)
+    warn_skipped(skipped)
 
     # train and val are two views of the one decoded tensor: no copy of the set
     train = ImageTensors(images[:n_train], labels[:n_train], files[:n_train])

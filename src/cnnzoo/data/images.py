@@ -8,6 +8,9 @@ same colours and orientation.
 from __future__ import annotations
 
 import os
+import re
+import stat
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,6 +31,17 @@ IMAGE_EXTENSIONS: set[str] = {
     ".tiff",
 }
 
+# Larger pictures are refused before a pixel is decoded (Pillow's own bomb threshold; it only
+# warns below twice this): an image of this many pixels already takes ~270 MB in RGB.
+MAX_PIXELS = 89_478_485
+# Longest side accepted: Pillow also keeps a pointer per row, so a 1 x 50,000,000 strip costs
+# 400 MB before its 50 MB of pixels (and seconds of decoding) for a picture of nothing.
+MAX_SIDE = 1 << 20
+# Longest side / shorter side kept for prediction: what lies beyond the centre square is cut
+# away by the centre crop anyway, and a 1 x 50,000,000 strip must not be resized whole.
+MAX_ASPECT = 2
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 _EXIF_ORIENTATION = 0x0112
 
@@ -44,7 +58,33 @@ def is_image_file(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+def shown(path: str) -> str:
+    """`path` printable on any terminal: bytes that are not UTF-8 (names from another system)
+    as \\xNN escapes instead of a UnicodeEncodeError when printed."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def regular_file_problem(path: str) -> str | None:
+    """Why `path` cannot be opened as an image without risk (a FIFO would block forever,
+    a device could stream without end), or None for a regular file."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "file not found (or a broken link)"
+    except OSError as e:  # a symlink loop (ELOOP), no permission on a folder...
+        return (e.strerror or type(e).__name__).lower()
+    if stat.S_ISDIR(mode):
+        return "a folder, not an image file"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a pipe, socket or device)"
+    return None
+
+
 def _reason(e: Exception) -> str:
+    if isinstance(e, Image.DecompressionBombError):  # Pillow's own refusal, at twice the limit
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        return f"{pixels}, above the {MAX_PIXELS:,} limit"
     if isinstance(e, UnidentifiedImageError):
         return "not a readable image (unknown format or corrupt header)"
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -59,8 +99,21 @@ def _reason(e: Exception) -> str:
 
 @contextmanager
 def _opened(path: str) -> Iterator[Image.Image]:
+    problem = regular_file_problem(path)
+    if problem:
+        raise ImageReadError(path, problem)
     try:
         with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise ImageReadError(
+                    path, f"{im.width}x{im.height} pixels, above the {MAX_PIXELS:,} limit"
+                )
+            if max(im.width, im.height) > MAX_SIDE:
+                raise ImageReadError(
+                    path, f"{im.width}x{im.height} pixels, a side above the {MAX_SIDE:,} limit"
+                )
+            if im.width < 1 or im.height < 1:
+                raise ImageReadError(path, f"empty image ({im.width}x{im.height})")
             yield im
     except ImageReadError:
         raise
@@ -115,11 +168,15 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")  # L, 1, CMYK, YCbCr, ...
 
 
-def open_rgb(path: str, min_side: int | None = None) -> tuple[Image.Image, tuple[int, int, str]]:
+def open_rgb(
+    path: str, min_side: int | None = None, max_aspect: float | None = None
+) -> tuple[Image.Image, tuple[int, int, str]]:
     """Decode `path` upright in RGB, plus the source's (width, height, mode).
 
     With `min_side`, JPEGs are decoded at a reduced scale (1/2, 1/4, 1/8) as long as the
     shorter side stays >= min_side: most of the time of loading large photos saved.
+    With `max_aspect`, the longer side is cut down (around the centre) to at most
+    max_aspect x the shorter one, before any conversion copies the pixels.
     Raises ImageReadError.
     """
     with _opened(path) as im:
@@ -128,15 +185,32 @@ def open_rgb(path: str, min_side: int | None = None) -> tuple[Image.Image, tuple
             im.draft(None, (min_side, min_side))
         try:
             im.load()
-            return to_rgb(_upright(im)), info
+            im = _upright(im)
+            if max_aspect:
+                im = _centre_band(im, max_aspect)
+            return to_rgb(im), info
         except Exception as e:
             raise ImageReadError(path, _reason(e)) from None
+
+
+def _centre_band(im: Image.Image, max_aspect: float) -> Image.Image:
+    w, h = im.size
+    m = min(w, h)
+    keep = max(1, int(m * max_aspect))
+    if max(w, h) <= keep:
+        return im
+    keep += (max(w, h) - keep) % 2  # an even cut on both sides keeps the centre where it was
+    if w > h:
+        left = (w - keep) // 2
+        return im.crop((left, 0, left + keep, h))
+    top = (h - keep) // 2
+    return im.crop((0, top, w, top + keep))
 
 
 def decode_square(path: str, size: int) -> tuple[np.ndarray, tuple[int, int, str]]:
     """uint8 [3, size, size]: shorter side resized to `size` (bilinear, antialiased), centre
     square kept; plus the source's (width, height, mode)."""
-    im, info = open_rgb(path, min_side=size)
+    im, info = open_rgb(path, min_side=size, max_aspect=MAX_ASPECT)
     w, h = im.size
     if (w, h) != (size, size):
         m = min(w, h)
@@ -145,17 +219,18 @@ def decode_square(path: str, size: int) -> tuple[np.ndarray, tuple[int, int, str
     return np.asarray(im).transpose(2, 0, 1), info
 
 
-def load_image(path: str | os.PathLike) -> torch.Tensor:
+def load_image(path: str | os.PathLike, max_aspect: float | None = None) -> torch.Tensor:
     """uint8 [3, H, W] RGB at full size. Grey, palette, CMYK, 16-bit and transparent images
-    (composited onto white) are converted; EXIF rotation is applied.
+    (composited onto white) are converted; EXIF rotation is applied. `max_aspect` keeps
+    only the centre of very long strips (what a centre crop uses), so memory stays bounded.
 
     Raises CnnzooError with a one-line message when the file cannot be read.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CnnzooError(f"image file not found: {path}")
     try:
-        im, _ = open_rgb(path)
+        im, _ = open_rgb(path, max_aspect=max_aspect)
     except ImageReadError as e:
-        raise CnnzooError(f"cannot read image {path}: {e.reason}") from None
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(im).transpose(2, 0, 1)))
+        if e.reason.startswith("file not found"):
+            raise CnnzooError(f"image file not found: {shown(path)}") from None
+        raise CnnzooError(f"cannot read image {shown(path)}: {e.reason}") from None
+    return torch.from_numpy(np.asarray(im).transpose(2, 0, 1).copy())  # writable, contiguous

@@ -34,6 +34,10 @@ def load_data(
     seed: int = 0,
     download: bool = False,
     progress: bool = True,
+    max_unreadable: float = 0.5,
+    cache: str = "auto",
+    cache_dir: str | None = None,
+    ram_share: float = 0.5,
 ) -> DataBundle:
     """Decode a dataset once into uint8 tensors of equal squares.
 
@@ -48,11 +52,20 @@ def load_data(
     split of its own (digits, folders without val/ or test/); CIFAR's val is its test set.
     Mean / std: measured on train for digits and CIFAR (trained from scratch); ImageNet's for
     folders and Imagenette (usually fine-tuned from ImageNet weights).
+    max_unreadable: folders with a larger share of unreadable image files are refused.
+    cache, cache_dir, ram_share: where a folder's decoded images live (`load_folder`); the
+    disk cache defaults to DATA_DIR/cache.
     """
     if not 0.0 <= val_split < 1.0:
         raise CnnzooError(f"--val-split must be in [0, 1), got {val_split}")
     if image_size is not None and image_size < 1:
         raise CnnzooError(f"--image-size must be positive, got {image_size}")
+    if source in DATASETS and Path(source).is_dir():
+        raise CnnzooError(
+            f"--data {source} names the built-in dataset, but there is also a folder "
+            f"./{source} here; write --data ./{source} to train on the folder, or run from "
+            "another directory to use the built-in one"
+        )
     root = Path(data_dir).expanduser() if data_dir else default_data_dir()
     if source == "digits":
         from .digits import load_digits
@@ -74,7 +87,15 @@ def load_data(
     else:
         folder = Path(source).expanduser()
     bundle = load_folder(
-        folder, image_size=image_size, val_split=val_split, seed=seed, progress=progress
+        folder,
+        image_size=image_size,
+        val_split=val_split,
+        seed=seed,
+        progress=progress,
+        max_unreadable=max_unreadable,
+        cache=cache,
+        cache_dir=cache_dir or (str(root / "cache") if data_dir else None),
+        ram_share=ram_share,
     )
     bundle.classes = readable_class_names(bundle.classes)
     if source == "imagenette":

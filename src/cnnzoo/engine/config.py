@@ -9,7 +9,8 @@ Every option left at None is filled by `resolve_config` from a recipe chosen by 
 | large      | bigger images (Imagenette)    | SGD Nesterov 0.9 | 0.05  | 5e-5  | 40     | standard |
 | finetune   | `--weights` given             | SGD Nesterov 0.9 | 0.01  | 1e-4  | 10     | by size  |
 
-All recipes: cosine schedule after a linear warm-up (1 epoch; 2 for large, 0.5 for digits),
+All recipes: cosine schedule after a linear warm-up over a share of the run (5%; 1/30 for
+small, 10% for finetune: 2 epochs of large's 40, 0.25 of a 5-epoch run),
 batch 128 (64 for large and finetune, 32 for digits); label smoothing 0.1 for large and finetune; no EMA, mixup or cutmix unless asked.
 AdamW (`--opt adamw`) defaults to lr 1e-3 and wd 0.05 instead.
 """
@@ -17,6 +18,7 @@ AdamW (`--opt adamw`) defaults to lr 1e-3 and wd 0.05 instead.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,7 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "onecycle", "constant")
 AUGMENTS = ("none", "shift", "light", "standard", "strong")
 FREEZE = ("none", "backbone")
+PRECISIONS = ("fp32", "bf16", "fp16")
 CLASS_WEIGHTS = ("none", "auto")
 SAMPLERS = ("shuffle", "balanced")
 
@@ -44,15 +47,17 @@ lr_value.__name__ = "lr"  # argparse names the type in its message: "invalid lr 
 
 
 RECIPES: dict[str, dict[str, Any]] = {
+    # warmup: the linear lr warm-up as a share of the run (warmup_epochs = warmup x epochs), so
+    # a short run warms up as briefly as a long one in proportion (2 of 40 epochs: 0.05)
     # 8 px digits: a 1-pixel shift is already an eighth of the image and slows learning more
     # than it helps; 50 steps per epoch reach ~99% in 5-10 epochs (seeds 0-3: 98.3-99.4%)
-    "digits": dict(epochs=10, batch_size=32, lr=0.05, wd=5e-4, warmup_epochs=0.5,
+    "digits": dict(epochs=10, batch_size=32, lr=0.05, wd=5e-4, warmup=0.05,
                    label_smoothing=0.0, augment="none", hflip=False),
-    "small": dict(epochs=30, batch_size=128, lr=0.1, wd=5e-4, warmup_epochs=1, label_smoothing=0.0,
+    "small": dict(epochs=30, batch_size=128, lr=0.1, wd=5e-4, warmup=1 / 30, label_smoothing=0.0,
                   augment="light"),
-    "large": dict(epochs=40, batch_size=64, lr=0.05, wd=5e-5, warmup_epochs=2, label_smoothing=0.1,
+    "large": dict(epochs=40, batch_size=64, lr=0.05, wd=5e-5, warmup=0.05, label_smoothing=0.1,
                   augment="standard"),
-    "finetune": dict(epochs=10, batch_size=64, lr=0.01, wd=1e-4, warmup_epochs=1,
+    "finetune": dict(epochs=10, batch_size=64, lr=0.01, wd=1e-4, warmup=0.1,
                      label_smoothing=0.1),
 }  # fmt: skip
 RECIPE_NAMES = tuple(RECIPES)
@@ -87,6 +92,23 @@ class TrainConfig:
     load_size: int | None = option(
         None, "side images of a folder are stored at when loaded (data default)", group="data"
     )
+    cache: str = option(
+        "auto",
+        "where a folder's decoded images live: memory, disk (a memory-mapped file, built once, "
+        "for data larger than RAM) or auto (disk when they would take more than --cache-ram "
+        "of the RAM)",
+        group="data",
+        choices=("auto", "memory", "disk"),
+    )
+    cache_dir: str | None = option(
+        None, "folder of the disk cache (DATA_DIR/cache: ~/.cache/cnnzoo/cache)", group="data"
+    )
+    cache_ram: float = option(
+        0.5,
+        "share of the RAM decoded images may take before auto goes to disk (0.5)",
+        group="data",
+        metavar="SHARE",
+    )
     out: str | None = option(
         None, "run folder (runs/MODEL-DATA-TIME)", group="data", metavar="RUN_DIR"
     )
@@ -106,7 +128,9 @@ class TrainConfig:
     sched: str = option(
         "cosine", "lr schedule after warm-up (cosine); onecycle warms up itself", choices=SCHEDULES
     )
-    warmup_epochs: float | None = option(None, "linear lr warm-up length")
+    warmup_epochs: float | None = option(
+        None, "linear lr warm-up length (the recipe's share of the run: 5%% of --epochs)"
+    )
     min_lr_ratio: float = option(0.0, "final lr / peak lr (0)")
     label_smoothing: float | None = option(None, "label smoothing (0 or 0.1)")
     mixup: float = option(0.0, "mixup with Beta(ALPHA, ALPHA), e.g. 0.2 (off)", metavar="ALPHA")
@@ -130,6 +154,12 @@ class TrainConfig:
         None,
         "shift of the pad-crop in --augment shift/light (image size // 8: 4 px at 32)",
         metavar="PX",
+    )
+    crop_scale: float = option(
+        0.08,
+        "smallest area share of a random-resized crop (0.08); larger, e.g. 0.35, is milder "
+        "augmentation (a lever for short runs)",
+        metavar="MIN",
     )
     image_size: int | None = option(None, "training input side (the data's own)")
     seed: int = option(0, "seed of weights, split, order (0)")
@@ -174,9 +204,28 @@ class TrainConfig:
         metavar="N",
     )
     device: str = option("auto", "auto (cuda if available), cpu, cuda:N", group="runtime")
-    amp: bool = option(False, "mixed precision (bf16; fp16 on old GPUs)", group="runtime")
+    amp: bool = option(
+        False,
+        "reduced-precision autocast where it pays, said and recorded as --precision: bf16 on "
+        "CUDA (fp16 on GPUs without bf16); on a CPU with AMX or AVX512-BF16, bf16 when a few "
+        "timed training passes of this model and batch are faster; else fp32",
+        group="runtime",
+    )
+    precision: str | None = option(
+        None,
+        "autocast precision, forced (fp32 unless --amp chooses)",
+        group="runtime",
+        choices=PRECISIONS,
+    )
     channels_last: bool = option(False, "NHWC memory format", group="runtime")
     compile: bool = option(False, "torch.compile the model", group="runtime")
+    threads: int | None = option(
+        None,
+        "CPU threads (default: one per idle core, looked at again each epoch, so the run "
+        "slows down gracefully beside other busy processes; 1 for the digits recipe)",
+        group="runtime",
+        metavar="N",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -212,9 +261,12 @@ def resolve_config(cfg: TrainConfig, data_image_size: int) -> TrainConfig:
         if "hflip" in own:
             recipe["hflip"] = own["hflip"]
     out = dataclasses.replace(cfg, recipe=name, model_opts=dict(cfg.model_opts))
+    warmup = recipe.pop("warmup")
     for key, value in recipe.items():
         if getattr(out, key) is None:
             setattr(out, key, value)
+    if out.warmup_epochs is None:  # a share of this run's length, however long it is
+        out.warmup_epochs = round(warmup * out.epochs, 4)
     if out.hflip is None:  # flips come with the cropping presets; --hflip adds them to any
         out.hflip = out.augment not in ("none", "shift")
     if out.image_size is None:
@@ -223,11 +275,48 @@ def resolve_config(cfg: TrainConfig, data_image_size: int) -> TrainConfig:
     return out
 
 
+# the largest side a training input may have: far beyond any model's native size (600 px),
+# small enough that one image of it still fits in memory
+MAX_IMAGE_SIZE = 4096
+# seeds feed torch generators, which take 64-bit integers (and seed + 1 is used as well)
+MAX_SEED = 2**63 - 2
+_TYPES = {"int": int, "float": (int, float), "str": str, "bool": bool, "None": type(None)}
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    """Each field holds its annotated type: a config read from a tampered file (or built in
+    Python with a typo) fails here with one line instead of deep inside training."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        kinds = [k.strip() for k in str(f.type).split("|")]
+        if any(k.startswith("dict") for k in kinds):
+            ok = isinstance(value, dict) and all(isinstance(k, str) for k in value)
+        else:
+            allowed = tuple(t for k in kinds for t in (_TYPES.get(k, object),))
+            ok = isinstance(value, allowed)
+            # bool is an int to Python, never a number here; floats must be finite
+            if isinstance(value, bool) and "bool" not in kinds:
+                ok = False
+            if isinstance(value, float) and not math.isfinite(value):
+                raise CnnzooError(
+                    f"--{f.name.replace('_', '-')} must be a finite number (got {value})"
+                )
+        if not ok:
+            want = " or ".join(k for k in kinds)
+            raise CnnzooError(
+                f"option {f.name!r} must be {want}, got {type(value).__name__} {value!r:.40}"
+            )
+
+
 def validate_config(cfg: TrainConfig) -> None:
     """Raise a one-line CnnzooError for the first option that makes no sense."""
+    if not (cfg.model and cfg.data):
+        raise CnnzooError("--model and --data are required (or --resume RUN_DIR)")
+    _check_types(cfg)
+    size = cfg.image_size
     checks = [
-        (bool(cfg.model) and bool(cfg.data), "--model and --data are required (or --resume RUN_DIR)"),
         (cfg.epochs is None or cfg.epochs >= 1, f"--epochs must be at least 1 (got {cfg.epochs})"),
+        (cfg.epochs is None or cfg.epochs <= 100_000, f"--epochs {cfg.epochs} is beyond reason"),
         (cfg.batch_size is None or cfg.batch_size >= 1, "--batch-size must be at least 1"),
         (cfg.lr is None or cfg.lr == "auto" or (not isinstance(cfg.lr, str) and cfg.lr > 0),
          f"--lr must be positive or auto (got {cfg.lr})"),
@@ -237,6 +326,9 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.augment is None or cfg.augment in AUGMENTS,
          f"--augment must be one of {', '.join(AUGMENTS)}"),
         (cfg.freeze in FREEZE, f"--freeze must be one of {', '.join(FREEZE)}"),
+        (cfg.freeze == "none" or cfg.weights is not None,
+         "--freeze backbone keeps a backbone that was never trained; give --weights FILE "
+         "(pretrained weights) or leave --freeze out"),
         (0.0 <= cfg.val_split < 1.0, f"--val-split must be in [0, 1) (got {cfg.val_split})"),
         (cfg.warmup_epochs is None or cfg.warmup_epochs >= 0, "--warmup-epochs must be >= 0"),
         (cfg.label_smoothing is None or 0 <= cfg.label_smoothing < 1,
@@ -245,11 +337,26 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.clip_grad >= 0, "--clip-grad must not be negative"),
         (0 <= cfg.ema < 1, f"--ema must be a decay in [0, 1), e.g. 0.999 (got {cfg.ema})"),
         (cfg.backbone_lr_scale >= 0, "--backbone-lr-scale must not be negative"),
-        (cfg.image_size is None or cfg.image_size >= 1, "--image-size must be positive"),
+        (size is None or size >= 8,
+         f"--image-size must be at least 8 px (got {size}); smaller inputs hold no picture"),
+        (size is None or size <= MAX_IMAGE_SIZE,
+         f"--image-size {size} is above the {MAX_IMAGE_SIZE} px any model here is built for"),
         (cfg.load_size is None or cfg.load_size >= 1, "--load-size must be positive"),
+        (cfg.load_size is None or cfg.load_size <= MAX_IMAGE_SIZE,
+         f"--load-size {cfg.load_size} is above {MAX_IMAGE_SIZE} px"),
         (cfg.crop_pad is None or cfg.crop_pad >= 0, "--crop-pad must not be negative"),
+        (cfg.crop_pad is None or size is None or cfg.crop_pad <= size // 2,
+         f"--crop-pad {cfg.crop_pad} is more than half the {size} px image; "
+         f"{max(1, (size or 8) // 8)} px is the usual shift"),
+        (0 < cfg.crop_scale <= 1, f"--crop-scale must be in (0, 1] (got {cfg.crop_scale})"),
         (0 <= cfg.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
         (0 <= cfg.momentum < 1, "--momentum must be in [0, 1)"),
+        (cfg.cache in ("auto", "memory", "disk"), "--cache must be auto, memory or disk"),
+        (0 < cfg.cache_ram <= 1, f"--cache-ram must be a share in (0, 1] (got {cfg.cache_ram})"),
+        (0 <= cfg.seed <= MAX_SEED, f"--seed must be in [0, 2**63 - 2] (got {cfg.seed})"),
+        (cfg.precision is None or cfg.precision in PRECISIONS,
+         f"--precision must be one of {', '.join(PRECISIONS)}"),
+        (cfg.threads is None or cfg.threads >= 1, "--threads must be at least 1"),
         (cfg.patience >= 0, "--patience must not be negative"),
         (cfg.class_weights in CLASS_WEIGHTS, "--class-weights must be none or auto"),
         (cfg.sampler in SAMPLERS, "--sampler must be shuffle or balanced"),
@@ -262,6 +369,9 @@ def validate_config(cfg: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise CnnzooError(message)
+    from ..registry import check_overrides
+
+    check_overrides(cfg.model, cfg.model_opts)
     if "stem" in cfg.model_opts:  # cheap, so before any data loads; the same check as the models
         from ..models.base import check_stem
 
@@ -269,7 +379,7 @@ def validate_config(cfg: TrainConfig) -> None:
 
 
 # what a resumed run may change; every other option must be left out or equal the run's own
-RESUMABLE_CHANGES = ("epochs", "device", "data_dir")
+RESUMABLE_CHANGES = ("epochs", "device", "data_dir", "cache", "cache_dir", "cache_ram", "threads")
 
 
 def apply_resume_changes(

@@ -82,7 +82,8 @@ def compute_logits(
 ) -> torch.Tensor:
     """float32 logits [N, classes] on the CPU for uint8 images [N, C, H, W] (any device);
     `tta`: averaged with the logits of the mirrored images."""
-    device = next(model.parameters()).device
+    # a model with no parameters (an onnxruntime session behind a module) takes CPU input
+    device = next(model.parameters(), torch.empty(0)).device
     was_training = model.training
     model.eval()
     out = []
@@ -194,19 +195,21 @@ def prepare_evaluation(
     seed: int | None = None,
     progress: bool = True,
     tta: bool = False,
+    loaded: tuple[nn.Module, dict] | None = None,
 ) -> EvalSet:
     """Load a checkpoint and the split of `data` to score it on. The data it was trained on
     (the default) is split the same way, so `val` holds no training image; other data is
     scored on its own val/test folder, or whole when it has none. `test` is the data's own
     test/ folder (CIFAR's test set). `tta`: refuse, before loading anything, a model trained
-    without flips."""
+    without flips. `loaded`: the (model, sidecar) to score instead of loading `checkpoint`
+    (e.g. an exported file in another runtime)."""
     from ..data import load_data
     from ..data.load import canonical_source
     from .checkpoint import load_checkpoint
 
     if split not in ("train", "val", "test"):
         raise CnnzooError(f"--split must be train, val or test (got {split!r})")
-    model, meta = load_checkpoint(checkpoint, device)
+    model, meta = loaded if loaded is not None else load_checkpoint(checkpoint, device)
     if tta:
         check_flip_tta(meta)
     trained_on = meta.get("data", {})
@@ -263,11 +266,13 @@ def evaluate_checkpoint(
     seed: int | None = None,
     progress: bool = True,
     tta: bool = False,
+    loaded: tuple[nn.Module, dict] | None = None,
 ) -> tuple[Scores, dict]:
     """Score a checkpoint on a split of `data` (see `prepare_evaluation`). Returns the scores
     and a JSON-able report."""
     ev = prepare_evaluation(checkpoint, data, split=split, data_dir=data_dir, device=device,
-                            val_split=val_split, seed=seed, progress=progress, tta=tta)  # fmt: skip
+                            val_split=val_split, seed=seed, progress=progress, tta=tta,
+                            loaded=loaded)  # fmt: skip
     logits = compute_logits(ev.model, ev.images, ev.preprocess, batch_size, tta=tta)
     return score_report(checkpoint, ev, logits, tta)
 

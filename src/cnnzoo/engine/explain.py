@@ -48,7 +48,7 @@ def explain_images(
 ):
     """(maps [N, H, W], seen uint8 images, CamResult) for uint8 [C, H, W] images of any size."""
     explainer = explainer or CamExplainer(predictor.model, layer, method)
-    x = torch.stack([predictor.prepare(im) for im in images])
+    x = predictor.inputs(images)
     targets = None if target is None else torch.full((len(images),), target)
     result = explainer(x, targets)
     pre = predictor.preprocess

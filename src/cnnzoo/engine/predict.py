@@ -44,7 +44,7 @@ def collect_images(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
             if not found:
                 errors.append((str(p), "folder holds no image files"))
             files += found
-        elif p.is_file():
+        elif p.exists():  # a file, or a pipe / device that load_image names and skips
             files.append(str(p))
         else:
             errors.append((str(p), "no such file or folder"))
@@ -80,10 +80,14 @@ class Predictor:
             image = image.float().mean(0, keepdim=True).round().to(torch.uint8)
         return self.preprocess(image[None].to(self.device))[0]
 
+    def inputs(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """The model's input batch for uint8 [C, H, W] images of any sizes."""
+        return torch.stack([self.prepare(im) for im in images])
+
     @torch.no_grad()
     def probabilities(self, images: list[torch.Tensor]) -> torch.Tensor:
         """Class probabilities [N, classes] for uint8 [C, H, W] images of any sizes."""
-        x = torch.stack([self.prepare(im) for im in images])
+        x = self.inputs(images)
         return torch.softmax(forward(self.model, x, self.tta).float(), dim=1).cpu()
 
     def top(self, probs: torch.Tensor, k: int) -> list[list[tuple[str, int, float]]]:
@@ -99,18 +103,20 @@ class Predictor:
     ) -> tuple[list[Prediction], list[tuple[str, str]]]:
         """Predictions for readable files (in order) and (file, reason) for unreadable ones.
         `on_image(file, uint8 image, prediction)` is called for each, e.g. to draw it."""
-        from ..data import load_image
+        from ..data.images import MAX_ASPECT, load_image, shown
 
         results: list[Prediction] = []
         errors: list[tuple[str, str]] = []
         for start in range(0, len(files), batch_size):
             batch_files, images = [], []
             for f in files[start : start + batch_size]:
-                try:
-                    images.append(load_image(f))
+                try:  # the centre crop keeps at most a square: no need to load more
+                    images.append(load_image(f, max_aspect=MAX_ASPECT))
                     batch_files.append(f)
                 except CnnzooError as e:
                     errors.append((f, str(e)))
+                except (MemoryError, RecursionError) as e:  # one file never costs the others
+                    errors.append((f, f"cannot read image {shown(f)}: {type(e).__name__}"))
             if not images:
                 continue
             tops = self.top(self.probabilities(images), topk)

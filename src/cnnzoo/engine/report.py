@@ -118,9 +118,13 @@ def cam_tiles(ev, losses: list[TopLoss], classes: list[str]) -> tuple[list[tuple
     from .cam import CamExplainer
     from .explain import seen_images
 
-    if not losses:
-        return [], None
     model = ev.model
+    if (
+        not losses
+        or not isinstance(model, torch.nn.Module)
+        or next(model.parameters(), None) is None
+    ):
+        return [], None  # nothing to explain, or a model run by another runtime (ONNX)
     dev = next(model.parameters()).device
     x = ev.preprocess(ev.images[[t.index for t in losses]].to(dev))
     explainer = CamExplainer(model)

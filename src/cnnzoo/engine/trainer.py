@@ -29,6 +29,7 @@ from torch import nn
 from ..data.types import DataBundle
 from ..errors import CnnzooError
 from . import checkpoint as ck
+from . import checks
 from .config import (
     TrainConfig,
     apply_resume_changes,
@@ -42,11 +43,15 @@ from .evaluate import Preprocess, autocast, compute_logits, score
 from .imbalance import balanced_order, inverse_frequency_weights, weighted_soft_cross_entropy
 from .mix import mix_batch, smooth_one_hot, soft_cross_entropy
 from .optim import build_optimizer, freeze_backbone, head_prefix, lr_factor, set_lr
+from .precision import autocast_dtype, check_precision, choose_precision
 from .records import epoch_line, write_metrics
+from .threads import ThreadPolicy
 
 log = logging.getLogger("cnnzoo")
 
 STATE_FILE = "state.safetensors"
+# a loss at or above this share of ln(classes), a quarter into the run, is worth a warning
+CHANCE_LOSS, CHANCE_CHECK = 0.97, 0.25
 
 
 @dataclass
@@ -85,14 +90,6 @@ def resolve_device(name: str) -> torch.device:
         if dev.index is not None and dev.index >= count:
             raise CnnzooError(f"--device {name}: this machine has {count} GPU(s), cuda:0..")
     return dev
-
-
-def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    if not enabled:
-        return None
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.float16  # needs the grad scaler
-    return torch.bfloat16
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -139,8 +136,13 @@ def augment_cfg(cfg: TrainConfig, mean, std):
         "none": dict(crop="none"),
         "shift": dict(crop="pad-crop", pad=pad),
         "light": dict(crop="pad-crop", pad=pad),
-        "standard": dict(crop="random-resized"),
-        "strong": dict(crop="random-resized", auto_augment="trivial", random_erasing=0.25),
+        "standard": dict(crop="random-resized", scale=(cfg.crop_scale, 1.0)),
+        "strong": dict(
+            crop="random-resized",
+            scale=(cfg.crop_scale, 1.0),
+            auto_augment="trivial",
+            random_erasing=0.25,
+        ),
     }
     return dataclasses.replace(base, **presets[cfg.augment])
 
@@ -203,12 +205,16 @@ class Trainer:
                 seed=cfg.seed,
                 download=cfg.download,
                 progress=progress,
+                cache=cfg.cache,
+                cache_dir=cfg.cache_dir,
+                ram_share=cfg.cache_ram,
             )
         if len(bundle.train) == 0:
             raise CnnzooError(f"{cfg.data}: no training images")
         self.bundle = bundle
         self.cfg = cfg = resolve_config(cfg, bundle.image_size)
         self.classes = list(bundle.classes)
+        checks.before_training(cfg, bundle, self.run_dir)
 
         # model: seeded so that the same config gives the same initial weights
         from ..registry import create_model
@@ -251,7 +257,11 @@ class Trainer:
         except ValueError as e:
             raise CnnzooError(str(e)) from None
         self.ema = ModelEma(self.model, cfg.ema) if cfg.ema > 0 else None
-        self.amp_dtype = amp_dtype(self.device, cfg.amp)
+        self.threads = ThreadPolicy(cfg.threads, self.device, tiny=cfg.recipe == "digits")
+        if cfg.precision is None:  # recorded, so that a resumed run keeps the choice
+            cfg.precision = self._choose_precision() if cfg.amp else "fp32"
+        check_precision(cfg.precision, self.device)
+        self.amp_dtype = autocast_dtype(cfg.precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 
         # generators: data order on the CPU, augmentation and mixing where the batch lives
@@ -262,6 +272,7 @@ class Trainer:
         self.best_val_acc = -math.inf
         self.best_epoch = 0
         self.history: list[dict[str, Any]] = []
+        self._chance_warned = False
 
         self.train_images = bundle.train.images.to(self.device)
         self.train_labels = bundle.train.labels.to(self.device)
@@ -278,7 +289,14 @@ class Trainer:
         ]
         self.lr_find: dict[str, Any] | None = None
         if _state is not None:
-            self.load_state(*_state)
+            try:
+                self.load_state(*_state)
+            except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as e:
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+                raise CnnzooError(
+                    f"{self.run_dir / STATE_FILE} does not fit this run ({first}); "
+                    "the file is damaged or belongs to another run"
+                ) from None
         self.train_model: nn.Module = self.model
         if cfg.compile:
             self.train_model = torch.compile(self.model)
@@ -286,6 +304,19 @@ class Trainer:
             from .lr_find import use_lr_find
 
             use_lr_find(self)
+
+    def _choose_precision(self) -> str:
+        """--amp: bf16 where it is measured (or known, on CUDA) to pay, else fp32; said."""
+        cfg, n = self.cfg, self.bundle.train.images.shape[1]
+        previous = torch.get_num_threads()
+        self.threads.apply()  # timed with the threads the run will use
+        x = torch.randn(cfg.batch_size, n, cfg.image_size, cfg.image_size, device=self.device)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        precision, why = choose_precision(self.model, x, len(self.classes))
+        torch.set_num_threads(previous)
+        log.info("--amp: %s autocast (%s)", precision, why)
+        return precision
 
     # ------------------------------------------------------------------ state
     @classmethod
@@ -306,6 +337,7 @@ class Trainer:
         if not path.is_file():
             raise CnnzooError(f"nothing to resume: {path} not found")
         tensors, meta = ck.read_tensors(path)
+        checks.check_state(meta, path)
         saved = TrainConfig.from_dict(meta["config"])
         cfg = apply_resume_changes(saved, changes or {}, meta["epoch"])
         return cls(cfg, bundle, progress=progress, _state=(tensors, meta), _run_dir=run_dir)
@@ -541,7 +573,7 @@ class Trainer:
         if self.epoch == 0:
             log.info(
                 "training %s on %s: %d train / %d %s images, %d classes, %dpx, recipe %s, "
-                "%d epochs, batch %d, %s lr %g wd %g, on %s -> %s",
+                "%d epochs, batch %d, %s lr %g wd %g, %s, on %s -> %s",
                 cfg.model,
                 self.bundle.name,
                 len(self.bundle.train),
@@ -555,13 +587,38 @@ class Trainer:
                 cfg.opt,
                 cfg.lr,
                 cfg.wd,
+                cfg.precision,
                 self.device,
                 self.run_dir,
             )
         else:
             log.info("resuming %s at epoch %d/%d", self.run_dir, self.epoch, cfg.epochs)
-        done_now, stopped = 0, None
+        threads_before = torch.get_num_threads()
+        try:
+            stopped = self._epochs(stop_after)
+        finally:  # a run from Python leaves torch's thread count as it found it
+            torch.set_num_threads(threads_before)
+        if (self.epoch >= cfg.epochs or stopped) and self.history:
+            from .plots import plot_curves, run_title
+
+            plot_curves(self.history, self.run_dir / "curves.png", run_title(self))
+        last = self.history[-1] if self.history else {}
+        return RunResult(
+            self.run_dir,
+            self.epoch,
+            self.best_epoch,
+            self.best_val_acc,
+            last,
+            list(self.history),
+            stopped,
+        )
+
+    def _epochs(self, stop_after: int | None) -> str | None:
+        """Train epoch after epoch; returns why --patience ended the run early, else None."""
+        cfg = self.cfg
+        done_now = 0
         while self.epoch < cfg.epochs and (stop_after is None or done_now < stop_after):
+            self.threads.apply()
             row: dict[str, Any] = {"epoch": self.epoch + 1, "step": 0}
             row.update(self.train_one_epoch())
             self.epoch += 1
@@ -597,24 +654,32 @@ class Trainer:
             write_metrics(self.run_dir, self.history)
             self.save_state()
             log.info(epoch_line(row, cfg.epochs))
+            self._warn_if_at_chance(row)
             stopped = patience_reason(self.history, self.best_epoch, cfg.patience)
             if stopped:
                 log.info("stopped early: %s", stopped)
-                break
-        if (self.epoch >= cfg.epochs or stopped) and self.history:
-            from .plots import plot_curves, run_title
+                return stopped
+        return None
 
-            plot_curves(self.history, self.run_dir / "curves.png", run_title(self))
-        last = self.history[-1] if self.history else {}
-        return RunResult(
-            self.run_dir,
-            self.epoch,
-            self.best_epoch,
-            self.best_val_acc,
-            last,
-            list(self.history),
-            stopped,
-        )
+    def _warn_if_at_chance(self, row: dict[str, Any]) -> None:
+        """Say so, once, when a quarter of the run is done and the loss is still that of
+        uniform guessing (ln of the class count): the lr, schedule or data need a look."""
+        classes = len(self.classes)
+        if self._chance_warned or classes < 2 or self.epoch < CHANCE_CHECK * self.cfg.epochs:
+            return
+        loss = row.get("val_loss", row["train_loss"])
+        if loss >= CHANCE_LOSS * math.log(classes):
+            self._chance_warned = True
+            log.warning(
+                "after %d of %d epochs the %s loss is %.3f, chance level (ln %d = %.3f): the "
+                "model has learnt nothing yet; check the data and labels, or try another --lr",
+                self.epoch,
+                self.cfg.epochs,
+                "validation" if "val_loss" in row else "training",
+                loss,
+                classes,
+                math.log(classes),
+            )
 
 
 def show_log_lines() -> None:

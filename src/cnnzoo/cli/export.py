@@ -1,0 +1,142 @@
+"""`cnnzoo export`: a checkpoint or model to ONNX / TorchScript, checked against PyTorch."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "export a checkpoint or model to ONNX or TorchScript, with a parity check"
+
+DESCRIPTION = """\
+Write a model to ONNX or TorchScript with everything a consumer needs inside the file: class
+names, input size, mean/std, resize and crop (ONNX metadata_props; TorchScript extra files
+cnnzoo.json and preprocessing.json). Before it reports success, the exported file and the
+PyTorch model classify the same images (the run's held-out images, --check-images DIR, or a
+deterministic input when neither is available); it prints the largest logit difference and
+the top-1 agreement, and fails, writing nothing, below 99.9% agreement or above 1e-4 (fp32).
+
+examples:
+  cnnzoo export --checkpoint runs/RUN --output model.onnx --dynamic-batch
+  cnnzoo export --checkpoint runs/RUN --format torchscript --output model.pt
+  cnnzoo export --model resnet50 --weights resnet50-11ad3fa6.pth --output r50.onnx \\
+      --check-images photos/ --classes imagenet_classes.txt
+  cnnzoo predict --backend onnxruntime model.onnx photos/
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", "-c", help="run folder or .safetensors from cnnzoo train")
+    src.add_argument("--model", "-m", help="a registered model name (see `cnnzoo models`)")
+    p.add_argument("--weights", help="with --model: torchvision / timm / cnnzoo weights file")
+    p.add_argument(
+        "--num-classes",
+        type=int,
+        help="with --model: outputs (default: the weights' classifier, else the model's)",
+    )
+    p.add_argument(
+        "--classes",
+        metavar="FILE",
+        help="with --model: class names, one per line (default: the indices)",
+    )
+    p.add_argument("--format", "-f", choices=["onnx", "torchscript"], default="onnx")
+    p.add_argument(
+        "--output",
+        "-o",
+        help="file to write (default: beside the checkpoint, or ./MODEL, .onnx / .torchscript.pt)",
+    )
+    p.add_argument(
+        "--dynamic-batch",
+        action="store_true",
+        help="ONNX: any batch size (default: batch 1); TorchScript traces take any batch",
+    )
+    p.add_argument("--opset", type=int, help="ONNX opset (default: 17)")
+    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
+    p.add_argument(
+        "--check-images",
+        metavar="DIR",
+        help="images to check parity on (default: the run's held-out images)",
+    )
+    p.add_argument("--check-limit", type=int, default=64, help="images checked at most (64)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar while loading")
+
+
+def _default_output(args: argparse.Namespace) -> Path:
+    suffix = ".onnx" if args.format == "onnx" else ".torchscript.pt"
+    if args.checkpoint:
+        from ..engine.checkpoint import resolve_checkpoint
+
+        ckpt = resolve_checkpoint(args.checkpoint)
+        return ckpt.with_name(ckpt.stem + suffix)
+    return Path(args.model + suffix)
+
+
+def _from_model(args: argparse.Namespace):
+    import torch
+
+    from ..errors import CnnzooError
+    from ..export import model_meta
+    from ..registry import create_model
+
+    num_classes = args.num_classes
+    if num_classes is None and args.weights:  # the weights' classifier says how many classes
+        from ..weights import read_state_dict
+
+        with torch.device("meta"):
+            head = create_model(args.model).classifier_name + ".weight"
+        w = read_state_dict(args.weights).get(head)
+        num_classes = int(w.shape[0]) if w is not None else None
+    classes = None
+    if args.classes:
+        try:
+            lines = Path(args.classes).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise CnnzooError(f"--classes {args.classes}: cannot read it ({e})") from None
+        classes = [line.strip() for line in lines if line.strip()]
+        num_classes = num_classes or len(classes)
+    model = create_model(args.model, num_classes=num_classes, weights=args.weights)
+    return model, model_meta(args.model, model.num_classes, classes)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import CnnzooError
+    from ..export import export_model
+    from ..export.metadata import DEFAULT_OPSET
+
+    if args.opset is None:
+        args.opset = DEFAULT_OPSET
+    if args.checkpoint and (args.weights or args.num_classes or args.classes):
+        raise CnnzooError(
+            "--weights, --num-classes and --classes go with --model; a checkpoint has its own"
+        )
+    if args.opset < 7:
+        raise CnnzooError(f"--opset must be at least 7 (got {args.opset})")
+    if args.checkpoint:
+        from ..engine.checkpoint import load_checkpoint
+
+        model, meta = load_checkpoint(args.checkpoint)
+    else:
+        model, meta = _from_model(args)
+    output = Path(args.output) if args.output else _default_output(args)
+    result = export_model(
+        model,
+        meta,
+        output,
+        fmt=args.format,
+        precision=args.precision,
+        dynamic_batch=args.dynamic_batch,
+        opset=args.opset,
+        check_images=args.check_images,
+        check_limit=args.check_limit,
+        progress=not args.no_progress,
+    )
+    details = [args.format + (f" opset {args.opset}" if args.format == "onnx" else "")]
+    any_batch = args.dynamic_batch or args.format == "torchscript"
+    details += [args.precision, "any batch size" if any_batch else "batch 1"]
+    print(
+        f"exported {meta['model']} ({len(meta['classes'])} classes, "
+        f"{meta['input_size']} px) to {result.path}: {result.size_bytes / 1e6:.1f} MB, "
+        f"{', '.join(details)}, {result.seconds:.1f} s"
+    )
+    print(result.parity.summary())
+    return 0

@@ -1,0 +1,135 @@
+"""`cnnzoo serve --checkpoint RUN|FILE.onnx`: an HTTP prediction server with a web page."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+HELP = "serve a checkpoint or an exported .onnx file over HTTP, with a web page"
+
+DESCRIPTION = """\
+Serve a model over HTTP (Starlette on uvicorn). The model is a run folder / .safetensors
+checkpoint (PyTorch) or an .onnx file written by `cnnzoo export` (onnxruntime); either way
+the preprocessing is the one `cnnzoo predict` uses.
+
+  GET  /          a page: drop or pick an image, see it with its top-5 as a bar chart
+  POST /predict   one image as the raw body, or several as multipart/form-data files;
+                  ?topk=N (5). Answers {"model", "results": [{"file", "predictions":
+                  [{"class", "index", "prob"}, ...]}]}, as `cnnzoo predict --json` does
+  GET  /model     the model card: name, classes, preprocessing, metrics, recipe, limits
+  GET  /health    {"status": "ok"} (never needs the token)
+  GET  /stats     requests served and refused, batches run and their sizes
+
+Concurrent requests are batched: up to --max-batch images per forward pass, waiting at most
+--max-delay-ms for a batch to fill. Bad uploads (not an image, truncated, too large, too many
+pixels) get a 4xx with a one-line reason. It listens on 127.0.0.1 unless --host says
+otherwise; --token (or $CNNZOO_SERVE_TOKEN) makes every request except /health and the page
+carry `Authorization: Bearer TOKEN` (the page asks for it).
+
+examples:
+  cnnzoo serve --checkpoint runs/RUN
+  cnnzoo serve --checkpoint model.onnx --port 8080 --max-batch 32 --max-delay-ms 10
+  curl -s --data-binary @cat.jpg -H 'Content-Type: image/jpeg' localhost:8000/predict
+  curl -s -F file=@a.jpg -F file=@b.png 'localhost:8000/predict?topk=3'
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--checkpoint",
+        "-c",
+        required=True,
+        help="run folder or .safetensors from cnnzoo train, or an .onnx file from cnnzoo export",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["pytorch", "onnxruntime"],
+        help="what runs the model (default: onnxruntime for an .onnx file, else pytorch)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (8000; 0: any free port)")
+    p.add_argument("--max-batch", type=int, default=16, help="images per forward pass (16)")
+    p.add_argument(
+        "--max-delay-ms",
+        type=float,
+        default=5.0,
+        help="longest wait for a batch to fill, in ms (5)",
+    )
+    p.add_argument("--max-body-mb", type=float, default=20.0, help="largest request body (20 MB)")
+    p.add_argument(
+        "--max-pixels",
+        type=float,
+        default=40.0,
+        help="largest image, in megapixels (40)",
+    )
+    p.add_argument("--max-images", type=int, default=32, help="images per request (32)")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("CNNZOO_SERVE_TOKEN"),
+        help="bearer token every request but /health must carry ($CNNZOO_SERVE_TOKEN)",
+    )
+    p.add_argument("--topk", type=int, default=5, help="classes per image unless ?topk= (5)")
+    p.add_argument("--threads", type=int, help="CPU threads for the model (default: all)")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:N")
+    p.add_argument("--quiet", action="store_true", help="no access log")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import CnnzooError
+
+    for name in ("max_batch", "max_images", "topk"):
+        if getattr(args, name) < 1:
+            raise CnnzooError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.max_delay_ms < 0 or args.max_body_mb <= 0 or args.max_pixels <= 0:
+        raise CnnzooError("--max-delay-ms must be >= 0, --max-body-mb and --max-pixels > 0")
+    if not 0 <= args.port <= 65535:
+        raise CnnzooError(f"--port must be in 0..65535 (got {args.port})")
+    if args.token is not None and not args.token.strip():
+        raise CnnzooError("--token is empty; give a secret, or leave --token out")
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise CnnzooError(
+            "the server needs starlette and uvicorn: pip install 'cnnzoo[serve]'"
+        ) from None
+    import torch
+
+    from ..export.runtime import load_predictor, resolve_backend
+    from ..serve import Limits, build_app, model_card
+    from ..serve.server import bind, is_loopback, serve_forever, url_of
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CnnzooError("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
+    backend = resolve_backend(args.backend, args.checkpoint)
+    predictor = load_predictor(args.checkpoint, backend, args.device)
+    limits = Limits(
+        max_body_bytes=int(args.max_body_mb * 2**20),
+        max_pixels=int(args.max_pixels * 1e6),
+        max_images=args.max_images,
+    )
+    app = build_app(
+        predictor,
+        model_card(predictor.meta, args.checkpoint, backend),
+        max_batch=args.max_batch,
+        max_delay_ms=args.max_delay_ms,
+        limits=limits,
+        token=args.token,
+        default_topk=args.topk,
+    )
+    sock = bind(args.host, args.port)
+    if not is_loopback(args.host):
+        guard = "a token is required" if args.token else "no token: anyone who can reach it"
+        print(
+            f"cnnzoo serve: listening beyond this machine on {args.host} ({guard})", file=sys.stderr
+        )
+    print(
+        f"serving {predictor.meta['model']} ({len(predictor.classes)} classes, {backend}) "
+        f"on {url_of(sock)}/  (batches of up to {args.max_batch}, {args.max_delay_ms:g} ms)",
+        flush=True,
+    )
+    serve_forever(app, sock, quiet=args.quiet)
+    return 0

@@ -1,0 +1,100 @@
+"""How many CPU threads a run uses: the one rule for `cnnzoo train` and `engine.train`.
+
+torch's CPU kernels run on GNU OpenMP with one thread per core by default. Every kernel splits
+its work evenly and ends at a barrier, thousands of times per training step; when another
+process holds one of the cores, the thread sharing that core gets half of it (or waits a whole
+scheduler slice to run) and every barrier waits for it, while the thread already done spins
+on the other core. On the 2-core project machine that turned 88 images/s (1 thread) into 20
+(2 threads) beside one busy process (docs/benchmarks.md, "Threads").
+
+So, unless told a number, a run takes one thread per core that is idle now, measured from
+/proc/stat over a short window (never more than the cores it may run on, never fewer than
+one), and looks again at each epoch, since the machine's load changes under a long run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import torch
+
+log = logging.getLogger("cnnzoo")
+
+SAMPLE_S = 0.1  # long enough for a few scheduler ticks, short beside an epoch
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on (its affinity mask, e.g. a container's share)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _cpu_times() -> tuple[float, float] | None:
+    """(idle, total) jiffies summed over all cores, or None where /proc/stat is missing."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return idle, sum(fields[:8])
+
+
+def idle_cores(sample_s: float = SAMPLE_S) -> float | None:
+    """Cores left idle by every process during a `sample_s` window (None if unknown)."""
+    first = _cpu_times()
+    if first is None:
+        return None
+    time.sleep(sample_s)
+    second = _cpu_times()
+    if second is None or second[1] <= first[1]:
+        return None
+    share = (second[0] - first[0]) / (second[1] - first[1])
+    return share * (os.cpu_count() or 1)
+
+
+def pick_threads(cpus: int, idle: float | None) -> int:
+    """One thread per idle core (rounded), at least one, at most `cpus`; all of them when the
+    load is unknown."""
+    if idle is None:
+        return cpus
+    return max(1, min(cpus, int(idle + 0.5)))
+
+
+class ThreadPolicy:
+    """Sets torch's thread count for a run: `threads` fixes it; None picks it from the idle
+    cores at each `apply()` (and 1 for tiny inputs, which gain nothing from a second thread)."""
+
+    def __init__(self, threads: int | None, device: torch.device, tiny: bool = False) -> None:
+        self.fixed = threads
+        self.active = device.type == "cpu"
+        self.tiny = tiny
+        self.current: int | None = None
+
+    def apply(self) -> int:
+        """Set and return the thread count for the next stretch of work (an epoch)."""
+        if self.fixed is not None:
+            n = self.fixed
+        elif not self.active:
+            return torch.get_num_threads()  # GPU runs: the host threads do not matter
+        elif self.tiny:
+            n = 1
+        else:
+            n = pick_threads(usable_cpus(), idle_cores())
+        if n != self.current and (self.current is not None or self.fixed is None):
+            log.info("CPU threads: %d%s", n, "" if self.fixed else self._why(n))
+        self.current = n
+        torch.set_num_threads(n)  # always: the caller may have changed it in between
+        return n
+
+    def _why(self, n: int) -> str:
+        if self.tiny:
+            return " (tiny images gain nothing from more)"
+        cpus = usable_cpus()
+        if n < cpus:
+            return f" of {cpus} cores (the others are busy; --threads {cpus} to insist)"
+        return " (one per core; re-checked each epoch, fewer when other processes are busy)"

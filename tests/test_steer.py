@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from test_train import cfg, make_bundle
+from test_train import cfg, make_bundle, saved_weights
 
 from cnnzoo.data import DataBundle, ImageTensors
 from cnnzoo.data.stats import channel_stats
@@ -29,7 +29,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_patience_stops_when_validation_stalls(tmp_path):
     # a frozen backbone and a vanishing lr: the val accuracy cannot rise after epoch 1
-    stall = cfg(tmp_path, epochs=10, patience=2, freeze="backbone", lr=1e-9)
+    weights = saved_weights(tmp_path, "resnet20")
+    stall = cfg(tmp_path, epochs=10, patience=2, freeze="backbone", lr=1e-9, weights=weights)
     result = train(stall, make_bundle(20), progress=False)
     assert result.stopped_early and "--patience 2" in result.stopped_early
     assert (result.best_epoch, result.epochs_done) == (1, 3)

@@ -39,7 +39,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--stem", help="ResNet family: 'cifar' (3x3 stem, no pooling) for small images"
     )
     groups["runtime"].add_argument("--no-progress", action="store_true", help="no progress bar")
-    groups["runtime"].add_argument("--threads", type=int, help="CPU threads (one per core)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,18 +47,12 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    import torch
-
     from ..engine.checkpoint import write_json
     from ..engine.lr_find import find_lr, lr_find_title, plot_lr_find
     from ..engine.trainer import Trainer
     from ..errors import CnnzooError
     from .train import config_from_args
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise CnnzooError("--threads must be at least 1")
-        torch.set_num_threads(args.threads)
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise CnnzooError(f"--out {out}: give a .png file name")
@@ -68,8 +61,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = dataclasses.replace(config_from_args(args), out=str(scratch / "run"))
         trainer = Trainer(cfg, progress=not args.no_progress)
-        if args.threads is None and trainer.device.type == "cpu" and trainer.cfg.recipe == "digits":
-            torch.set_num_threads(1)  # as cnnzoo train does: tiny batches stall on two threads
         result = find_lr(trainer, steps=args.steps, start_lr=args.start_lr, end_lr=args.end_lr,
                          progress=not args.no_progress)  # fmt: skip
     finally:

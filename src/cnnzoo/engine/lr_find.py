@@ -191,10 +191,15 @@ def find_lr(
 
     trainer._set_train_mode()
     batches = trainer_batches(trainer, trainer.cfg.seed + 17)
-    return lr_range_test(
-        trainer.model, trainer.optimizer, batches, trainer.loss, start_lr=start_lr,
-        end_lr=end_lr, steps=steps, forward=forward, progress=progress,
-    )  # fmt: skip
+    previous = torch.get_num_threads()
+    trainer.threads.apply()  # the threads the run will train with
+    try:
+        return lr_range_test(
+            trainer.model, trainer.optimizer, batches, trainer.loss, start_lr=start_lr,
+            end_lr=end_lr, steps=steps, forward=forward, progress=progress,
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(previous)
 
 
 AUTO_STEPS = 200  # steps of the range test that --lr auto runs

@@ -97,6 +97,22 @@ def _formats_lines(formats: dict[tuple[int, int, str], int]) -> list[str]:
     return lines
 
 
+def _stats_lines(bundle) -> list[str]:
+    """The data's own per-channel mean / std (of its training images), and what training
+    normalises with when that is something else (ImageNet's, for folders and Imagenette)."""
+    from ..data.stats import channel_stats
+
+    mean, std = channel_stats(bundle.train.images)
+    fmt = lambda v: " ".join(f"{x:.4f}" for x in v)  # noqa: E731
+    lines = [f"mean      {fmt(mean)}  (of the training images)", f"std       {fmt(std)}"]
+    if (tuple(mean), tuple(std)) != (tuple(bundle.mean), tuple(bundle.std)):
+        lines += [
+            f"normalise {fmt(bundle.mean)} / {fmt(bundle.std)} by default (ImageNet's, "
+            "for pretrained weights); cnnzoo train --stats uses the data's own",
+        ]
+    return lines
+
+
 def report(bundle) -> str:
     """The text `cnnzoo data` prints for a DataBundle."""
     from ..data.images import shown
@@ -111,8 +127,7 @@ def report(bundle) -> str:
         f"classes   {n}",
         f"stored    {c}x{s}x{s} uint8: train {len(bundle.train):,}, "
         f"val {len(bundle.val):,} ({bundle.val_name}); {nbytes / 1e6:,.1f} MB",
-        "mean      " + " ".join(f"{m:.4f}" for m in bundle.mean),
-        "std       " + " ".join(f"{m:.4f}" for m in bundle.std),
+        *_stats_lines(bundle),
         "",
     ]
     width = max([len("class"), len("total")] + [len(name) for name in bundle.classes])
@@ -122,6 +137,11 @@ def report(bundle) -> str:
     out.append(f"{'total':<{width}}  {sum(train):>9,}  {sum(val):>9,}")
     if bundle.source_formats:
         out += ["", *_formats_lines(bundle.source_formats)]
+    from ..engine.imbalance import imbalance_warning
+
+    warning = imbalance_warning(bundle.train.labels, list(bundle.classes))
+    if warning:
+        out += ["", warning]
     if bundle.skipped:
         out += ["", f"skipped {len(bundle.skipped)} unreadable file(s):"]
         out += [f"  {shown(f)}: {why}" for f, why in bundle.skipped]

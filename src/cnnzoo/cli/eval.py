@@ -1,4 +1,5 @@
-"""`cnnzoo eval --checkpoint C [--data D]`: top-1/top-5, per-class accuracy, confusion matrix."""
+"""`cnnzoo eval RUN [--data D]`: accuracy, per-class precision / recall / F1, confused pairs,
+top losses, confusion matrices and a self-contained HTML report."""
 
 from __future__ import annotations
 
@@ -6,30 +7,38 @@ import argparse
 import math
 from pathlib import Path
 
-HELP = "evaluate a checkpoint: top-1/top-5, per-class accuracy, confusion matrix"
+from .checkpoint_arg import add_checkpoint_option, split_checkpoint
+
+HELP = "evaluate a checkpoint: accuracy, per-class P/R/F1, top losses, an HTML report"
 
 DESCRIPTION = """\
 Evaluate a checkpoint written by `cnnzoo train` (a run folder means its best.safetensors) on
 the val split of a dataset: by default the one it was trained on, split with the same seed
 and share, so no training image is scored. The data's classes must match the checkpoint's.
-Writes a JSON report and a confusion-matrix PNG (same name, -confusion.png).
+Writes, beside the checkpoint (or in --out): the JSON report eval-DATA-SPLIT.json (per-class
+precision / recall / F1, the most confused pairs, the top losses), the confusion matrix
+normalised (-confusion.png) and in counts (-confusion-counts.png), the top-loss images
+(-top-losses.png) and eval-DATA-SPLIT.html: one page with all of it, the training curves and
+the class-activation maps of the top losses. --tta writes its own (eval-DATA-SPLIT-tta.*).
 
 examples:
-  cnnzoo eval --checkpoint runs/resnet20-digits-20250101-120000
-  cnnzoo eval --checkpoint RUN/last.safetensors --data cifar10 --data-dir data --out cifar.json
-  cnnzoo eval --checkpoint RUN --tta      # also score the mirrored images, average the logits
-  cnnzoo eval --checkpoint model.onnx --backend onnxruntime   # a file from cnnzoo export
+  cnnzoo eval runs/resnet20-digits-20250101-120000
+  cnnzoo eval RUN/last.safetensors --data cifar10 --data-dir data --out cifar.json
+  cnnzoo eval RUN --split test     # a folder with test/ beside train/
+  cnnzoo eval RUN --tta            # also score the mirrored images, average the logits
+  cnnzoo eval model.onnx --backend onnxruntime   # a file from cnnzoo export
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--checkpoint",
-        "-c",
-        required=True,
+        "checkpoint_path",
+        nargs="?",
+        metavar="RUN",
         help="run folder or .safetensors written by cnnzoo train, or an .onnx file from "
-        "cnnzoo export",
+        "cnnzoo export (or give it with --checkpoint)",
     )
+    add_checkpoint_option(p)
     p.add_argument(
         "--backend",
         choices=["pytorch", "onnxruntime"],
@@ -41,7 +50,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(default: what the checkpoint was trained on)",
     )
     p.add_argument("--data-dir", help="where cifar10/cifar100/imagenette are")
-    p.add_argument("--split", choices=["train", "val"], default="val", help="which part (val)")
+    p.add_argument(
+        "--split",
+        choices=["train", "val", "test"],
+        default="val",
+        help="which part (val: the held-out part; test: the data's test/ folder)",
+    )
     p.add_argument(
         "--val-split",
         type=float,
@@ -59,6 +73,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="average each image's logits with its mirror's (models trained with flips)",
     )
+    p.add_argument(
+        "--top-losses", type=int, default=16, metavar="K", help="images in the top losses (16)"
+    )
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:N")
     p.add_argument(
         "--precision",
@@ -75,8 +92,10 @@ def out_is_folder(out: str) -> bool:
     return Path(out).is_dir() or out.endswith(("/", "\\"))
 
 
-def report_path(out: str | None, checkpoint: Path, data: str, split: str) -> Path:
-    name = f"eval-{Path(data).name or 'data'}-{split}.json"
+def report_path(
+    out: str | None, checkpoint: Path, data: str, split: str, tta: bool = False
+) -> Path:
+    name = f"eval-{Path(data).name or 'data'}-{split}{'-tta' if tta else ''}.json"
     if out is None:
         return checkpoint.parent / name
     p = Path(out)
@@ -87,24 +106,29 @@ def report_path(out: str | None, checkpoint: Path, data: str, split: str) -> Pat
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.checkpoint import resolve_checkpoint, write_json
-    from ..engine.evaluate import evaluate_checkpoint
-    from ..engine.plots import plot_confusion
+    from ..engine.evaluate import compute_logits, prepare_evaluation, score_report
+    from ..engine.report import write_error_report
     from ..errors import CnnzooError
     from ..export.runtime import load_model
 
     if args.batch_size < 1:
         raise CnnzooError(f"--batch-size must be at least 1 (got {args.batch_size})")
-    ckpt = resolve_checkpoint(args.checkpoint)
+    if args.top_losses < 0:
+        raise CnnzooError("--top-losses must not be negative")
+    given = [args.checkpoint_path] if args.checkpoint_path else []
+    if args.checkpoint and given:
+        raise CnnzooError("give the checkpoint once: positionally or with --checkpoint")
+    checkpoint = given[0] if given else split_checkpoint(args, [])[0]
+    ckpt = resolve_checkpoint(checkpoint)
     if args.out:  # a bad --out fails before the scoring, not after
         out = Path(args.out)
         (out if out_is_folder(args.out) else out.parent).mkdir(parents=True, exist_ok=True)
     model, meta, device = load_model(ckpt, args.backend, args.device)
-    s, report = evaluate_checkpoint(
+    ev = prepare_evaluation(
         str(ckpt),
         args.data,
         split=args.split,
         data_dir=args.data_dir,
-        batch_size=args.batch_size,
         device=device,
         val_split=args.val_split,
         seed=args.seed,
@@ -113,20 +137,28 @@ def run(args: argparse.Namespace) -> int:
         loaded=(model, meta),
         precision=args.precision,
     )
-    path = report_path(args.out, ckpt, report["data"], args.split)
+    logits = compute_logits(ev.path.model, ev.images, ev.preprocess, args.batch_size, tta=args.tta)
+    s, report = score_report(str(ckpt), ev, logits, args.tta)
+    path = report_path(args.out, ckpt, report["data"], args.split, args.tta)
     path.parent.mkdir(parents=True, exist_ok=True)
-    png = path.with_name(path.stem + "-confusion.png")
-    report["confusion_png"] = str(png)
+    write_error_report(ev, logits, report, path.with_suffix(""), args.top_losses)
     write_json(path, report)
-    plot_confusion(s.confusion, report["classes"], png)
 
     tta = " (flip TTA)" if args.tta else ""
     print(f"{report['model']} on {report['data']} {report['split_name']}: {s.n} images{tta}")
     print(f"inference path: {report['inference']}")
-    print(f"top-1 {s.top1:.2f}%  top-5 {s.top5:.2f}%  loss {s.loss:.4f}")
-    width = max(len(c) for c in report["classes"])
-    for name, pc in s.per_class.items():
-        acc = "-" if math.isnan(pc["acc"]) else f"{pc['acc']:6.2f}%"
-        print(f"  {name:<{width}}  {acc}  ({pc['n']} images)")
-    print(f"report: {path}\nconfusion matrix: {png}")
+    top5 = f"  top-5 {s.top5:.2f}%" if report["top5"] is not None else ""
+    print(f"top-1 {s.top1:.2f}%{top5}  loss {s.loss:.4f}")
+    width = max(len(c) for c in report["class_metrics"])
+    print(f"  {'class':<{width}}  {'precision':>9}  {'recall':>9}  {'F1':>9}  {'images':>6}")
+    for name, m in report["class_metrics"].items():
+        cells = "  ".join(f"{'-':>9}" if math.isnan(m[k]) else f"{m[k]:8.2f}%" for k in
+                          ("precision", "recall", "f1"))  # fmt: skip
+        print(f"  {name:<{width}}  {cells}  {m['support']:>6}")
+    if report["confused_pairs"]:
+        print("most confused (true -> predicted):")
+        for pair in report["confused_pairs"][:5]:
+            print(f"  {pair['true']} -> {pair['predicted']}: {pair['count']} "
+                  f"({pair['share']:.1f}% of {pair['true']})")  # fmt: skip
+    print(f"report: {path}\npage: {report['files']['html']}")
     return 0

@@ -21,6 +21,8 @@ COMMANDS = {
     "train": "cnnzoo.cli.train",
     "eval": "cnnzoo.cli.eval",
     "predict": "cnnzoo.cli.predict",
+    "explain": "cnnzoo.cli.explain",
+    "lr-find": "cnnzoo.cli.lr_find",
     "bench": "cnnzoo.cli.bench",
     "export": "cnnzoo.cli.export",
     "serve": "cnnzoo.cli.serve",
@@ -38,12 +40,19 @@ def _available() -> dict[str, object]:
     return mods
 
 
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnnzoo",
         description="Convolutional image classifiers: inspect, train, evaluate, predict.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    parser.add_argument("--version", action="version", version=f"cnnzoo {_version()}")
     parser.add_argument(
         "--debug",
         action="store_true",

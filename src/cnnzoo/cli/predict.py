@@ -17,7 +17,7 @@ recursively for image files. Unreadable files are reported and skipped; the exit
 when no image could be read.
 
 examples:
-  cnnzoo predict --checkpoint runs/resnet20-digits-20250101-120000 samples/
+  cnnzoo predict runs/resnet20-digits-20250101-120000 samples/
   cnnzoo predict --checkpoint best.safetensors cat.jpg --topk 3 --json
   cnnzoo predict --checkpoint RUN photos/ --csv > predictions.csv --save-vis vis/
   cnnzoo predict --backend onnxruntime model.onnx photos/   # a file from cnnzoo export
@@ -25,7 +25,13 @@ examples:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="image files or folders; the first may be the model (a run folder, .safetensors "
+        "or .onnx) instead of --checkpoint",
+    )
     p.add_argument(
         "--checkpoint",
         "-c",
@@ -42,7 +48,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="print JSON instead of a table")
     fmt.add_argument("--csv", action="store_true", help="print CSV: file,rank,class,index,prob")
-    p.add_argument("--save-vis", metavar="DIR", help="save each image with its label drawn on")
+    p.add_argument(
+        "--save-vis",
+        metavar="DIR",
+        help="save each image with its label drawn on (and the true class, green when right, "
+        "red when wrong, for images in a folder named after a class)",
+    )
     p.add_argument(
         "--tta",
         action="store_true",
@@ -70,17 +81,24 @@ def _table(results, k: int) -> str:
 
 
 def model_and_images(args: argparse.Namespace) -> tuple[str, list[str]]:
-    """The model file and the image paths: `predict --backend onnxruntime FILE.onnx IMAGES`
-    names the model as its first path."""
+    """The model file and the image paths: `predict RUN IMAGES` (a run folder or cnnzoo
+    checkpoint) and `predict --backend onnxruntime FILE.onnx IMAGES` name the model as their
+    first path."""
     from ..errors import CnnzooError
+    from .checkpoint_arg import looks_like_checkpoint
 
     if args.checkpoint:
         return args.checkpoint, args.paths
+    if len(args.paths) > 1 and looks_like_checkpoint(args.paths[0]):
+        return args.paths[0], args.paths[1:]
     if (args.backend == "onnxruntime" or args.paths[0].lower().endswith(".onnx")) and len(
         args.paths
     ) > 1:
         return args.paths[0], args.paths[1:]
-    raise CnnzooError("no model given: pass --checkpoint RUN, or an .onnx file before the images")
+    raise CnnzooError(
+        "which checkpoint? give --checkpoint RUN, or the run folder / .safetensors / .onnx "
+        "file before the images"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
         counter = iter(range(10**9))
 
         def on_image(f, image, pred):
-            draw_prediction(image, pred, vis / f"{next(counter):05d}_{Path(f).stem}.png")
+            true = Path(f).parent.name if Path(f).parent.name in predictor.classes else None
+            draw_prediction(image, pred, vis / f"{next(counter):05d}_{Path(f).stem}.png", true)
 
     results, unreadable = predictor.predict_files(files, args.batch_size, args.topk, on_image)
     errors = missing + unreadable

@@ -62,18 +62,29 @@ def _config_argument(group: argparse._ArgumentGroup, f: dataclasses.Field, kind:
     elif kind is bool:
         kw.update(action="store_true", default=f.default)
     else:
-        kw.update(type=kind, default=f.default)
+        kw.setdefault("type", kind)  # a field may bring its own parser (--lr takes auto)
+        kw["default"] = f.default
     group.add_argument(flag, **kw)
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_config_arguments(
+    p: argparse.ArgumentParser, skip: tuple[str, ...] = ()
+) -> dict[str, argparse._ArgumentGroup]:
+    """One option per TrainConfig field (but those in `skip`), in GROUPS; returns the groups."""
     from ..engine.config import TrainConfig
 
     groups = {name: p.add_argument_group(title) for name, title in GROUPS.items()}
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
+        if f.name in skip:
+            continue
         kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), None)
         _config_argument(groups[f.metadata["group"]], f, kind or hints[f.name])
+    return groups
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    groups = add_config_arguments(p)
     run = groups["data"]
     run.add_argument(
         "--resume",
@@ -135,7 +146,8 @@ def config_from_args(args: argparse.Namespace):
     """The TrainConfig the options describe (model options and --stem folded into model_opts)."""
     from ..engine.config import TrainConfig
 
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    fields = [f.name for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)]
+    values = {name: getattr(args, name) for name in fields}
     values["model_opts"] = parse_model_opts(args.model_opts, args.stem)
     return TrainConfig(**values)
 
@@ -219,7 +231,9 @@ def _train(args: argparse.Namespace, dist) -> int:
         if dist.enabled:  # torchrun counts any other code as a failed worker
             return 0
         return 128 + getattr(signal.Signals, result.interrupted, signal.SIGTERM).value
-    if result.epochs_done < trainer.cfg.epochs:
+    if result.stopped_early:
+        print(f"stopped early after epoch {result.epochs_done}: {result.stopped_early}")
+    elif result.epochs_done < trainer.cfg.epochs:
         print(
             f"stopped after epoch {result.epochs_done}/{trainer.cfg.epochs}; "
             f"continue with: {resume_cmd}"

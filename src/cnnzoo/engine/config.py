@@ -29,6 +29,21 @@ SCHEDULES = ("cosine", "onecycle", "constant")
 AUGMENTS = ("none", "shift", "light", "standard", "strong")
 FREEZE = ("none", "backbone")
 PRECISIONS = ("fp32", "bf16", "fp16")
+CLASS_WEIGHTS = ("none", "auto")
+SAMPLERS = ("shuffle", "balanced")
+
+
+def lr_value(text: str) -> float | str:
+    """--lr: a number, or 'auto' for the suggestion of the lr range test (cnnzoo lr-find)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--lr takes a number or auto, not {text!r}") from None
+
+
+lr_value.__name__ = "lr"  # argparse names the type in its message: "invalid lr value"
 
 
 RECIPES: dict[str, dict[str, Any]] = {
@@ -102,7 +117,11 @@ class TrainConfig:
     )
     epochs: int | None = option(None, "epochs to train")
     batch_size: int | None = option(None, "images per step")
-    lr: float | None = option(None, "peak learning rate")
+    lr: float | str | None = option(
+        None,
+        "peak learning rate, or auto: run the lr range test first and use its suggestion",
+        type=lr_value,
+    )
     wd: float | None = option(None, "weight decay (not on norms and biases)")
     opt: str = option("sgd", "optimiser (sgd: Nesterov)", choices=OPTIMIZERS)
     momentum: float = option(0.9, "SGD momentum (0.9)")
@@ -144,6 +163,20 @@ class TrainConfig:
     )
     image_size: int | None = option(None, "training input side (the data's own)")
     seed: int = option(0, "seed of weights, split, order (0)")
+    patience: int = option(
+        0, "stop when the val accuracy has not improved for N epochs (0: never)", metavar="N"
+    )
+    class_weights: str = option(
+        "none", "auto: weigh each class's loss by its inverse frequency", choices=CLASS_WEIGHTS
+    )
+    sampler: str = option(
+        "shuffle",
+        "balanced: draw every class equally often each epoch (with replacement)",
+        choices=SAMPLERS,
+    )
+    stats: bool = option(
+        False, "normalise with the data's own mean and std (see cnnzoo data)", group="data"
+    )
     model_opts: dict[str, Any] = option(
         {},
         "any model option, e.g. drop_path_rate=0.1 (repeatable)",
@@ -168,6 +201,13 @@ class TrainConfig:
     )
     backbone_lr_scale: float = option(
         1.0, "backbone lr = F x lr, e.g. 0.1 when fine-tuning (1)", group="model", metavar="F"
+    )
+    freeze_epochs: int = option(
+        0,
+        "train the classifier alone for the first N epochs, then the whole network "
+        "(backbone at --backbone-lr-scale)",
+        group="model",
+        metavar="N",
     )
     device: str = option("auto", "auto (cuda if available), cpu, cuda:N", group="runtime")
     amp: bool = option(
@@ -310,7 +350,8 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.epochs is None or cfg.epochs >= 1, f"--epochs must be at least 1 (got {cfg.epochs})"),
         (cfg.epochs is None or cfg.epochs <= 100_000, f"--epochs {cfg.epochs} is beyond reason"),
         (cfg.batch_size is None or cfg.batch_size >= 1, "--batch-size must be at least 1"),
-        (cfg.lr is None or cfg.lr > 0, f"--lr must be positive (got {cfg.lr})"),
+        (cfg.lr is None or cfg.lr == "auto" or (not isinstance(cfg.lr, str) and cfg.lr > 0),
+         f"--lr must be positive or auto (got {cfg.lr})"),
         (cfg.wd is None or cfg.wd >= 0, f"--wd must not be negative (got {cfg.wd})"),
         (cfg.opt in OPTIMIZERS, f"--opt must be one of {', '.join(OPTIMIZERS)}"),
         (cfg.sched in SCHEDULES, f"--sched must be one of {', '.join(SCHEDULES)}"),
@@ -352,6 +393,14 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.precision is None or cfg.precision in PRECISIONS,
          f"--precision must be one of {', '.join(PRECISIONS)}"),
         (cfg.threads is None or cfg.threads >= 1, "--threads must be at least 1"),
+        (cfg.patience >= 0, "--patience must not be negative"),
+        (cfg.class_weights in CLASS_WEIGHTS, "--class-weights must be none or auto"),
+        (cfg.sampler in SAMPLERS, "--sampler must be shuffle or balanced"),
+        (cfg.freeze_epochs >= 0, "--freeze-epochs must not be negative"),
+        (not (cfg.freeze_epochs and cfg.freeze == "backbone"),
+         "--freeze-epochs unfreezes the backbone later; leave out --freeze backbone"),
+        (cfg.epochs is None or cfg.freeze_epochs < cfg.epochs,
+         "--freeze-epochs must be less than --epochs (the rest trains the whole network)"),
     ]  # fmt: skip
     for ok, message in checks:
         if not ok:

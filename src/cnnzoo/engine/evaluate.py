@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +12,9 @@ from torch import nn
 
 from ..cfg import ModelCfg
 from ..errors import CnnzooError
+
+if TYPE_CHECKING:
+    from .fast import InferencePath
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,67 @@ def check_classes(data_classes: list[str], ckpt_classes: list[str], data: str) -
     )
 
 
+@dataclass
+class EvalSet:
+    """A checkpoint's model and the images to score it on, as `prepare_evaluation` found them:
+    `model` is the model as loaded (what Grad-CAM differentiates), `path` what runs the
+    scoring (the fast inference form, or the exact model)."""
+
+    model: nn.Module
+    meta: dict
+    images: torch.Tensor  # uint8 [N, C, H, W]
+    labels: torch.Tensor
+    data: str
+    split: str  # as asked: train, val or test
+    split_name: str  # what it is: val, test, held-out 10% of train, all images
+    same: bool  # the data the checkpoint was trained on
+    path: InferencePath
+    paths: list[str] | None = None  # source file of each image, when known
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return Preprocess.from_meta(self.meta)
+
+
+def prepare_evaluation(
+    checkpoint: str,
+    data: str | None = None,
+    *,
+    split: str = "val",
+    data_dir: str | None = None,
+    device: str | torch.device = "cpu",
+    val_split: float | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+    tta: bool = False,
+    loaded: tuple[nn.Module, dict] | None = None,
+    precision: str = "auto",
+) -> EvalSet:
+    """Load a checkpoint and the split of `data` to score it on (see `checkpoint_split`).
+    `tta`: refuse, before loading any data, a model trained without flips. `loaded`: the
+    (model, sidecar) to score instead of loading `checkpoint` (e.g. an exported file in another
+    runtime). `precision` picks the inference path of a PyTorch model
+    (engine.fast.prepare_inference; "fp32" is the exact model)."""
+    from .checkpoint import load_checkpoint
+    from .fast import prepare_inference
+
+    if split not in ("train", "val", "test"):
+        raise CnnzooError(f"--split must be train, val or test (got {split!r})")
+    model, meta = loaded if loaded is not None else load_checkpoint(checkpoint, device)
+    if tta:
+        check_flip_tta(meta)
+    part, data, split_name, same = checkpoint_split(
+        meta, data, split=split, data_dir=data_dir, val_split=val_split, seed=seed,
+        progress=progress,
+    )  # fmt: skip
+    device = next(model.parameters(), torch.empty(0)).device
+    example = Preprocess.from_meta(meta)(part.images[:8]).to(device)
+    path = prepare_inference(model, example, precision)
+    return EvalSet(
+        model, meta, part.images, part.labels, data, split, split_name, same, path, part.paths
+    )
+
+
 def checkpoint_split(
     meta: dict,
     data: str | None = None,
@@ -209,8 +274,13 @@ def checkpoint_split(
         progress=progress,
     )
     check_classes(bundle.classes, meta["classes"], data)
+    if split == "test" and bundle.val_name != "test":
+        raise CnnzooError(
+            f"{data} has no test/ folder (its held-out images are: {bundle.val_name}); "
+            "use --split val"
+        )
     part = bundle.train if split == "train" else bundle.val
-    split_name = bundle.val_name if split == "val" else "train"
+    split_name = "train" if split == "train" else bundle.val_name
     if split == "val" and len(part) == 0 and not same:
         part, split_name = bundle.train, "all images"
     if len(part) == 0:
@@ -234,42 +304,33 @@ def evaluate_checkpoint(
     loaded: tuple[nn.Module, dict] | None = None,
     precision: str = "auto",
 ) -> tuple[Scores, dict]:
-    """Score a checkpoint on a split of `data` (see `checkpoint_split`). `loaded`: the
-    (model, sidecar) to score instead of loading `checkpoint` (e.g. an exported file in another
-    runtime). `precision` picks the inference path of a PyTorch model
-    (engine.fast.prepare_inference; "fp32" is the exact model). Returns the scores and a
-    JSON-able report (its "inference_path" says which path ran)."""
-    from .checkpoint import load_checkpoint
-    from .fast import prepare_inference
+    """Score a checkpoint on a split of `data` (see `prepare_evaluation`). Returns the scores
+    and a JSON-able report (its "inference_path" says which path ran)."""
+    ev = prepare_evaluation(checkpoint, data, split=split, data_dir=data_dir, device=device,
+                            val_split=val_split, seed=seed, progress=progress, tta=tta,
+                            loaded=loaded, precision=precision)  # fmt: skip
+    logits = compute_logits(ev.path.model, ev.images, ev.preprocess, batch_size, tta=tta)
+    return score_report(checkpoint, ev, logits, tta)
 
-    model, meta = loaded if loaded is not None else load_checkpoint(checkpoint, device)
-    if tta:
-        check_flip_tta(meta)
-    part, data, split_name, same = checkpoint_split(
-        meta,
-        data,
-        split=split,
-        data_dir=data_dir,
-        val_split=val_split,
-        seed=seed,
-        progress=progress,
-    )
-    preprocess = Preprocess.from_meta(meta)
-    path = prepare_inference(model, preprocess(part.images[:8].to(device)), precision)
-    logits = compute_logits(path.model, part.images, preprocess, batch_size, tta=tta)
-    s = score(logits, part.labels, list(meta["classes"]))
+
+def score_report(
+    checkpoint: str, ev: EvalSet, logits: torch.Tensor, tta: bool
+) -> tuple[Scores, dict]:
+    s = score(logits, ev.labels, list(ev.meta["classes"]))
     report = {
         "checkpoint": str(checkpoint),
-        "model": meta["model"],
-        "epoch": meta.get("epoch"),
-        "data": data,
-        "split": split,
-        "split_name": split_name,
-        "same_data_as_training": same,
+        "model": ev.meta["model"],
+        "epoch": ev.meta.get("epoch"),
+        "data": ev.data,
+        "split": ev.split,
+        "split_name": ev.split_name,
+        "same_data_as_training": ev.same,
         "tta": "flip" if tta else None,
-        "inference": path.describe(),
-        "inference_path": path.name,
-        "classes": list(meta["classes"]),
+        "inference": ev.path.describe(),
+        "inference_path": ev.path.name,
+        "classes": list(ev.meta["classes"]),
         **s.to_dict(),
     }
+    if len(report["classes"]) <= 5:  # top-5 of five classes or fewer is always 100%
+        report["top5"] = None
     return s, report

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -14,11 +15,38 @@ def _pyplot():
     return plt
 
 
-def plot_curves(history: list[dict], path: str | Path) -> None:
-    """Loss (left) and accuracy (right) per epoch, train and validation (and EMA)."""
-    plt = _pyplot()
+def run_title(trainer) -> str:
+    """'MODEL on DATA: best val acc X% (epoch N)' for a trainer's curves."""
+    cfg = trainer.cfg
+    data = Path(trainer.bundle.name).name or trainer.bundle.name
+    title = f"{cfg.model} on {data}"
+    if math.isfinite(trainer.best_val_acc) and trainer.history[-1].get("val_acc") is not None:
+        title += f": best val acc {trainer.best_val_acc:.2f}% (epoch {trainer.best_epoch})"
+    return title
+
+
+def plot_curves(history: list[dict], path: str | Path, title: str = "") -> None:
+    """Save `curves_figure` as a PNG."""
+    save_figure(curves_figure(history, title), path)
+
+
+def save_figure(fig, path: str | Path) -> None:
+    try:
+        fig.savefig(path, dpi=100)
+    finally:
+        pyplot().close(fig)
+
+
+def curves_figure(history: list[dict], title: str = ""):
+    """Loss, accuracy and learning rate per epoch (train, validation, EMA), whole-number
+    epoch ticks, `title` above (model, data, best accuracy)."""
+    from matplotlib.ticker import MaxNLocator
+
+    plt = pyplot()
     epochs = [r["epoch"] for r in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(
+        1, 3, figsize=(14, 4.2), gridspec_kw={"width_ratios": [1, 1, 0.7]}
+    )
     series = [
         ("train", "train_loss", "train_acc"),
         ("val", "val_loss", "val_acc"),
@@ -28,42 +56,74 @@ def plot_curves(history: list[dict], path: str | Path) -> None:
         if any(r.get(loss_key) is not None for r in history):
             ax_loss.plot(epochs, [r.get(loss_key) for r in history], marker=".", label=label)
             ax_acc.plot(epochs, [r.get(acc_key) for r in history], marker=".", label=label)
+    best = [r for r in history if r.get("is_best") and r.get("val_acc") is not None]
+    if best:
+        b = best[-1]
+        acc = max(b.get("val_acc") or -1, b.get("ema_val_acc") or -1)
+        ax_acc.plot([b["epoch"]], [acc], "*", color="C3", ms=12, label=f"best {acc:.2f}%")
+    ax_lr.plot(epochs, [r.get("lr") for r in history], marker=".", color="C4")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="top-1 accuracy")
-    for ax in (ax_loss, ax_acc):
+    ax_lr.set(xlabel="epoch", ylabel="learning rate", title="learning rate (last step)")
+    ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    for ax in (ax_loss, ax_acc, ax_lr):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend()
+    ax_loss.legend()
+    ax_acc.legend()
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
-def plot_confusion(confusion: list[list[int]], classes: list[str], path: str | Path) -> None:
-    """Row-normalised confusion matrix (true class by row), counts written in the cells when
-    there are few classes."""
+def plot_confusion(
+    confusion: list[list[int]],
+    classes: list[str],
+    path: str | Path,
+    title: str = "confusion matrix",
+    normalise: bool = True,
+) -> None:
+    """Save `confusion_figure` as a PNG."""
+    save_figure(confusion_figure(confusion, classes, title, normalise), path)
+
+
+def confusion_figure(
+    confusion: list[list[int]],
+    classes: list[str],
+    title: str = "confusion matrix",
+    normalise: bool = True,
+):
+    """Confusion matrix, true class by row. `normalise`: each row as fractions of its true
+    class (colour and cell text); else the image counts. Cells are written when there are
+    at most 30 classes."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     m = np.asarray(confusion, dtype=float)
     rows = m.sum(axis=1, keepdims=True)
     frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    shown = frac if normalise else m
     c = len(classes)
-    side = min(4 + 0.35 * c, 30)
-    fig, ax = plt.subplots(figsize=(side, side))
-    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    side = min(3.5 + 0.33 * c, 30)
+    fig, ax = plt.subplots(figsize=(side + 1, side))
+    vmax = 1.0 if normalise else max(1.0, float(m.max()))
+    im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=vmax)
     if c <= 30:
         ax.set_xticks(range(c), classes, rotation=90)
         ax.set_yticks(range(c), classes)
         for i in range(c):
             for j in range(c):
                 if m[i, j]:
-                    color = "white" if frac[i, j] > 0.5 else "black"
-                    ax.text(j, i, int(m[i, j]), ha="center", va="center", color=color, fontsize=8)
-    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+                    text = f"{frac[i, j]:.2f}" if normalise else str(int(m[i, j]))
+                    color = "white" if shown[i, j] > 0.5 * vmax else "black"
+                    size = 9 if c <= 12 else 7
+                    ax.text(j, i, text, ha="center", va="center", color=color, fontsize=size)
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
+    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label("fraction of the true class's images" if normalise else "images")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def plot_accuracy_vs_speed(
@@ -72,7 +132,7 @@ def plot_accuracy_vs_speed(
     """Published ImageNet top-1 against measured images/s (log scale), one named point per
     (model, family, images/s, top-1 %, parameters), coloured by family; the area of a point
     grows with its parameters."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(11, 7))
     families = sorted({family for _, family, *_ in points})
     palette = [*plt.cm.tab10.colors, *plt.cm.Dark2.colors]  # 18 distinct colours
@@ -101,5 +161,4 @@ def plot_accuracy_vs_speed(
     for handle in legend.legend_handles:
         handle.set_sizes([30])
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

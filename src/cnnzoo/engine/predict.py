@@ -150,7 +150,7 @@ class Predictor:
         model, meta = load_checkpoint(path)
         return cls(model, meta, device, tta, precision)
 
-    def _prepare(self, image: ImageInput) -> torch.Tensor:
+    def prepare(self, image: ImageInput) -> torch.Tensor:
         image = as_image(image)
         if self.in_chans == 1 and image.shape[0] == 3:  # a grey model: average the channels
             image = image.float().mean(0, keepdim=True).round().to(torch.uint8)
@@ -161,7 +161,7 @@ class Predictor:
     def inputs(self, images: list[ImageInput]) -> torch.Tensor:
         """The model's input batch for images of any sizes (paths, PIL images, tensors or
         arrays: see `as_image`)."""
-        return torch.stack([self._prepare(im) for im in images])
+        return torch.stack([self.prepare(im) for im in images])
 
     @torch.no_grad()
     def probabilities(self, images: list[ImageInput]) -> torch.Tensor:
@@ -219,21 +219,13 @@ class Predictor:
         return results, errors
 
 
-def draw_prediction(image: torch.Tensor, pred: Prediction, path: str | Path) -> None:
-    """Save `image` (uint8 [C, H, W]) with its top class and probability written on it;
-    small images are enlarged (nearest) so the text fits."""
-    from PIL import Image, ImageDraw
+def draw_prediction(
+    image: torch.Tensor, pred: Prediction, path: str | Path, true: str | None = None
+) -> None:
+    """Save `image` (uint8 [C, H, W]) with its top class and probability written on it, and
+    the true class when known (green when right, red when wrong). Small images are enlarged
+    by a whole factor without blur; the text follows the picture's size."""
+    from .annotate import draw_lines, enlarge, label_lines, save, to_pil
 
-    arr = image.permute(1, 2, 0).numpy()
-    im = Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).convert("RGB")
-    if min(im.size) < 160:
-        scale = -(-160 // min(im.size))
-        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
     name, _, prob = pred.top[0]
-    text = f"{name} {100 * prob:.1f}%"
-    draw = ImageDraw.Draw(im)
-    box = draw.textbbox((4, 4), text)
-    draw.rectangle((box[0] - 3, box[1] - 3, box[2] + 3, box[3] + 3), fill=(0, 0, 0))
-    draw.text((4, 4), text, fill=(255, 255, 0))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    im.save(path)
+    save(draw_lines(enlarge(to_pil(image)), label_lines(name, prob, true)), path)

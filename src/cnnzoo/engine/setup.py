@@ -231,6 +231,10 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
     mean, std = tuple(bundle.mean), tuple(bundle.std)
     if saved is not None and "mean" in saved:
         mean, std = tuple(saved["mean"]), tuple(saved["std"])
+    elif cfg.stats:  # asked for: the data's own, measured on its training images
+        from ..data.stats import channel_stats
+
+        mean, std = channel_stats(bundle.train.images)
     elif load_weights is not None and in_chans == 3:
         facts = ck.checkpoint_facts(load_weights)
         mean = tuple(facts.get("mean") or model.cfg.mean)

@@ -40,8 +40,10 @@ from ..errors import CnnzooError
 from . import checkpoint as ck
 from . import checks, distributed
 from .config import TrainConfig, apply_resume_changes, changed_fields
+from .early_stop import patience_reason
 from .ema import ModelEma
 from .evaluate import autocast, compute_logits, score
+from .imbalance import balanced_order, inverse_frequency_weights, weighted_soft_cross_entropy
 from .loop_state import LoopState
 from .mix import mix_batch, smooth_one_hot, soft_cross_entropy
 from .optim import build_optimizer, head_prefix, lr_factor, set_lr
@@ -70,6 +72,7 @@ class RunResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     interrupted: str | None = None  # the signal that stopped the run (its state is saved)
     step: int = 0
+    stopped_early: str | None = None  # why --patience ended the run before cfg.epochs
 
     @property
     def best_checkpoint(self) -> Path:
@@ -147,9 +150,10 @@ class Trainer:
                 f"that is a multiple of {parts}"
             )
         try:
-            self.optimizer = build_optimizer(
-                self.model, cfg.opt, cfg.lr, cfg.wd, cfg.momentum, cfg.backbone_lr_scale
-            )
+            self.optimizer = build_optimizer(  # (the lr is set at every step)
+                self.model, cfg.opt, 1e-3 if cfg.lr == "auto" else cfg.lr, cfg.wd, cfg.momentum,
+                cfg.backbone_lr_scale,
+            )  # fmt: skip
         except ValueError as e:
             raise CnnzooError(str(e)) from None
         self.ema = ModelEma(self.model, cfg.ema) if cfg.ema > 0 else None
@@ -178,6 +182,18 @@ class Trainer:
         self.last_lr = 0.0
         self._chance_warned = False
         self.stops = StopRequests()
+        self.stopped_early: str | None = None
+        self.class_weights = None
+        if cfg.class_weights == "auto":
+            labels = self.train_labels.cpu()
+            self.class_weights = inverse_frequency_weights(labels, len(self.classes)).to(dev)
+        head = head_prefix(self.model)  # --freeze-epochs: what waits while the head learns
+        self.backbone_params = [
+            p
+            for n, p in self.model.named_parameters()
+            if p.requires_grad and not n.startswith(head)
+        ]
+        self.lr_find: dict[str, Any] | None = None
         if state is not None:
             try:
                 self.load_state(*state)
@@ -195,6 +211,10 @@ class Trainer:
             self.train_model = DistributedDataParallel(self.model, device_ids=ids)
         if cfg.compile:
             self.train_model = torch.compile(self.train_model)
+        if cfg.lr == "auto":
+            from .lr_find import use_lr_find
+
+            use_lr_find(self)
 
     def _choose_precision(self) -> str:
         """--amp: bf16 where it is measured (or known, on CUDA) to pay, else fp32; said."""
@@ -398,14 +418,28 @@ class Trainer:
             "weights": weights_kind,
             "metrics": row,
             "recipe": cfg.to_dict(),
+            "lr_find": self.lr_find,
             "cnnzoo_version": __version__,
             "saved": datetime.now().isoformat(timespec="seconds"),
         }
 
     # ------------------------------------------------------------------ training
+    def backbone_frozen(self) -> bool:
+        cfg = self.cfg
+        return (
+            cfg.freeze == "backbone"
+            or cfg.backbone_lr_scale == 0
+            or self.loop.epoch < cfg.freeze_epochs
+        )
+
     def _set_train_mode(self) -> None:
         self.model.train()
-        if self.cfg.freeze == "backbone" or self.cfg.backbone_lr_scale == 0:
+        if self.cfg.freeze_epochs:  # the head alone first, then everything
+            for p in self.backbone_params:
+                p.requires_grad_(self.loop.epoch >= self.cfg.freeze_epochs)
+            if self.loop.epoch == self.cfg.freeze_epochs and self.loop.batch == 0:
+                log.info("epoch %d: the backbone joins the training", self.loop.epoch + 1)
+        if self.backbone_frozen():
             # a frozen backbone keeps its BN statistics too; only its norm layers go to eval
             # mode, so the head's dropout (EfficientNet, MobileNet, Inception) still works
             head = head_prefix(self.model)
@@ -420,15 +454,19 @@ class Trainer:
         warmup = int(round(self.cfg.warmup_epochs * self.steps_per_epoch))
         return lr_factor(self.loop.step, total, warmup, self.cfg.sched, self.cfg.min_lr_ratio)
 
-    def _loss(self, logits, labels, targets) -> torch.Tensor:
-        cfg = self.cfg
-        if targets is not None:
-            return soft_cross_entropy(logits, targets)
-        if cfg.label_smoothing:
-            return soft_cross_entropy(
-                logits, smooth_one_hot(labels, len(self.classes), cfg.label_smoothing)
-            )
-        return F.cross_entropy(logits.float(), labels)
+    def loss(
+        self, logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The training loss: against soft `targets` (mixing) or the labels, smoothed and
+        class-weighted as the config says."""
+        smoothing = self.cfg.label_smoothing
+        if targets is None:
+            if not smoothing and self.class_weights is None:
+                return F.cross_entropy(logits.float(), labels)
+            targets = smooth_one_hot(labels, len(self.classes), smoothing or 0.0)
+        if self.class_weights is not None:
+            return weighted_soft_cross_entropy(logits, targets, self.class_weights)
+        return soft_cross_entropy(logits, targets)
 
     def _train_step(self, global_idx: torch.Tensor, params: list[nn.Parameter]) -> bool:
         """One optimiser step on this rank's share of a global batch (in --accum-steps
@@ -461,7 +499,7 @@ class Trainer:
             with sync:
                 with autocast(dev, self.amp_dtype):
                     logits = self.train_model(x)
-                loss = self._loss(logits, labels, targets)
+                loss = self.loss(logits, labels, targets)
                 scaled = loss / cfg.accum_steps if cfg.accum_steps > 1 else loss
                 self.scaler.scale(scaled).backward()
             loss_sum += loss.detach() * labels.shape[0]
@@ -516,7 +554,10 @@ class Trainer:
         self._set_train_mode()
         n = len(self.train_labels)
         self.order_state = self.gen.get_state()
-        perm = torch.randperm(n, generator=self.gen)
+        if self.cfg.sampler == "balanced":
+            perm = balanced_order(self.train_labels, len(self.classes), self.gen)
+        else:
+            perm = torch.randperm(n, generator=self.gen)
         bs, steps = self.batch_size, self.steps_per_epoch
         if loop.batch == 0:
             self.loss_sum.zero_()
@@ -609,6 +650,7 @@ class Trainer:
 
     def _fit(self, stop_after: int | None) -> RunResult:
         cfg, loop = self.cfg, self.loop
+        show_log_lines()
         if self.dist.is_main:
             ck.write_json(self.run_dir / "config.json", cfg.to_dict())
         if loop.epoch == 0 and loop.step == 0:
@@ -650,10 +692,11 @@ class Trainer:
             torch.set_num_threads(threads_before)
         if interrupted:
             return self._result(interrupted=self.stops.received or "a stop signal")
-        if loop.epoch >= cfg.epochs and loop.history and self.dist.is_main:
-            from .plots import plot_curves
+        done = loop.epoch >= cfg.epochs or self.stopped_early
+        if done and loop.history and self.dist.is_main:
+            from .plots import plot_curves, run_title
 
-            plot_curves(loop.history, self.run_dir / "curves.png")
+            plot_curves(loop.history, self.run_dir / "curves.png", run_title(self))
         return self._result()
 
     def _epochs(self, stop_after: int | None) -> bool:
@@ -669,6 +712,10 @@ class Trainer:
             done_now += 1
             if self.stop_now and loop.epoch < cfg.epochs:
                 return True
+            self.stopped_early = patience_reason(loop.history, loop.best_epoch, cfg.patience)
+            if self.stopped_early:
+                log.info("stopped early: %s", self.stopped_early)
+                return False
         return False
 
     def _warn_if_at_chance(self, row: dict[str, Any]) -> None:
@@ -744,7 +791,20 @@ class Trainer:
             list(loop.history),
             interrupted=interrupted,
             step=loop.step,
+            stopped_early=self.stopped_early,
         )
+
+
+def show_log_lines() -> None:
+    """Used from Python with no logging set up, print the lines the command line prints (the
+    run's start, one per epoch) to stderr; once logging is set up, leave it to that."""
+    if log.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
 
 
 def _train_transform(batch: torch.Tensor, aug, generator: torch.Generator) -> torch.Tensor:

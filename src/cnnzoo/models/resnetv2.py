@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..cfg import ModelCfg
+from ..cfg import INCEPTION_MEAN, INCEPTION_STD, ModelCfg
 from ..layers import DropPath
 from ..layers.head import global_pool
 from ..registry import register_model
@@ -127,8 +127,10 @@ class ResNetV2(Classifier):
         return self.head.fc(x[:, :, None, None]).flatten(1)
 
 
-CFG = ModelCfg(
+CFG = ModelCfg(  # timm's a1h_in1k weights: bicubic, crop 0.95, mean = std = 0.5
     "resnetv2",
+    mean=INCEPTION_MEAN,
+    std=INCEPTION_STD,
     interpolation="bicubic",
     crop_pct=0.95,
     source="timm",

@@ -99,7 +99,8 @@ def _reason(e: Exception) -> str:
 
 @contextmanager
 def _opened(path: str) -> Iterator[Image.Image]:
-    problem = regular_file_problem(path)
+    # a path is checked first (a FIFO would block the open); a file object (an upload) is data
+    problem = regular_file_problem(path) if isinstance(path, (str, os.PathLike)) else None
     if problem:
         raise ImageReadError(path, problem)
     try:

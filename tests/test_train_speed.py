@@ -125,7 +125,7 @@ def test_crop_scale_sets_the_smallest_random_resized_crop(tmp_path):
         ["train", "--model", "m", "--data", "d", "--crop-scale", ".35"]
     )
     assert args.crop_scale == 0.35
-    bundle = make_bundle(n_per_class=4)
+    bundle = make_bundle(n_per_class=10)  # every class in the held-out part
     t = Trainer(cfg(tmp_path, augment="standard", crop_scale=0.35), bundle, progress=False)
     assert t.aug.crop == "random-resized" and t.aug.scale == (0.35, 1.0)
     default = Trainer(cfg(tmp_path, "default", augment="standard"), bundle, progress=False)

@@ -333,10 +333,12 @@ def test_predict_on_huge_strips_is_bounded_and_keeps_the_good_images(trained_run
     long = tmp_path / "long.png"  # the probe's 1 x 50,000,000 strip (its header is enough)
     long.write_bytes(png_claiming(1, 50_000_000))
     good = [write_png(tmp_path / f"good{i}.png", 30 * i) for i in range(3)]
+    # the peak of this process's own memory (VmHWM, in kB): ru_maxrss would carry the
+    # forking pytest process's high-water mark across exec on Linux
     code = (
-        "import resource, sys; from cnnzoo.cli.main import main; rc = main(sys.argv[1:]); "
-        "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
-        "sys.exit(rc)"
+        "import re, sys; from cnnzoo.cli.main import main; rc = main(sys.argv[1:]); "
+        "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1); "
+        "print('MAXRSS', hwm, file=sys.stderr); sys.exit(rc)"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     files = [str(tmp_path / "strip.png"), str(tmp_path / "wide.png"), str(big), str(long)]

@@ -224,13 +224,13 @@ def test_read_only_run_folder_is_one_line(bundle, tmp_path):
 
 
 def nan_loss_at(monkeypatch, steps: set[int]) -> None:
-    original = Trainer._loss
+    original = Trainer.loss
 
     def loss(self, *a):
         out = original(self, *a)
         return out * math.nan if self.loop.step + 1 in steps else out
 
-    monkeypatch.setattr(Trainer, "_loss", loss)
+    monkeypatch.setattr(Trainer, "loss", loss)
 
 
 def finite(path: Path) -> bool:

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..engine.explain import explain_files
     from ..engine.predict import Predictor, collect_images
-    from ..engine.trainer import resolve_device
+    from ..engine.setup import resolve_device
     from ..errors import CnnzooError
 
     if args.batch_size < 1:

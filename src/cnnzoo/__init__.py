@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 
 from .errors import CnnzooError
+from .lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -26,16 +27,14 @@ _LAZY = {
 __all__ = ["CnnzooError", "layers", *_LAZY]
 
 
+_load = lazy_names(__name__, _LAZY, globals(), before=".models")
+
+
 def __getattr__(name: str):
     if name == "layers":
         return importlib.import_module(".layers", __name__)
-    if name in _LAZY:
-        # the model families first: they register themselves with the registry as they load
-        importlib.import_module(".models", __name__)
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # the model families are imported first: they register themselves as they load
+    return _load(name)
 
 
 def __dir__() -> list[str]:

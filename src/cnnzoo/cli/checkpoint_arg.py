@@ -1,5 +1,5 @@
-"""The checkpoint argument that eval, predict and explain share: `--checkpoint RUN`, or the run
-folder / .safetensors file as the first positional argument."""
+"""The arguments eval, predict and explain share: the checkpoint (`--checkpoint RUN`, or the run
+folder / .safetensors file as the first positional argument) and how the model runs."""
 
 from __future__ import annotations
 
@@ -14,6 +14,19 @@ def add_checkpoint_option(p: argparse.ArgumentParser) -> None:
         "--checkpoint",
         "-c",
         help="run folder or .safetensors written by cnnzoo train (or give it first, positionally)",
+    )
+
+
+def add_inference_options(p: argparse.ArgumentParser) -> None:
+    """--device and --precision: where the model runs and which inference path."""
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:N")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "fast-fp32", "bf16"],
+        default="auto",
+        help="auto (default): the fastest of the exact model and its fast forms (BatchNorm "
+        "folded, channels-last, bf16 where the CPU has AMX/AVX512-BF16), timed on the first "
+        "batch; fp32: the exact model; fast-fp32 / bf16: that fast form (pytorch backend)",
     )
 
 

@@ -7,7 +7,7 @@ import argparse
 import math
 from pathlib import Path
 
-from .checkpoint_arg import add_checkpoint_option, split_checkpoint
+from .checkpoint_arg import add_checkpoint_option, add_inference_options, split_checkpoint
 
 HELP = "evaluate a checkpoint: accuracy, per-class P/R/F1, top losses, an HTML report"
 
@@ -76,15 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--top-losses", type=int, default=16, metavar="K", help="images in the top losses (16)"
     )
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:N")
-    p.add_argument(
-        "--precision",
-        choices=["auto", "fp32", "fast-fp32", "bf16"],
-        default="auto",
-        help="auto (default): the fastest of the exact model and its fast forms (BatchNorm "
-        "folded, channels-last, bf16 where the CPU has AMX/AVX512-BF16), timed on the first "
-        "batch; fp32: the exact model; fast-fp32 / bf16: that fast form (pytorch backend)",
-    )
+    add_inference_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar while loading")
 
 

@@ -7,6 +7,8 @@ import csv
 import json
 import sys
 
+from .checkpoint_arg import add_inference_options
+
 HELP = "classify image files and folders with a trained checkpoint"
 
 DESCRIPTION = """\
@@ -59,15 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="average each image's prediction with its mirror's (models trained with flips)",
     )
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:N")
-    p.add_argument(
-        "--precision",
-        choices=["auto", "fp32", "fast-fp32", "bf16"],
-        default="auto",
-        help="auto (default): the fastest of the exact model and its fast forms (BatchNorm "
-        "folded, channels-last, bf16 where the CPU has AMX/AVX512-BF16), timed on the first "
-        "batch; fp32: the exact model; fast-fp32 / bf16: that fast form (pytorch backend)",
-    )
+    add_inference_options(p)
 
 
 def _table(results, k: int) -> str:

@@ -7,7 +7,7 @@ options, and that must not import torch for commands that need none (`cnnzoo mod
 
 from __future__ import annotations
 
-import importlib
+from ..lazy import lazy_names
 
 # public name -> module that defines it
 _LAZY = {
@@ -28,12 +28,7 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

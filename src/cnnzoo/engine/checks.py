@@ -43,21 +43,18 @@ def check_data(cfg: TrainConfig, bundle: DataBundle) -> None:
             f"{bundle.name} holds one class{only}: a classifier needs at least two "
             "(add a folder per class)"
         )
-    counts = torch.bincount(bundle.train.labels, minlength=n).tolist()
-    empty = [c for c, k in zip(bundle.classes, counts, strict=True) if k == 0]
-    if empty:
+    empty = first_class_without(bundle.train.labels, bundle.classes)
+    if empty is not None:
         raise CnnzooError(
-            f"class {empty[0]!r} of {bundle.name} has no training image; add images or "
+            f"class {empty!r} of {bundle.name} has no training image; add images or "
             "remove the class"
         )
-    if len(bundle.val):
-        val_counts = torch.bincount(bundle.val.labels, minlength=n).tolist()
-        none = [c for c, k in zip(bundle.classes, val_counts, strict=True) if k == 0]
-        if none:
-            raise CnnzooError(
-                f"class {none[0]!r} has no {bundle.val_name} image, so its accuracy cannot be "
-                "measured; add images to it (or raise --val-split)"
-            )
+    none = first_class_without(bundle.val.labels, bundle.classes) if len(bundle.val) else None
+    if none is not None:
+        raise CnnzooError(
+            f"class {none!r} has no {bundle.val_name} image, so its accuracy cannot be "
+            "measured; add images to it (or raise --val-split)"
+        )
     if cfg.image_size is not None and cfg.image_size > MAX_UPSCALE * bundle.image_size:
         raise CnnzooError(
             f"--image-size {cfg.image_size} is more than {MAX_UPSCALE}x the {bundle.image_size} "
@@ -159,3 +156,9 @@ def check_state(meta: dict, path: Path) -> None:
         validate_config(TrainConfig.from_dict(cfg))
     except CnnzooError as e:
         raise CnnzooError(f"{path}: its config does not hold: {e}") from None
+
+
+def first_class_without(labels: torch.Tensor, classes: list[str]) -> str | None:
+    """The first class with no image among `labels`, or None."""
+    counts = torch.bincount(labels, minlength=len(classes)).tolist()
+    return next((c for c, k in zip(classes, counts, strict=True) if k == 0), None)

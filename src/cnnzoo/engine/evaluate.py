@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -290,25 +290,13 @@ def checkpoint_split(
 
 
 def evaluate_checkpoint(
-    checkpoint: str,
-    data: str | None = None,
-    *,
-    split: str = "val",
-    data_dir: str | None = None,
-    batch_size: int = 256,
-    device: str | torch.device = "cpu",
-    val_split: float | None = None,
-    seed: int | None = None,
-    progress: bool = True,
-    tta: bool = False,
-    loaded: tuple[nn.Module, dict] | None = None,
-    precision: str = "auto",
+    checkpoint: str, data: str | None = None, *, batch_size: int = 256, **options: Any
 ) -> tuple[Scores, dict]:
-    """Score a checkpoint on a split of `data` (see `prepare_evaluation`). Returns the scores
-    and a JSON-able report (its "inference_path" says which path ran)."""
-    ev = prepare_evaluation(checkpoint, data, split=split, data_dir=data_dir, device=device,
-                            val_split=val_split, seed=seed, progress=progress, tta=tta,
-                            loaded=loaded, precision=precision)  # fmt: skip
+    """Score a checkpoint on a split of `data`; `options` are `prepare_evaluation`'s (split,
+    data_dir, device, val_split, seed, progress, tta, loaded, precision). Returns the scores and
+    a JSON-able report (its "inference_path" says which path ran)."""
+    ev = prepare_evaluation(checkpoint, data, **options)
+    tta = options.get("tta", False)
     logits = compute_logits(ev.path.model, ev.images, ev.preprocess, batch_size, tta=tta)
     return score_report(checkpoint, ev, logits, tta)
 

@@ -30,6 +30,16 @@ def test_json_holds_the_figures_and_every_setting(capsys):
     assert out["machine"]["cpu"] and isinstance(out["machine"]["cpu_features"], list)
 
 
+def test_onnxruntime_backend_times_the_exported_model(capsys):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is in the dev extra")
+    args = ["bench", "--model", "resnet20", "--batch", "2", "--warmup", "1", "--iters", "2",
+            "--backend", "onnxruntime", "--json"]  # fmt: skip
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["backend"] == "onnxruntime" and out["images_per_s"] > 0
+    assert main(["bench", "--model", "resnet20", "--backend", "onnxruntime", "--optimize"]) == 2
+
+
 def test_a_training_step_runs():
     r = benchmark(BenchSettings("resnet20", batch=4, mode="train", warmup=0, iters=2))
     assert r.images_per_s > 0 and r.settings.mode == "train"

@@ -37,6 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
     p.add_argument("--compile", action="store_true", help="torch.compile the model first")
     p.add_argument("--optimize", action="store_true", help="the fast inference form (see above)")
+    p.add_argument(
+        "--backend",
+        choices=["pytorch", "onnxruntime"],
+        default="pytorch",
+        help="onnxruntime: the model exported to ONNX (fp32), run by onnxruntime on the CPU",
+    )
     p.add_argument("--device", default="cpu", help="cpu or cuda (cpu)")
     p.add_argument("--warmup", type=int, help="untimed iterations first (3; with --all 1)")
     p.add_argument("--iters", type=int, help="timed iterations (10; with --all 3)")
@@ -78,6 +84,7 @@ def _settings(args: argparse.Namespace, model: str, zoo: bool):
         channels_last=args.channels_last,
         compile=args.compile,
         optimize=args.optimize,
+        backend=args.backend,
         device=args.device,
         warmup=pick(args.warmup, 3, 1),
         iters=pick(args.iters, 10, 3),

@@ -7,6 +7,7 @@ import resource
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -25,6 +26,7 @@ class BenchSettings:
     channels_last: bool = False
     compile: bool = False
     optimize: bool = False  # infer: the fast form (BatchNorm folded, channels-last)
+    backend: str = "pytorch"  # infer: "onnxruntime" runs the model exported to ONNX (fp32)
     device: str = "cpu"
     warmup: int = 3
     iters: int = 10
@@ -67,6 +69,13 @@ def build_step(s: BenchSettings, model: nn.Module, x: torch.Tensor):
     device = x.device
     if s.mode == "infer":
         model.eval().requires_grad_(False)
+        if s.backend == "onnxruntime":
+            session = onnx_session(model, x)
+
+            def step() -> None:
+                session(x)
+
+            return step
         if s.optimize:
             from .fast import fast_form
 
@@ -105,10 +114,25 @@ def build_step(s: BenchSettings, model: nn.Module, x: torch.Tensor):
     return step
 
 
+def onnx_session(model: nn.Module, x: torch.Tensor) -> nn.Module:
+    """`model` exported to ONNX (fp32, traced at `x`'s shape) and loaded in onnxruntime, with
+    torch's thread count."""
+    import tempfile
+
+    from ..export.runtime import OnnxModule
+    from ..export.writers import write_onnx
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.onnx"
+        write_onnx(model, path, x, {})
+        return OnnxModule(path, threads=torch.get_num_threads())
+
+
 def check_settings(s: BenchSettings) -> None:
     for name, value, choices in (
         ("mode", s.mode, ("infer", "train")),
         ("dtype", s.dtype, ("fp32", "bf16")),
+        ("backend", s.backend, ("pytorch", "onnxruntime")),
     ):
         if value not in choices:
             raise OptionError(f"--{name} must be one of {', '.join(choices)} (got {value!r})")
@@ -116,6 +140,12 @@ def check_settings(s: BenchSettings) -> None:
         raise OptionError("--batch and --iters must be at least 1, --warmup at least 0")
     if s.optimize and s.mode == "train":
         raise OptionError("--optimize is the inference form; leave it out with --mode train")
+    pytorch_only = s.mode == "train" or s.optimize or s.compile or s.channels_last
+    if s.backend == "onnxruntime" and (pytorch_only or s.dtype != "fp32" or s.device != "cpu"):
+        raise OptionError(
+            "--backend onnxruntime times the exported fp32 model on the CPU in inference; leave "
+            "out --mode train, --optimize, --compile, --channels-last, --dtype bf16 and --device"
+        )
     if s.input_size is not None and s.input_size < 8:
         raise OptionError(f"--input-size must be at least 8 (got {s.input_size})")
 

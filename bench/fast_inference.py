@@ -18,9 +18,9 @@ import argparse
 import copy
 import os
 import statistics
-import time
 
 import torch
+from _alternate import time_alternately
 
 from cnnzoo import create_model
 from cnnzoo.engine.fast import fast_form
@@ -58,15 +58,7 @@ def measure(name: str, batch: int, size: int, a: argparse.Namespace) -> None:
     runs = paths(model, x, a.compile)
     ref = model(x)
     diffs = {k: (f(x) - ref).abs().max().item() for k, f in runs.items()}
-    for _ in range(a.warmup):
-        for f in runs.values():
-            f(x)
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    for _ in range(a.rounds):
-        for k, f in runs.items():
-            t = time.perf_counter()
-            f(x)
-            times[k].append(1000 * (time.perf_counter() - t))
+    times = time_alternately(runs, x, a.warmup, a.rounds)
     base = statistics.median(times["eager fp32"])
     for k, ts in times.items():
         med = statistics.median(ts)

@@ -12,11 +12,11 @@ import argparse
 import copy
 import os
 import statistics
-import time
 
 import timm
 import torch
 import torchvision
+from _alternate import time_alternately
 
 from cnnzoo import create_model
 from cnnzoo.engine.fast import fast_form
@@ -63,15 +63,7 @@ def compare(name: str, batch: int, a: argparse.Namespace) -> None:
     }
     ref = tv(x)
     same = {k: (f(x) - ref).abs().max().item() for k, f in paths.items() if "timm" not in k}
-    for _ in range(a.warmup):
-        for f in paths.values():
-            f(x)
-    times = {k: [] for k in paths}
-    for _ in range(a.rounds):
-        for k, f in paths.items():
-            t = time.perf_counter()
-            f(x)
-            times[k].append(1000 * (time.perf_counter() - t))
+    times = time_alternately(paths, x, a.warmup, a.rounds)
     base = statistics.median(times["torchvision eager fp32"])
     for k, ts in times.items():
         med = statistics.median(ts)

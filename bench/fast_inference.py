@@ -7,8 +7,10 @@ Paths timed (each after `--warmup` untimed calls; then `--rounds` rounds, one ca
 per round, so that a busy moment on a shared machine hurts every path alike; medians):
   eager fp32          the model as built (what `--precision fp32` runs)
   eager CL+autocast   channels-last input and weights, bf16 autocast (the usual recipe)
-  fast fp32           BatchNorm folded, channels-last (engine.fast.fast_form)
-  fast bf16           the same with bf16 weights
+  fast fp32 unfused   BatchNorm folded, channels-last (engine.fast.fast_form(fuse=False))
+  fast fp32           the same with each conv fused with its activation / residual add
+                      (engine.fast.fast_form, what predict and eval run)
+  fast bf16 [unfused] the same two with bf16 weights
   + compile           `--compile`: the fast forms through torch.compile with inductor freezing
 """
 
@@ -41,7 +43,9 @@ def paths(model: torch.nn.Module, x: torch.Tensor, compile: bool) -> dict:
     out = {
         "eager fp32": model,
         "eager CL+autocast": autocast_form(model),
+        "fast fp32 unfused": fast_form(model, x[:1], fuse=False),
         "fast fp32": fast_form(model, x[:1]),
+        "fast bf16 unfused": fast_form(model, x[:1], torch.bfloat16, fuse=False),
         "fast bf16": fast_form(model, x[:1], torch.bfloat16),
     }
     if compile:

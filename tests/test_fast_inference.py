@@ -15,6 +15,7 @@ from cnnzoo.engine.fast import (
     fold_batchnorm,
     prepare_inference,
 )
+from cnnzoo.engine.fuse import FusedConv2d
 from cnnzoo.errors import CnnzooError
 from cnnzoo.zoo_table import ZOO_TABLE
 
@@ -126,8 +127,9 @@ def test_prepare_inference_paths():
         bf16 = prepare_inference(model, x, "bf16")
         assert isinstance(bf16.model, FastModel) and bf16.model.dtype == torch.bfloat16
         inner = bf16.model.model
-        assert inner.conv1.weight.dtype == torch.bfloat16
-        assert inner.get_classifier().layer.weight.dtype == torch.float32  # logits in fp32
+        convs = [m for m in inner.modules() if isinstance(m, (nn.Conv2d, FusedConv2d))]
+        assert convs and all(m.weight.dtype == torch.bfloat16 for m in convs)
+        assert inner.get_submodule("fc.layer").weight.dtype == torch.float32  # logits in fp32
         out = bf16.model(x)
         assert out.dtype == torch.float32
         assert (out - ref).abs().max() < 0.05 * ref.abs().max()  # bf16: 8 bits of mantissa

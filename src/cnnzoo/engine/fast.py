@@ -1,4 +1,5 @@
 """The fast inference form of a model: BatchNorm folded into the convolution before it,
+on CPU each convolution fused with the activation or residual add after it (engine/fuse.py),
 channels-last activations, no autograd, bf16 where the CPU does bf16 fast, optional
 `torch.compile`. `prepare_inference(model, example, precision="auto")` times the candidates on
 the real input and keeps the fastest, so the automatic choice is never the slower one.
@@ -20,6 +21,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..errors import OptionError
+from .fuse import fuse_conv_ops
 from .machine import bf16_is_native
 
 PRECISIONS = ("auto", "fp32", "fast-fp32", "bf16")
@@ -180,9 +182,12 @@ def fast_form(
     dtype: torch.dtype = torch.float32,
     channels_last: bool = True,
     compile: bool = False,
+    fuse: bool = True,
 ) -> FastModel:
     """A copy of `model` with its BatchNorms folded, in `dtype` and (for 4-D input)
-    channels-last, in eval mode with gradients off; `model` itself is left as it was."""
+    channels-last, in eval mode with gradients off, and on CPU each convolution fused with the
+    activation / residual add that reads it (engine/fuse.py); `model` itself is left as it
+    was."""
     fast = copy.deepcopy(model).eval()
     fold_batchnorm(fast, example)
     fast.requires_grad_(False)
@@ -190,11 +195,17 @@ def fast_form(
     fast.to(dtype)
     if classifier is not None:
         classifier.float()
-    if channels_last and example.ndim == 4:
+    layout = channels_last and example.ndim == 4
+    if layout:
         fast.to(memory_format=torch.channels_last)
+    if fuse and not compile:  # inductor fuses on its own, from the plain graph
+        x = example.to(dtype)
+        x = x.contiguous(memory_format=torch.channels_last) if layout else x
+        # bf16 rounds between the unfused ops and not inside the fused ones: a looser check
+        fast, _ = fuse_conv_ops(fast, x, rtol=1e-4 if dtype == torch.float32 else 0.05)
     if compile:
         fast = compiled(fast)
-    return FastModel(fast, dtype, channels_last and example.ndim == 4).eval()
+    return FastModel(fast, dtype, layout).eval()
 
 
 def compiled(model: nn.Module) -> nn.Module:
@@ -253,7 +264,8 @@ def prepare_inference(
     """The model to run inference with.
 
     - `fp32`: `model` as it is (exact).
-    - `fast-fp32`: BatchNorm folded, channels-last (outputs within ~1e-5 of the exact ones).
+    - `fast-fp32`: BatchNorm folded, convolutions fused with their activations, channels-last
+      (outputs within ~1e-5 of the exact ones).
     - `bf16`: the fast form in bf16.
     - `auto`: times exact fp32, fast fp32 and (where the hardware does bf16) fast bf16 on
       `example[:probe_batch]`, alternately, after one warm-up call each, and keeps the fastest

@@ -256,7 +256,10 @@ def test_lr_schedules():
     one = [lr_factor(s, 100, 0, "onecycle") for s in range(100)]
     assert one[0] == pytest.approx(1 / 25) and max(one) == pytest.approx(1.0, abs=1e-3)
     assert one[-1] < 0.01 and lr_factor(50, 100, 0, "constant") == 1.0
-    assert not any(math.isnan(v) for v in warm + one)
+    flat = [lr_factor(s, 100, 5, "flatcos") for s in range(100)]
+    assert flat[0] < flat[4] < 1.0 and flat[5:75] == [1.0] * 70  # warm-up, then the peak held
+    assert all(a > b for a, b in zip(flat[75:], flat[76:], strict=False)) and flat[-1] < 0.01
+    assert not any(math.isnan(v) for v in warm + one + flat)
 
 
 def test_crop_pad_option_sets_the_shift():

@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import CnnzooError
 
 OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("cosine", "onecycle", "constant")
+SCHEDULES = ("cosine", "onecycle", "flatcos", "constant")
 AUGMENTS = ("none", "shift", "light", "standard", "strong")
 FREEZE = ("none", "backbone")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -126,7 +126,10 @@ class TrainConfig:
     opt: str = option("sgd", "optimiser (sgd: Nesterov)", choices=OPTIMIZERS)
     momentum: float = option(0.9, "SGD momentum (0.9)")
     sched: str = option(
-        "cosine", "lr schedule after warm-up (cosine); onecycle warms up itself", choices=SCHEDULES
+        "cosine",
+        "lr schedule after warm-up (cosine); onecycle warms up itself; flatcos holds the peak "
+        "until 75%% of the run, then anneals (cosine)",
+        choices=SCHEDULES,
     )
     warmup_epochs: float | None = option(
         None, "linear lr warm-up length (the recipe's share of the run: 5%% of --epochs)"

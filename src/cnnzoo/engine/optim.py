@@ -82,6 +82,11 @@ def lr_factor(
         return (step + 1) / (warmup + 1)
     if kind == "constant":
         return 1.0
+    if kind == "flatcos":  # hold the peak, then anneal over the last quarter of the run
+        flat_end = max(warmup, int(0.75 * total))
+        if step < flat_end:
+            return 1.0
+        warmup = flat_end
     t = (step - warmup) / max(1, total - warmup)
     return min_ratio + (1 - min_ratio) * (1 + math.cos(math.pi * min(t, 1.0))) / 2
 

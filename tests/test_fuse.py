@@ -132,3 +132,32 @@ def test_fast_bf16_is_fused_too():
     fused = [m for m in fast.modules() if isinstance(m, FusedConv2d)]
     assert len(fused) == 17 and all(m.weight.dtype == torch.bfloat16 for m in fused)
     assert (got - ref).abs().max() <= 0.1 * max(1.0, ref.abs().max().item())
+
+
+class AddInto(nn.Module):
+    """`z += conv(x)` writes into y (z is y), which the output reads again; torch.fx traces
+    `+=` as an out-of-place add, so the traced graph computes something else."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pre = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.plain = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.pre(x) * 1.0
+        z = y
+        z += self.conv(x)
+        return torch.relu(z) + y + torch.relu(self.plain(x))
+
+
+def test_a_model_its_trace_gets_wrong_is_left_unfused():
+    torch.manual_seed(0)
+    model = AddInto().eval().requires_grad_(False)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.inference_mode():
+        ref = model(x)
+        fused, n = fuse_conv_ops(model, x)
+        got = fused(x)
+    assert n == 0 and fused is model  # the output check caught it: nothing fused
+    assert torch.equal(got, ref)

@@ -48,7 +48,7 @@ _ACT_FUNCTIONS = {
     torch.tanh: ("tanh", []),
 }
 _ACT_METHODS = {"relu": ("relu", []), "relu_": ("relu", []), "sigmoid": ("sigmoid", [])}
-_ADDS = (operator.add, operator.iadd, torch.add)
+_ADDS = (operator.add, torch.add)  # fx traces `a += b` as an add
 
 
 class FusedConv2d(nn.Module):

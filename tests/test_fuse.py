@@ -60,6 +60,17 @@ def test_fused_form_in_every_family(name):
         assert n > 0 and count(fused, FusedConv2d) == n
 
 
+def fuse_small(module: nn.Module):
+    """(model, its output, the fused form, how many fused, the fused form's output) of a small
+    hand-built module on a seeded 8x8 input."""
+    torch.manual_seed(0)
+    model = module.eval().requires_grad_(False)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.inference_mode():
+        fused, n = fuse_conv_ops(model, x)
+        return model, model(x), fused, n, fused(x)
+
+
 class Branches(nn.Module):
     """A conv read by two ops, an add that broadcasts, and a subclassed activation."""
 
@@ -87,13 +98,7 @@ class LeakyAsReLU(nn.ReLU):
 
 
 def test_only_safe_chains_are_fused():
-    torch.manual_seed(0)
-    model = Branches().eval().requires_grad_(False)
-    x = torch.randn(2, 3, 8, 8)
-    with torch.inference_mode():
-        ref = model(x)
-        fused, n = fuse_conv_ops(model, x)
-        got = fused(x)
+    model, ref, fused, n, got = fuse_small(Branches())
     assert n == 1  # only `plain` -> relu
     assert torch.allclose(got, ref, atol=1e-5)
 
@@ -152,12 +157,6 @@ class AddInto(nn.Module):
 
 
 def test_a_model_its_trace_gets_wrong_is_left_unfused():
-    torch.manual_seed(0)
-    model = AddInto().eval().requires_grad_(False)
-    x = torch.randn(2, 3, 8, 8)
-    with torch.inference_mode():
-        ref = model(x)
-        fused, n = fuse_conv_ops(model, x)
-        got = fused(x)
+    model, ref, fused, n, got = fuse_small(AddInto())
     assert n == 0 and fused is model  # the output check caught it: nothing fused
     assert torch.equal(got, ref)

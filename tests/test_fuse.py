@@ -160,3 +160,20 @@ def test_a_model_its_trace_gets_wrong_is_left_unfused():
     model, ref, fused, n, got = fuse_small(AddInto())
     assert n == 0 and fused is model  # the output check caught it: nothing fused
     assert torch.equal(got, ref)
+
+
+def test_squeeze_excite_convs_on_a_1x1_map_stay_plain():
+    """mobilenet_v3's squeeze-excite convs read a 1x1 map, where the fused op costs several
+    times the plain convolution: the 16 convs of its 8 SE blocks stay plain, every other conv
+    followed by an activation is fused."""
+    model, x = folded("mobilenet_v3_large", 64)
+    with torch.inference_mode():
+        ref = model(x)
+        fused, n = fuse_conv_ops(model, x[:1])
+        assert (fused(x) - ref).abs().max() <= 1e-4 * max(1.0, ref.abs().max().item())
+    se = [name for name, m in model.named_modules() if type(m).__name__ == "SqueezeExcite"]
+    assert len(se) == 8  # the trace keeps each leaf module under its path in the model
+    for name in se:
+        assert type(fused.get_submodule(f"{name}.fc1")) is nn.Conv2d
+        assert type(fused.get_submodule(f"{name}.fc2")) is nn.Conv2d
+    assert n == count(fused, FusedConv2d) > 0

@@ -24,7 +24,8 @@ Small images (32 px), any model: add --stem cifar (the stem keeps full resolutio
 SGD is Nesterov with momentum 0.9; the lr warms up linearly over 5% of the run (1/30 for
 small, 10% for finetune; so 2 epochs of large's 40, a quarter epoch of 5), then follows a
 cosine to 0. A run whose loss is still at chance a quarter of the way in says so. Label smoothing 0.1 for large and finetune.
---sched onecycle brings its own warm-up (30% of the run) instead of --warmup-epochs.
+--sched onecycle brings its own warm-up (30% of the run) instead of --warmup-epochs;
+--sched flatcos holds the peak lr after the warm-up to 75% of the run, then anneals by cosine.
 --opt adamw: lr 1e-3 (1e-4 when fine-tuning), wd 0.05. Weight decay never applies to norms
 and biases.
 

@@ -143,7 +143,10 @@ def _rewrite(gm: fx.GraphModule) -> int:
     for node in list(graph.nodes):
         conv = _fusable_conv(gm, node)
         user = _only_user(node) if conv is not None else None
-        if user is None:
+        out = _meta(node)
+        # on a 1x1 map (squeeze-excite) the fused op, which reorders the weight on every call,
+        # costs several times the plain convolution (measured: 116 us against 15 us, 960->240)
+        if user is None or out is None or tuple(out.shape[-2:]) == (1, 1):
             continue
         act = _activation(gm, user)
         other = None

@@ -15,9 +15,9 @@ fi
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 run="${1:-$work/runs/imagenette-5ep}"
 shift || true
-/usr/bin/time -f "wall %e s, peak RSS %M KB" cnnzoo train --model resnet50 \
-  --data "$work/imagenette/train" --image-size 128 --epochs 5 --sched onecycle --lr 0.1 \
-  --crop-scale 0.35 --amp --channels-last --threads "$OMP_NUM_THREADS" --no-progress \
-  --out "$run" "$@"
+/usr/bin/time -f "wall %e s, peak RSS %M KB" cnnzoo train --model resnet18 \
+  --data "$work/imagenette/train" --image-size 128 --epochs 5 --opt adamw --lr 6e-3 --wd 0.01 \
+  --batch-size 32 --sched onecycle --crop-scale 0.75 --amp --channels-last \
+  --threads "$OMP_NUM_THREADS" --no-progress --out "$run" "$@"
 cnnzoo eval "$run" --out "$run/eval" --no-progress
 cnnzoo eval "$run" --out "$run/eval" --tta --no-progress

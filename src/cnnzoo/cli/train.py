@@ -178,9 +178,12 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("cnnzoo").setLevel(logging.WARNING)
         args.no_progress = True
     try:
-        return _train(args, dist)
-    finally:
-        distributed.shutdown()
+        code = _train(args, dist)
+    except BaseException:
+        distributed.shutdown(orderly=False)
+        raise
+    distributed.shutdown()
+    return code
 
 
 def _resume_command(run_dir, dist) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 
 import torch
@@ -108,9 +109,38 @@ def init_from_env(device: str = "auto") -> Dist:
     return current()
 
 
-def shutdown() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+def shutdown(orderly: bool = True, timeout_s: float = 60.0) -> None:
+    """Leave the group. `orderly` (after a run that ended normally on every rank): every rank
+    past its last collective (a barrier), the others gone, rank 0 last. Rank 0 hosts the
+    rendezvous store, and a rank whose peers vanished while it was still tearing its
+    connections down can abort in C++ ("terminate called without an active exception", seen
+    under load). After an error, leave at once: a barrier could wait on a peer that is still
+    inside another collective."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    dist = current()
+    if not (orderly and dist.enabled):
         torch.distributed.destroy_process_group()
+        return
+    from torch.distributed.distributed_c10d import _get_default_store
+
+    store = _get_default_store()  # kept: our own reference outlives the group
+    try:
+        torch.distributed.barrier()
+    except RuntimeError:  # a peer already failed: nothing to wait for
+        torch.distributed.destroy_process_group()
+        return
+    torch.distributed.destroy_process_group()
+    key = "cnnzoo/left"
+    try:
+        if dist.rank != 0:
+            store.add(key, 1)
+            return
+        deadline = time.monotonic() + timeout_s
+        while store.add(key, 0) < dist.world - 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    except RuntimeError:  # the store's host is gone: nobody left to wait for
+        pass
 
 
 def launch(nproc: int, argv: list[str]) -> int:

@@ -106,6 +106,26 @@ def test_torchscript_carries_the_sidecar(run, capsys):
     assert torch.allclose(module(x), ref, atol=1e-5)  # traced at batch 1, run at 5
 
 
+def test_batchnorm_is_folded_unless_no_fold(run, capsys):
+    """The file carries the fast form's BatchNorm folding (TorchScript would otherwise run every
+    norm as its own pass); --no-fold keeps the norms; both compute what the checkpoint does."""
+    root, out = run
+    ref_model = load_checkpoint(out)[0]
+    norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in ref_model.modules())
+    x = torch.randn(4, 3, 8, 8)
+    kept = {}
+    for flag in ([], ["--no-fold"]):
+        path = root / f"fold{len(flag)}.pt"
+        assert main(["export", "-c", str(out), "-f", "torchscript", "-o", str(path), *flag]) == 0
+        printed = capsys.readouterr().out
+        module, meta = load_torchscript(path)
+        kept[bool(flag)] = sum(m.original_name == "BatchNorm2d" for m in module.modules())
+        assert meta["export"]["batchnorm_folded"] == (0 if flag else norms)
+        assert torch.allclose(module(x), ref_model(x), atol=1e-5)
+        assert (f"{norms} BatchNorm folded" in printed) == (not flag)
+    assert norms > 0 and kept == {False: 0, True: norms}
+
+
 def test_fp16_is_judged_on_agreement(run, capsys):
     root, out = run
     path = root / "half.onnx"

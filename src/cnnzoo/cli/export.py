@@ -53,6 +53,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opset", type=int, help="ONNX opset (default: 17)")
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
     p.add_argument(
+        "--no-fold",
+        action="store_true",
+        help="keep BatchNorm as its own layers (default: folded into the convolutions, "
+        "within 1e-4 of the model and checked for parity like the rest)",
+    )
+    p.add_argument(
         "--check-images",
         metavar="DIR",
         help="images to check parity on (default: the run's held-out images)",
@@ -129,10 +135,13 @@ def run(args: argparse.Namespace) -> int:
         check_images=args.check_images,
         check_limit=args.check_limit,
         progress=not args.no_progress,
+        fold=not args.no_fold,
     )
     details = [args.format + (f" opset {args.opset}" if args.format == "onnx" else "")]
     any_batch = args.dynamic_batch or args.format == "torchscript"
     details += [args.precision, "any batch size" if any_batch else "batch 1"]
+    if result.batchnorm_folded:
+        details.append(f"{result.batchnorm_folded} BatchNorm folded")
     print(
         f"exported {meta['model']} ({len(meta['classes'])} classes, "
         f"{meta['input_size']} px) to {result.path}: {result.size_bytes / 1e6:.1f} MB, "

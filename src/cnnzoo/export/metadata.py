@@ -39,6 +39,7 @@ def export_metadata(
     input_shape: tuple[int, ...],
     dynamic_batch: bool,
     opset: int | None = None,
+    batchnorm_folded: int = 0,
 ) -> dict[str, str]:
     """String key/values for an exported file: the sidecar under `cnnzoo`, plus one key per
     preprocessing fact. `input_shape` is the traced input (N, C, H, W)."""
@@ -52,6 +53,7 @@ def export_metadata(
             "precision": precision,
             "input_shape": ["batch" if dynamic_batch else input_shape[0], *input_shape[1:]],
             "opset": opset,
+            "batchnorm_folded": batchnorm_folded,
         },
     }
     props = {

@@ -16,6 +16,7 @@ from cnnzoo.cli.main import build_parser
 from cnnzoo.engine import TrainConfig, Trainer, resolve_config, train
 from cnnzoo.engine import precision as prec
 from cnnzoo.engine import threads as th
+from cnnzoo.engine.config import progressive_size
 from cnnzoo.errors import CnnzooError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -132,3 +133,47 @@ def test_crop_scale_sets_the_smallest_random_resized_crop(tmp_path):
     assert default.aug.scale == (0.08, 1.0)
     with pytest.raises(CnnzooError, match="--crop-scale"):
         Trainer(cfg(tmp_path, "bad", crop_scale=0.0), bundle, progress=False)
+
+
+def test_progressive_size_grows_linearly_in_multiples_of_8():
+    assert [progressive_size(e, 5, 96, 128) for e in range(5)] == [96, 104, 112, 120, 128]
+    assert [progressive_size(e, 3, 64, 64) for e in range(3)] == [64, 64, 64]
+    assert progressive_size(0, 1, 96, 128) == 128  # a one-epoch run trains at full size
+
+
+def _record_input_sides(trainer: Trainer) -> list[tuple[bool, int]]:
+    seen: list[tuple[bool, int]] = []
+    trainer.model.register_forward_pre_hook(
+        lambda m, args: seen.append((m.training, args[0].shape[-1]))
+    )
+    return seen
+
+
+def test_progressive_resizing_trains_small_first_and_resumes_exactly(tmp_path):
+    bundle = make_bundle(n_per_class=10, size=32)
+    run = dict(augment="standard", progressive=16, epochs=3, batch_size=16)
+    whole = Trainer(cfg(tmp_path, "whole", **run), bundle, progress=False)
+    seen = _record_input_sides(whole)
+    result = whole.fit()
+    train_sides = [side for training, side in seen if training]
+    steps = whole.steps_per_epoch
+    assert train_sides == [16] * steps + [24] * steps + [32] * steps
+    assert {side for training, side in seen if not training} == {32}  # validation at full size
+    assert [h["train_size"] for h in result.history] == [16, 24, 32]
+    # stopped after epoch 1 and resumed: the sizes follow the epoch, the weights are the same
+    first = train(cfg(tmp_path, "split", **run), bundle, stop_after=1, progress=False)
+    resumed = Trainer.resume(first.run_dir, bundle, progress=False)
+    seen = _record_input_sides(resumed)
+    resumed.fit()
+    assert [side for training, side in seen if training] == [24] * steps + [32] * steps
+    resumed_state = resumed.model.state_dict()
+    for name, a in whole.model.state_dict().items():
+        assert torch.equal(a, resumed_state[name]), name
+
+
+def test_progressive_needs_random_resized_crops_and_a_smaller_start(tmp_path):
+    bundle = make_bundle(n_per_class=10, size=32)
+    with pytest.raises(CnnzooError, match="--progressive needs random-resized crops"):
+        Trainer(cfg(tmp_path, "light", progressive=16), bundle, progress=False)
+    with pytest.raises(CnnzooError, match="--progressive 48 is above --image-size 32"):
+        Trainer(cfg(tmp_path, "big", augment="standard", progressive=48), bundle, progress=False)

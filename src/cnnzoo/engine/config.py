@@ -165,6 +165,13 @@ class TrainConfig:
         metavar="MIN",
     )
     image_size: int | None = option(None, "training input side (the data's own)")
+    progressive: int | None = option(
+        None,
+        "progressive resizing: training crops grow from this side to --image-size over the "
+        "run (multiples of 8; the last epoch at full size), so early epochs run faster; "
+        "validation stays at --image-size",
+        metavar="PX",
+    )
     seed: int = option(0, "seed of weights, split, order (0)")
     patience: int = option(
         0, "stop when the val accuracy has not improved for N epochs (0: never)", metavar="N"
@@ -343,6 +350,15 @@ def _check_types(cfg: TrainConfig) -> None:
             )
 
 
+def progressive_size(epoch: int, epochs: int, start: int, full: int) -> int:
+    """The training crop side of 0-based `epoch` under --progressive: linear from `start` to
+    `full` over the run, in multiples of 8, the last epoch at `full`."""
+    if epochs <= 1 or epoch >= epochs - 1:
+        return full
+    side = start + (full - start) * epoch / (epochs - 1)
+    return min(full, max(8, 8 * round(side / 8)))
+
+
 def validate_config(cfg: TrainConfig) -> None:
     """Raise a one-line CnnzooError for the first option that makes no sense."""
     if not (cfg.model and cfg.data):
@@ -384,6 +400,14 @@ def validate_config(cfg: TrainConfig) -> None:
          f"--crop-pad {cfg.crop_pad} is more than half the {size} px image; "
          f"{max(1, (size or 8) // 8)} px is the usual shift"),
         (0 < cfg.crop_scale <= 1, f"--crop-scale must be in (0, 1] (got {cfg.crop_scale})"),
+        (cfg.progressive is None or 8 <= cfg.progressive,
+         f"--progressive {cfg.progressive} is below 8 px; give the side the run starts at"),
+        (cfg.progressive is None or size is None or cfg.progressive <= size,
+         f"--progressive {cfg.progressive} is above --image-size {size}; it is where crops "
+         "start, growing to --image-size"),
+        (cfg.progressive is None or cfg.augment is None or cfg.augment in ("standard", "strong"),
+         f"--progressive needs random-resized crops (--augment standard or strong), not "
+         f"--augment {cfg.augment}"),
         (0 <= cfg.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
         (0 <= cfg.momentum < 1, "--momentum must be in [0, 1)"),
         (not (cfg.pretrained and cfg.weights), "give --pretrained or --weights, not both"),

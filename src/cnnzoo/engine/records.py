@@ -44,6 +44,8 @@ def epoch_line(row: dict, epochs: int) -> str:
         )
     if row.get("ema_val_acc") is not None:
         parts.append(f"ema acc {row['ema_val_acc']:.2f}%")
+    if row.get("train_size"):
+        parts.append(f"crops {row['train_size']}px")
     parts.append(f"{row['images_per_s']:.0f} img/s {row['epoch_time']:.1f}s")
     if row.get("is_best"):
         parts.append("*")

@@ -26,7 +26,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from ..data.types import DataBundle
 from ..errors import CnnzooError
 from . import checkpoint as ck
 from . import checks, distributed
-from .config import TrainConfig, apply_resume_changes, changed_fields
+from .config import TrainConfig, apply_resume_changes, changed_fields, progressive_size
 from .early_stop import patience_reason
 from .ema import ModelEma
 from .evaluate import autocast, compute_logits, score
@@ -482,7 +482,7 @@ class Trainer:
         for i, part in enumerate(micro):
             idx = part.to(dev, non_blocking=True)
             labels = self.train_labels[idx]
-            x = _train_transform(self.train_images[idx], self.aug, self.aug_gen)
+            x = _train_transform(self.train_images[idx], self.epoch_aug, self.aug_gen)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             targets, hit_labels = None, labels
@@ -547,6 +547,15 @@ class Trainer:
             self.cfg.skip_nonfinite,
         )
 
+    @property
+    def epoch_aug(self):
+        """The augmentation of the epoch in progress: with --progressive, smaller crops early."""
+        cfg, aug = self.cfg, self.aug
+        if not cfg.progressive:
+            return aug
+        side = progressive_size(self.loop.epoch, cfg.epochs, cfg.progressive, cfg.image_size)
+        return aug if side == aug.image_size else replace(aug, image_size=side)
+
     def train_one_epoch(self) -> dict[str, float] | None:
         """Train the epoch in progress to its end (from the batch a resumed state left);
         None when a stop signal ended it early (the state is saved)."""
@@ -607,6 +616,7 @@ class Trainer:
             "train_acc": 100.0 * correct / seen,
             "images_per_s": seen / max(loop.elapsed, 1e-9),
             "epoch_time": loop.elapsed,
+            **({"train_size": self.epoch_aug.image_size} if cfg.progressive else {}),
         }
 
     def validate(self, model: nn.Module) -> dict[str, float]:

@@ -105,6 +105,19 @@ def test_curves_say_what_they_show():
     assert list(axes[2].lines[0].get_ydata()) == [r["lr"] for r in history]
 
 
+def test_curves_name_the_training_crop_where_it_changes():
+    sizes = [64, 64, 96, 128]  # --progressive: the side may stay for several epochs
+    history = [
+        {"epoch": e, "lr": 0.1, "train_loss": 1.0, "train_acc": 20.0 + e, "train_size": size}
+        for e, size in enumerate(sizes, 1)
+    ]
+    acc = curves_figure(history).axes[1]
+    assert list(acc.get_xticks()) == [1, 3, 4]
+    assert [t.get_text() for t in acc.get_xticklabels()] == ["1\n64px", "3\n96px", "4\n128px"]
+    plain = [{k: v for k, v in r.items() if k != "train_size"} for r in history]
+    assert all("px" not in t.get_text() for t in curves_figure(plain).axes[1].get_xticklabels())
+
+
 def test_confusion_figures_are_titled_and_their_colour_bar_labelled():
     conf = [[8, 2], [1, 9]]
     norm = confusion_figure(conf, ["a", "b"], "resnet20 on x val: top-1 85.00%", normalise=True)

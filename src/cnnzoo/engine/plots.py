@@ -37,6 +37,20 @@ def save_figure(fig, path: str | Path) -> None:
         pyplot().close(fig)
 
 
+def _mark_crop_sizes(ax, history: list[dict]) -> None:
+    """With --progressive: the accuracy panel's epoch ticks sit where the training crop side
+    changes and name it (why the early epochs look the way they do)."""
+    changes, last = [], None
+    for r in history:
+        size = r.get("train_size")
+        if size and size != last:
+            changes.append((r["epoch"], size))
+        last = size
+    if changes:
+        ax.set_xticks([e for e, _ in changes], labels=[f"{e}\n{s}px" for e, s in changes])
+        ax.set_xlabel("epoch, training crop side")
+
+
 def curves_figure(history: list[dict], title: str = ""):
     """Loss, accuracy and learning rate per epoch (train, validation, EMA), whole-number
     epoch ticks, `title` above (model, data, best accuracy)."""
@@ -69,6 +83,7 @@ def curves_figure(history: list[dict], title: str = ""):
     for ax in (ax_loss, ax_acc, ax_lr):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
+    _mark_crop_sizes(ax_acc, history)
     ax_loss.legend()
     ax_acc.legend()
     if title:

@@ -1,5 +1,6 @@
 """TorchScript files from `cnnzoo export`, BatchNorm folded (the default) against `--no-fold`:
-median ms per batch of the two loaded files, timed alternately in one process.
+median ms per batch of the two loaded files, timed alternately in one process
+(`_alternate.time_alternately`, as the other path comparisons).
 
     python bench/export_fold.py --models resnet50 densenet121 --batch 1 16 --threads 2
 
@@ -14,10 +15,10 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from _alternate import time_alternately
 
 from cnnzoo import create_model
 from cnnzoo.engine.machine import cpu_features, cpu_name
@@ -27,22 +28,13 @@ from cnnzoo.export.parity import signal_weights_
 from cnnzoo.export.runtime import load_torchscript
 
 
-def median_ms(fn, x: torch.Tensor, iters: int) -> float:
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=["resnet50"])
     p.add_argument("--batch", nargs="+", type=int, default=[1, 16])
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=15)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     feats = " ".join(sorted(cpu_features() & {"amx_bf16", "avx512_bf16", "avx512f"}))
@@ -55,21 +47,18 @@ def main() -> None:
             model = signal_weights_(create_model(name))
             meta = model_meta(name, model.num_classes)
             files = {}
-            for fold in (True, False):
+            for fold in ("folded", "unfolded"):
                 path = Path(tmp) / f"{name}-{fold}.pt"
-                export_model(model, meta, path, fmt="torchscript", fold=fold, progress=False)
+                export_model(
+                    model, meta, path, fmt="torchscript", fold=fold == "folded", progress=False
+                )
                 files[fold] = load_torchscript(path)[0]
             size = int(meta["input_size"])
             with torch.inference_mode():
                 for batch in args.batch:
                     x = torch.randn(batch, 3, size, size)
-                    times = {True: [], False: []}
-                    for fold in (True, False):
-                        files[fold](x)  # warm-up
-                    for _ in range(args.rounds):
-                        for fold in (True, False):
-                            times[fold].append(median_ms(files[fold], x, args.iters))
-                    f, u = statistics.median(times[True]), statistics.median(times[False])
+                    times = time_alternately(files, x, args.warmup, args.rounds)
+                    f, u = (statistics.median(times[k]) for k in ("folded", "unfolded"))
                     print(f"| {name} | {batch} | {f:.1f} | {u:.1f} | {u / f:.2f}x |")
 
 

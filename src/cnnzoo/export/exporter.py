@@ -103,7 +103,7 @@ def export_model(
     to_write, folded = model, 0
     if fold:
         # ONNX's exporter folds eval-mode BatchNorm itself; TorchScript keeps it, and a
-        # folded TorchScript resnet50 runs ~1.1x faster (docs/benchmarks.md)
+        # folded TorchScript file runs 1.02-1.46x faster (docs/benchmarks.md)
         to_write = copy.deepcopy(model)
         folded = fold_batchnorm(to_write, example)
     props = export_metadata(

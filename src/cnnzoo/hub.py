@@ -22,8 +22,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .download import download, file_digest
-from .errors import CnnzooError
+from cnnzoo.download import download, file_digest
+from cnnzoo.errors import CnnzooError
 
 log = logging.getLogger("cnnzoo")
 

@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..cfg import ModelCfg
-from ..errors import OptionError
-from ..layers import DropPath, SqueezeExcite
-from ..registry import register_model
-from .base import Classifier, check_stem, init_conv_bn
-from .features import Feature, FeatureInfo
+from cnnzoo.cfg import ModelCfg
+from cnnzoo.errors import OptionError
+from cnnzoo.layers import DropPath, SqueezeExcite
+from cnnzoo.models.base import Classifier, check_stem, init_conv_bn
+from cnnzoo.models.features import Feature, FeatureInfo
+from cnnzoo.registry import register_model
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:

@@ -26,9 +26,9 @@ import torch.nn.functional as F
 
 from cnnzoo.artifacts.sidecar import save_checkpoint
 from cnnzoo.data import DataBundle, ImageTensors
+from cnnzoo.data.transforms import train_transform as _train_transform
 from cnnzoo.infer.evaluate import autocast
 from cnnzoo.train import TrainConfig, Trainer
-from cnnzoo.train.trainer import _train_transform
 
 
 def synthetic_bundle(n_train: int, n_val: int, load_size: int, classes: int) -> DataBundle:
@@ -47,7 +47,7 @@ def bare_steps(
 ) -> tuple[float, float]:
     """(wall, CPU) seconds for `steps` plain training steps on one prepared batch with the
     trainer's own model and optimiser: the floor the trainer is measured against."""
-    model, opt, ls = trainer.model, trainer.optimizer, trainer.cfg.label_smoothing or 0.0
+    model, opt, ls = trainer.setup.model, trainer.optimizer, trainer.cfg.label_smoothing or 0.0
     start, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         with autocast(x.device, trainer.amp_dtype):
@@ -91,7 +91,7 @@ def main() -> None:
         )  # fmt: skip
         trainer = Trainer(cfg, bundle, progress=False)
         threads = trainer.threads.apply()
-        x = _train_transform(bundle.train.images[: a.batch], trainer.aug, trainer.aug_gen)
+        x = _train_transform(bundle.train.images[: a.batch], trainer.setup.aug, trainer.aug_gen)
         if a.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         y = bundle.train.labels[: a.batch]
@@ -109,15 +109,15 @@ def main() -> None:
         aug = []
         for _ in range(a.rounds):
             t = time.perf_counter()
-            _train_transform(bundle.train.images[: a.batch], trainer.aug, trainer.aug_gen)
+            _train_transform(bundle.train.images[: a.batch], trainer.setup.aug, trainer.aug_gen)
             aug.append(time.perf_counter() - t)
         t = time.perf_counter()
-        trainer.validate(trainer.model)
+        trainer.validate(trainer.setup.model)
         val_s = time.perf_counter() - t
         info = trainer.checkpoint_info({"epoch": 1}, "model")
         t = time.perf_counter()
-        save_checkpoint(trainer.run_dir / "last.safetensors", trainer.model, info)
-        save_checkpoint(trainer.run_dir / "best.safetensors", trainer.model, info)
+        save_checkpoint(trainer.setup.run_dir / "last.safetensors", trainer.setup.model, info)
+        save_checkpoint(trainer.setup.run_dir / "best.safetensors", trainer.setup.model, info)
         trainer.save_state()
         write_s = time.perf_counter() - t
 

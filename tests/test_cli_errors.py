@@ -84,7 +84,7 @@ def test_checkpoint_without_sidecar_facts(tmp_path, capsys):
 
 
 def test_resume_needs_epochs_not_below_done(tmp_path, capsys):
-    from test_train import cfg, make_bundle
+    from helpers import cfg, make_bundle
 
     from cnnzoo.train import train
 

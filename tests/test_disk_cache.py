@@ -58,7 +58,7 @@ def test_disk_cache_gives_the_same_data_batches_and_weights(tmp_path):
                           batch_size=8, lr=0.05, device="cpu", augment="standard")  # fmt: skip
         t = Trainer(cfg, bundle, progress=False)
         t.fit()
-        weights.append(t.model.state_dict())
+        weights.append(t.setup.model.state_dict())
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
@@ -163,7 +163,7 @@ sampler.start()
 t = run(data, out, cache)
 stop[0] = True
 sampler.join()
-decoded = t.bundle.train.images.numel() + t.bundle.val.images.numel()
+decoded = t.setup.bundle.train.images.numel() + t.setup.bundle.val.images.numel()
 print(json.dumps({"growth": (peak[0] - base) * 1024, "decoded": decoded}))
 """
 

@@ -12,23 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import CLASSES, write_folder
 from PIL import Image
-from test_train import CLASSES, make_images
 
 from cnnzoo.cli.main import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def write_folder(root: Path, n_per_class: int, seed: int) -> list[tuple[Path, str]]:
-    x, y = make_images(n_per_class, 16, seed)
-    out = []
-    for i, (img, label) in enumerate(zip(x, y.tolist(), strict=True)):
-        path = root / CLASSES[label] / f"{i:03d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img.permute(1, 2, 0).numpy()).save(path)
-        out.append((path, CLASSES[label]))
-    return out
 
 
 @pytest.fixture(scope="module")

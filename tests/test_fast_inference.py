@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import smallest_per_family, trained_like
 from torch import nn
 
 import cnnzoo
@@ -17,31 +18,8 @@ from cnnzoo.infer.fast import (
     prepare_inference,
 )
 from cnnzoo.infer.fuse import FusedConv2d
-from cnnzoo.zoo_table import ZOO_TABLE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def smallest_per_family() -> list[str]:
-    best: dict[str, str] = {}
-    for name, (family, _, params, _) in ZOO_TABLE.items():
-        if family not in best or params < ZOO_TABLE[best[family]][2]:
-            best[family] = name
-    return sorted(best.values())
-
-
-def trained_like(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every BatchNorm statistics and affine weights far from the identity, as training
-    would, so that folding them is tested for real."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(0.2 * torch.randn(n, generator=g))
-            m.running_var.copy_(0.5 + torch.rand(n, generator=g))
-            m.weight.data.copy_(0.5 + torch.rand(n, generator=g))
-            m.bias.data.copy_(0.1 * torch.randn(n, generator=g))
-    return model.eval()
 
 
 @pytest.mark.parametrize("name", smallest_per_family())

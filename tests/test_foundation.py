@@ -233,3 +233,25 @@ def test_checkpoint_with_aux_heads_loads_into_model_without(tmp_path):
     m = create_model("googlenet", weights=tmp_path / "googlenet.pth")
     assert not any(k.startswith("aux") for k in m.state_dict())
     assert torch.equal(m.fc.weight, full.fc.weight)
+
+
+def test_the_old_engine_names_still_resolve_with_a_deprecation_warning():
+    """`cnnzoo.engine` moved to train / infer / insight / artifacts; its public names keep
+    working for one release and say where they went."""
+    import importlib
+    import sys
+
+    from cnnzoo.infer import Predictor
+    from cnnzoo.train import TrainConfig, train
+
+    with pytest.warns(DeprecationWarning, match=r"cnnzoo\.train\.TrainConfig"):
+        from cnnzoo.engine import TrainConfig as old_config
+    with pytest.warns(DeprecationWarning, match=r"cnnzoo\.train\.train"):
+        from cnnzoo.engine import train as old_train
+    assert old_config is TrainConfig and old_train is train
+    sys.modules.pop("cnnzoo.engine.predict", None)
+    with pytest.warns(DeprecationWarning, match=r"cnnzoo\.infer\.predict"):
+        old = importlib.import_module("cnnzoo.engine.predict")
+    assert old.Predictor is Predictor
+    with pytest.raises(AttributeError):
+        _ = importlib.import_module("cnnzoo.engine").no_such_name

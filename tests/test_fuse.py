@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_fast_inference import smallest_per_family, trained_like
+from helpers import smallest_per_family, trained_like
 from torch import nn
 
 import cnnzoo

@@ -15,13 +15,12 @@ import json
 import os
 import resource
 import signal
-import struct
-import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import png_claiming
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -98,14 +97,6 @@ def image_bytes(fmt: str, mode: str, w: int, h: int, frames: int, seed: int) -> 
         buf = io.BytesIO()
         images[0].convert("RGB").save(buf, format=fmt if fmt != "GIF" else "PNG")
     return buf.getvalue()
-
-
-def png_claiming(w: int, h: int) -> bytes:
-    """A PNG whose header (with a correct CRC) claims w x h pixels, with almost no data."""
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))  # noqa: E731
-    idat = zlib.compress(b"\0" * 64)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 _BOMB: list[bytes] = []

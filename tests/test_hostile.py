@@ -328,7 +328,7 @@ def test_predict_on_huge_strips_is_bounded_and_keeps_the_good_images(trained_run
     Image.new("RGB", (1_000_000, 2), (10, 200, 30)).save(tmp_path / "wide.png")
     big = tmp_path / "bomb.png"  # 400 M pixels in 50 KB
     Image.new("1", (20_000, 20_000)).save(big)
-    from test_fuzz import png_claiming
+    from helpers import png_claiming
 
     long = tmp_path / "long.png"  # the probe's 1 x 50,000,000 strip (its header is enough)
     long.write_bytes(png_claiming(1, 50_000_000))

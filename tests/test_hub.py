@@ -251,7 +251,7 @@ def test_file_without_published_checksum_is_recorded_then_checked(home, server, 
 def test_train_pretrained_fine_tunes_from_the_published_file(home, server, monkeypatch, tmp_path):
     """`cnnzoo train --pretrained` is fine-tuning from the published file: the finetune recipe,
     the body's weights, the reference normalisation, a new classifier for the data's classes."""
-    from test_train import make_bundle
+    from helpers import make_bundle
 
     from cnnzoo.cli.main import build_parser
     from cnnzoo.cli.train import config_from_args
@@ -266,9 +266,9 @@ def test_train_pretrained_fine_tunes_from_the_published_file(home, server, monke
     assert cfg.pretrained and cfg.weights is None
     t = Trainer(cfg, make_bundle(10), progress=False)
     assert t.cfg.recipe == "finetune"
-    assert t.mean == tuple(source.cfg.mean) and t.std == tuple(source.cfg.std)
-    assert t.model.get_classifier().weight.shape[0] == 3
-    mine = t.model.state_dict()
+    assert t.setup.mean == tuple(source.cfg.mean) and t.setup.std == tuple(source.cfg.std)
+    assert t.setup.model.get_classifier().weight.shape[0] == 3
+    mine = t.setup.model.state_dict()
     assert all(torch.equal(mine[k], v) for k, v in source.state_dict().items()
                if not k.startswith("classifier.3."))  # fmt: skip
     with pytest.raises(CnnzooError, match="not both"):

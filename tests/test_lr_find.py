@@ -53,14 +53,14 @@ def test_the_suggestion_trains_faster_than_less_and_is_stable_unlike_more(tmp_pa
 def test_the_range_test_changes_nothing(tmp_path):
     trainer = Trainer(digits_cfg(tmp_path, "keep", epochs=2), progress=False)
     trainer.train_one_epoch()  # momentum buffers and BN statistics that are not the initial ones
-    model = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    model = {k: v.clone() for k, v in trainer.setup.model.state_dict().items()}
     opt = trainer.optimizer.state_dict()
     momentum = {i: s["momentum_buffer"].clone() for i, s in opt["state"].items()}
     lrs = [g["lr"] for g in trainer.optimizer.param_groups]
     gens = (trainer.gen.get_state(), trainer.aug_gen.get_state(), torch.get_rng_state())
     result = find_lr(trainer, steps=30, end_lr=100.0)
     assert len(result.lrs) >= 5
-    for k, v in trainer.model.state_dict().items():
+    for k, v in trainer.setup.model.state_dict().items():
         assert torch.equal(v, model[k]), k
     after = trainer.optimizer.state_dict()["state"]
     assert after.keys() == momentum.keys()
@@ -71,7 +71,7 @@ def test_the_range_test_changes_nothing(tmp_path):
 
 
 def test_lr_auto_trains_with_the_suggestion_and_records_it(tmp_path, monkeypatch):
-    from test_train import cfg, make_bundle
+    from helpers import cfg, make_bundle
 
     from cnnzoo.train import lr_find
 

@@ -14,16 +14,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import cfg, make_bundle
 from safetensors.torch import load_file
-from test_train import cfg, make_bundle
 
 from cnnzoo.artifacts import files
 from cnnzoo.artifacts import sidecar as ck_sidecar
 from cnnzoo.artifacts import tensors as ck
 from cnnzoo.cli.main import main
 from cnnzoo.errors import CnnzooError
-from cnnzoo.train import TrainConfig, Trainer, train
-from cnnzoo.train.trainer import DivergedError
+from cnnzoo.train import DivergedError, TrainConfig, Trainer, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -132,7 +131,7 @@ def test_damaged_state_is_named_and_the_previous_one_used(straight, bundle, tmp_
         ck.read_tensors(state)
     t = Trainer.resume(tmp_path / "run", bundle, progress=False)
     assert "state.safetensors: damaged" in caplog.text and "state.prev" in caplog.text
-    assert t.epoch == 1  # from the previous state: epoch 2 is trained again, exactly
+    assert t.loop.epoch == 1  # from the previous state: epoch 2 is trained again, exactly
     t.fit()
     assert_same_run(straight, tmp_path / "run")
     # a torn file (cut short) and a changed header are named too
@@ -276,7 +275,7 @@ def test_non_finite_batchnorm_statistics_are_never_saved(bundle, tmp_path, monke
     def poison(self, *a):
         stop = original(self, *a)
         if self.loop.step == 10:  # what lr 5-200 did: loss finite, running_var inf
-            self.model.bn1.running_var.fill_(math.inf)
+            self.setup.model.bn1.running_var.fill_(math.inf)
         return stop
 
     monkeypatch.setattr(Trainer, "_train_step", poison)

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import CLASSES, make_images
 from PIL import Image
 from sklearn.metrics import precision_recall_fscore_support
-from test_train import CLASSES, make_images
 
 from cnnzoo.cli.main import main
 from cnnzoo.insight.report import class_metrics, confused_pairs, top_losses

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_eval_predict import write_folder
+from helpers import write_folder
 
 from cnnzoo.cli.main import main
 from cnnzoo.errors import CnnzooError

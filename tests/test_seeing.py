@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import CLASSES, make_images
 from PIL import Image
-from test_train import CLASSES, make_images
 
 from cnnzoo import __version__
 from cnnzoo.cli.main import main
@@ -131,7 +131,7 @@ def test_confusion_figures_are_titled_and_their_colour_bar_labelled():
 def test_engine_train_prints_the_epoch_line_from_python(tmp_path, monkeypatch, capsys):
     import logging
 
-    from test_train import cfg, make_bundle
+    from helpers import cfg, make_bundle
 
     from cnnzoo.train import train
 

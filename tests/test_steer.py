@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from test_train import cfg, make_bundle, saved_weights
+from helpers import cfg, make_bundle, saved_weights
 
 from cnnzoo.data import DataBundle, ImageTensors
 from cnnzoo.data.stats import channel_stats
@@ -92,22 +92,22 @@ def test_class_weights_and_balanced_sampler_in_training(tmp_path):
     logits, labels = torch.randn(8, 3), torch.tensor([0, 0, 0, 0, 1, 1, 2, 2])
     assert torch.allclose(trainer.loss(logits, labels), F.cross_entropy(logits, labels, weight=w))
     row = trainer.train_one_epoch()
-    assert row["train_loss"] == row["train_loss"] and trainer.step == 5  # 41 images, batch 8
+    assert row["train_loss"] == row["train_loss"] and trainer.loop.step == 5  # 41 images, batch 8
 
 
 def test_freeze_epochs_train_the_head_alone_first(tmp_path):
     trainer = Trainer(cfg(tmp_path, epochs=2, freeze_epochs=1), make_bundle(), progress=False)
-    head = head_prefix(trainer.model)
-    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    head = head_prefix(trainer.setup.model)
+    start = {k: v.clone() for k, v in trainer.setup.model.state_dict().items()}
     trainer.fit(stop_after=1)
-    after_one = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    after_one = {k: v.clone() for k, v in trainer.setup.model.state_dict().items()}
     for k, v in after_one.items():
         if k.startswith(head):
             assert not torch.equal(v, start[k]), f"head {k} did not learn"
         elif "num_batches_tracked" not in k:
             assert torch.equal(v, start[k]), f"backbone {k} changed while frozen"
     trainer.fit()
-    moved = [k for k, v in trainer.model.state_dict().items()
+    moved = [k for k, v in trainer.setup.model.state_dict().items()
              if not k.startswith(head) and not torch.equal(v, after_one[k])]  # fmt: skip
     assert any(k.endswith("conv1.weight") for k in moved)
     assert any(k.endswith("running_mean") for k in moved)  # BN statistics learn again too
@@ -123,7 +123,7 @@ def test_stats_normalises_with_the_data_s_own(tmp_path):
     own = channel_stats(b.train.images)
     assert own != (tuple(b.mean), tuple(b.std))  # the bundle says (0.4, 0.3): not its own
     trainer = Trainer(cfg(tmp_path, epochs=1, stats=True), b, progress=False)
-    assert (trainer.mean, trainer.std) == own
+    assert (trainer.setup.mean, trainer.setup.std) == own
     trainer.fit()
     sidecar = json.loads((tmp_path / "run" / "best.json").read_text())
     assert (tuple(sidecar["mean"]), tuple(sidecar["std"])) == own

@@ -10,76 +10,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import CLASSES, cfg, make_bundle, saved_weights
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from cnnzoo import create_model
 from cnnzoo.artifacts.sidecar import save_checkpoint
-from cnnzoo.data import DataBundle, ImageTensors
 from cnnzoo.train import TrainConfig, Trainer, train
 from cnnzoo.train.ema import ModelEma
 from cnnzoo.train.mix import mix_batch
 from cnnzoo.train.optim import lr_factor, param_groups
 
-CLASSES = ["horizontal", "vertical", "checker"]
-
-
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def make_images(n_per_class: int, size: int = 16, seed: int = 0):
-    """uint8 [N, 3, size, size] images whose class is a pattern (horizontal stripes, vertical
-    stripes, checkerboard) with a random phase, colour and noise; and int64 labels."""
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    images, labels = [], []
-    for c in range(len(CLASSES)):
-        for _ in range(n_per_class):
-            phase = int(torch.randint(0, 4, (1,), generator=g))
-            pattern = [
-                (yy + phase) // 2 % 2,
-                (xx + phase) // 2 % 2,
-                ((yy + phase) // 2 + (xx + phase) // 2) % 2,
-            ][c]
-            colour = 0.5 + 0.5 * torch.rand(3, 1, 1, generator=g)
-            img = pattern.float() * colour * 200 + 25 + 20 * torch.randn(3, size, size, generator=g)
-            images.append(img.clamp(0, 255).to(torch.uint8))
-            labels.append(c)
-    return torch.stack(images), torch.tensor(labels)
-
-
-def make_bundle(n_per_class: int = 40, size: int = 16, seed: int = 0) -> DataBundle:
-    x, y = make_images(n_per_class, size, seed)
-    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-    x, y = x[perm], y[perm]
-    nv = len(y) // 5
-    mean, std = (0.4, 0.4, 0.4), (0.3, 0.3, 0.3)
-    return DataBundle(
-        "patterns",
-        list(CLASSES),
-        ImageTensors(x[nv:], y[nv:]),
-        ImageTensors(x[:nv], y[:nv]),
-        "held-out 20%",
-        size,
-        mean,
-        std,
-    )
-
-
-def cfg(tmp_path: Path, name: str = "run", **kw) -> TrainConfig:
-    base = dict(
-        model="resnet20",
-        data="patterns",
-        out=str(tmp_path / name),
-        epochs=2,
-        batch_size=32,
-        lr=0.05,
-        device="cpu",
-        augment="light",
-        threads=1,  # bit-identical resumes need the same thread count throughout
-    )
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def test_two_epochs_loss_falls_and_run_folder(tmp_path):
@@ -195,20 +137,13 @@ def test_mixup_and_cutmix_targets():
     assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
 
 
-def saved_weights(tmp_path, model: str) -> str:
-    """A weights file to freeze a backbone from (freezing needs pretrained weights)."""
-    path = tmp_path / f"{model}-init.safetensors"
-    save_file(create_model(model, num_classes=3).state_dict(), str(path))
-    return str(path)
-
-
 def test_freeze_backbone_trains_only_the_head(tmp_path):
     w = saved_weights(tmp_path, "resnet20")
     t = Trainer(cfg(tmp_path, freeze="backbone", epochs=1, weights=w), make_bundle(10),
                 progress=False)  # fmt: skip
-    before = {k: v.clone() for k, v in t.model.state_dict().items()}
+    before = {k: v.clone() for k, v in t.setup.model.state_dict().items()}
     t.train_one_epoch()
-    after = t.model.state_dict()
+    after = t.setup.model.state_dict()
     changed = sorted(k for k in before if not torch.equal(before[k], after[k]))
     assert changed == ["fc.bias", "fc.weight"]  # BN statistics of the backbone stay too
 
@@ -217,16 +152,16 @@ def test_frozen_backbone_keeps_bn_stats_but_head_dropout_works(tmp_path):
     w = saved_weights(tmp_path, "mobilenet_v2")
     t = Trainer(cfg(tmp_path, model="mobilenet_v2", freeze="backbone", epochs=1, weights=w),
                 make_bundle(10), progress=False)  # fmt: skip
-    t._set_train_mode()
-    bns = [m for m in t.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    t.set_train_mode()
+    bns = [m for m in t.setup.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and not any(m.training for m in bns)
-    assert t.model.classifier[0].training  # the head's dropout still drops while it trains
+    assert t.setup.model.classifier[0].training  # the head's dropout still drops while it trains
     # a backbone lr of 0 freezes it just the same: its BN statistics must not drift either
     t = Trainer(cfg(tmp_path, "lr0", backbone_lr_scale=0.0, epochs=1), make_bundle(10),
                 progress=False)  # fmt: skip
-    before = {k: v.clone() for k, v in t.model.state_dict().items()}
+    before = {k: v.clone() for k, v in t.setup.model.state_dict().items()}
     t.train_one_epoch()
-    after = t.model.state_dict()
+    after = t.setup.model.state_dict()
     assert sorted(k for k in before if not torch.equal(before[k], after[k])) == [
         "fc.bias",
         "fc.weight",
@@ -282,14 +217,14 @@ def test_finetune_from_weights_replaces_the_classifier(tmp_path):
     save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(path))
     t = Trainer(cfg(tmp_path, weights=str(path), epochs=1), make_bundle(10), progress=False)
     assert t.cfg.recipe == "finetune"
-    assert torch.equal(t.model.conv1.weight, src.conv1.weight)
-    assert t.model.fc.weight.shape == (3, 64)
-    assert t.mean == tuple(src.cfg.mean)  # pretrained weights keep their normalisation
+    assert torch.equal(t.setup.model.conv1.weight, src.conv1.weight)
+    assert t.setup.model.fc.weight.shape == (3, 64)
+    assert t.setup.mean == tuple(src.cfg.mean)  # pretrained weights keep their normalisation
     # a cnnzoo checkpoint says which normalisation its weights were trained with
     own = tmp_path / "own.safetensors"
     save_checkpoint(own, src, {"mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6]})
     t = Trainer(cfg(tmp_path, "own", weights=str(own), epochs=1), make_bundle(10), progress=False)
-    assert t.mean == (0.1, 0.2, 0.3) and t.std == (0.4, 0.5, 0.6)
+    assert t.setup.mean == (0.1, 0.2, 0.3) and t.setup.std == (0.4, 0.5, 0.6)
 
 
 def test_digits_learns_fast(tmp_path):

@@ -10,7 +10,7 @@ import math
 
 import pytest
 import torch
-from test_train import cfg, make_bundle
+from helpers import cfg, make_bundle
 
 from cnnzoo.cli.main import build_parser
 from cnnzoo.errors import CnnzooError
@@ -128,9 +128,9 @@ def test_crop_scale_sets_the_smallest_random_resized_crop(tmp_path):
     assert args.crop_scale == 0.35
     bundle = make_bundle(n_per_class=10)  # every class needs a held-out image
     t = Trainer(cfg(tmp_path, augment="standard", crop_scale=0.35), bundle, progress=False)
-    assert t.aug.crop == "random-resized" and t.aug.scale == (0.35, 1.0)
+    assert t.setup.aug.crop == "random-resized" and t.setup.aug.scale == (0.35, 1.0)
     default = Trainer(cfg(tmp_path, "default", augment="standard"), bundle, progress=False)
-    assert default.aug.scale == (0.08, 1.0)
+    assert default.setup.aug.scale == (0.08, 1.0)
     with pytest.raises(CnnzooError, match="--crop-scale"):
         Trainer(cfg(tmp_path, "bad", crop_scale=0.0), bundle, progress=False)
 
@@ -143,7 +143,7 @@ def test_progressive_size_grows_linearly_in_multiples_of_8():
 
 def _record_input_sides(trainer: Trainer) -> list[tuple[bool, int]]:
     seen: list[tuple[bool, int]] = []
-    trainer.model.register_forward_pre_hook(
+    trainer.setup.model.register_forward_pre_hook(
         lambda m, args: seen.append((m.training, args[0].shape[-1]))
     )
     return seen
@@ -166,8 +166,8 @@ def test_progressive_resizing_trains_small_first_and_resumes_exactly(tmp_path):
     seen = _record_input_sides(resumed)
     resumed.fit()
     assert [side for training, side in seen if training] == [24] * steps + [32] * steps
-    resumed_state = resumed.model.state_dict()
-    for name, a in whole.model.state_dict().items():
+    resumed_state = resumed.setup.model.state_dict()
+    for name, a in whole.setup.model.state_dict().items():
         assert torch.equal(a, resumed_state[name]), name
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import math
 import resource
 import statistics
+import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from cnnzoo import create_model
 from cnnzoo.errors import OptionError
@@ -143,7 +145,6 @@ def build_step(s: BenchSettings, model: nn.Module, x: torch.Tensor):
 def onnx_session(model: nn.Module, x: torch.Tensor) -> nn.Module:
     """`model` exported to ONNX (fp32, traced at `x`'s shape) and loaded in onnxruntime, with
     torch's thread count."""
-    import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.onnx"
@@ -215,9 +216,6 @@ def benchmark(s: BenchSettings) -> BenchResult:
 def benchmark_zoo(template: BenchSettings, names: list[str], progress: bool = True):
     """`benchmark` for each model named, with `template`'s settings; yields (name, result or
     the one-line reason it could not run)."""
-    from dataclasses import replace
-
-    from tqdm import tqdm
 
     for name in tqdm(names, desc="bench", unit="model", disable=not progress):
         try:

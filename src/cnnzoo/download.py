@@ -39,6 +39,7 @@ def _exclusive(folder: Path) -> Iterator[None]:
     the same file take turns instead of writing into one .part, and no lock file is left
     behind. No-op where fcntl is missing (Windows)."""
     try:
+        # POSIX only
         import fcntl
     except ImportError:  # pragma: no cover - not on Linux / macOS
         yield

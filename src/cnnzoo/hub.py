@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from safetensors import SafetensorError, safe_open
+
 from cnnzoo.download import download, file_digest
 from cnnzoo.errors import CnnzooError
 
@@ -181,7 +183,6 @@ def _source_url(entry: PublishedWeights) -> str:
 
 
 def _check_safetensors(path: Path) -> None:
-    from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:

@@ -148,16 +148,17 @@ def load_weights(model: nn.Module, path: str | Path | Mapping[str, torch.Tensor]
         )
 
 
-def checkpoint_defaults(path: str | Path, model: str) -> tuple[Path, dict]:
+def checkpoint_defaults(path: str | Path, model: str) -> tuple[Path, dict, dict]:
     """The weights file `path` means (a cnnzoo run folder: its best checkpoint; a sidecar: the
-    weights beside it) and what a cnnzoo checkpoint of `model` records about how it was built
-    (num_classes, in_chans, model_overrides); {} for torchvision / timm files, which carry
-    none, and for a checkpoint of another model."""
+    weights beside it), what a cnnzoo checkpoint of `model` records about how it was built
+    (num_classes, in_chans, model_overrides; {} for torchvision / timm files, which carry
+    none, and for a checkpoint of another model), and all the facts the file carries (read
+    once: the caller keeps them, e.g. for the normalisation the weights were trained with)."""
     p = Path(path)
     if p.is_dir() or p.suffix == ".json":
         p = resolve_checkpoint(p)
     facts = checkpoint_facts(p) if p.is_file() else {}
     if facts.get("model") != model:
-        return p, {}
+        return p, {}, facts
     keep = ("num_classes", "in_chans", "model_overrides")
-    return p, {k: facts[k] for k in keep if facts.get(k) is not None}
+    return p, {k: facts[k] for k in keep if facts.get(k) is not None}, facts

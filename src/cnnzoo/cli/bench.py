@@ -70,6 +70,7 @@ def _line(r) -> str:
 
 
 def _settings(args: argparse.Namespace, model: str, zoo: bool):
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.benchmark import BenchSettings
 
     def pick(value, single, many):
@@ -92,6 +93,7 @@ def _settings(args: argparse.Namespace, model: str, zoo: bool):
 
 
 def _run_all(args: argparse.Namespace) -> int:
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo import list_models
     from cnnzoo.benchmark import benchmark_zoo
     from cnnzoo.errors import CnnzooError
@@ -121,6 +123,7 @@ def _run_all(args: argparse.Namespace) -> int:
     elif rows:
         print(_line(rows[-1]).split("\n")[1])
     if args.plot and rows:
+        # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
         from cnnzoo.insight.plots import plot_accuracy_vs_speed
 
         points = [
@@ -145,6 +148,7 @@ def _run_all(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     import torch
 
     from cnnzoo.benchmark import benchmark

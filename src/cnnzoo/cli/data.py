@@ -71,6 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _counts(labels, n: int) -> list[int]:
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     import torch
 
     return torch.bincount(labels, minlength=n).tolist()
@@ -100,6 +101,7 @@ def _formats_lines(formats: dict[tuple[int, int, str], int]) -> list[str]:
 def _stats_lines(bundle) -> list[str]:
     """The data's own per-channel mean / std (of its training images), and what training
     normalises with when that is something else (ImageNet's, for folders and Imagenette)."""
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.data.stats import channel_stats
 
     mean, std = channel_stats(bundle.train.images)
@@ -115,6 +117,7 @@ def _stats_lines(bundle) -> list[str]:
 
 def report(bundle) -> str:
     """The text `cnnzoo data` prints for a DataBundle."""
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.data.images import shown
 
     n = len(bundle.classes)
@@ -137,6 +140,7 @@ def report(bundle) -> str:
     out.append(f"{'total':<{width}}  {sum(train):>9,}  {sum(val):>9,}")
     if bundle.source_formats:
         out += ["", *_formats_lines(bundle.source_formats)]
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.train.imbalance import imbalance_warning
 
     warning = imbalance_warning(bundle.train.labels, list(bundle.classes))
@@ -151,9 +155,11 @@ def report(bundle) -> str:
 def write_grid(bundle, path: Path, per_class: int, seed: int) -> None:
     """A PNG (or any format matplotlib writes) with `per_class` training images per row,
     one row per class, labelled with the class name."""
+    # matplotlib is slow to import; only pictures need it
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib is slow to import; only pictures need it
     import matplotlib.pyplot as plt
     import torch
 
@@ -191,6 +197,7 @@ def write_grid(bundle, path: Path, per_class: int, seed: int) -> None:
 
 def export_images(bundle, out: Path, per_class: int) -> int:
     """Write the first `per_class` validation images of each class as DIR/CLASS/NNNN.png."""
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from PIL import Image
 
     written = 0
@@ -208,6 +215,7 @@ def export_images(bundle, out: Path, per_class: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.data import load_data
     from cnnzoo.errors import CnnzooError
 

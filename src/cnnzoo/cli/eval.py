@@ -97,6 +97,7 @@ def report_path(
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.artifacts.files import write_json
     from cnnzoo.artifacts.sidecar import resolve_checkpoint
     from cnnzoo.errors import CnnzooError

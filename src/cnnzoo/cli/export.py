@@ -72,6 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _default_output(args: argparse.Namespace) -> Path:
     suffix = ".onnx" if args.format == "onnx" else ".torchscript.pt"
     if args.checkpoint:
+        # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
         from cnnzoo.artifacts.sidecar import resolve_checkpoint
 
         ckpt = resolve_checkpoint(args.checkpoint)
@@ -80,6 +81,7 @@ def _default_output(args: argparse.Namespace) -> Path:
 
 
 def _from_model(args: argparse.Namespace):
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     import torch
 
     from cnnzoo.errors import CnnzooError
@@ -88,6 +90,7 @@ def _from_model(args: argparse.Namespace):
 
     num_classes = args.num_classes
     if num_classes is None and args.weights:  # the weights' classifier says how many classes
+        # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
         from cnnzoo.artifacts.statedict import read_state_dict
 
         with torch.device("meta"):
@@ -107,6 +110,7 @@ def _from_model(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.errors import CnnzooError
     from cnnzoo.export import export_model
     from cnnzoo.infer.metadata import DEFAULT_OPSET
@@ -120,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if args.opset < 7:
         raise CnnzooError(f"--opset must be at least 7 (got {args.opset})")
     if args.checkpoint:
+        # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
         from cnnzoo.infer.load import load_checkpoint
 
         model, meta = load_checkpoint(args.checkpoint)

@@ -25,6 +25,7 @@ SKIP = ("out", "lr", "epochs", "sched", "warmup_epochs", "min_lr_ratio", "patien
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.cli.train import add_config_arguments
 
     groups = add_config_arguments(p, skip=SKIP)
@@ -42,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     import dataclasses
     import shutil
     import tempfile

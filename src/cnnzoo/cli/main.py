@@ -42,6 +42,7 @@ def _available() -> dict[str, object]:
 
 
 def _version() -> str:
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo import __version__
 
     return __version__

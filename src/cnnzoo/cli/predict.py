@@ -65,6 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _table(results, k: int) -> str:
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.data.images import shown
 
     rows = [[shown(r.file)] + [f"{c} {100 * p:5.1f}%" for c, _, p in r.top] for r in results]
@@ -78,6 +79,7 @@ def model_and_images(args: argparse.Namespace) -> tuple[str, list[str]]:
     """The model file and the image paths: `predict RUN IMAGES` (a run folder or cnnzoo
     checkpoint) and `predict --backend onnxruntime FILE.onnx IMAGES` name the model as their
     first path."""
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.cli.checkpoint_arg import looks_like_checkpoint
     from cnnzoo.errors import CnnzooError
 
@@ -96,6 +98,7 @@ def model_and_images(args: argparse.Namespace) -> tuple[str, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.data.images import shown
     from cnnzoo.errors import CnnzooError
     from cnnzoo.infer.predict import collect_images
@@ -111,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     files, missing = collect_images(paths)
     on_image = None
     if args.save_vis:
+        # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
         from pathlib import Path
 
         vis = Path(args.save_vis)

@@ -76,6 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.errors import CnnzooError
 
     for name in ("max_batch", "max_images", "topk"):
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         raise CnnzooError(
             "the server needs starlette and uvicorn: pip install 'cnnzoo[serve]'"
         ) from None
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     import torch
 
     from cnnzoo.infer.runtime import load_predictor, resolve_backend

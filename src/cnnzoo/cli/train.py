@@ -72,6 +72,7 @@ def add_config_arguments(
     p: argparse.ArgumentParser, skip: tuple[str, ...] = ()
 ) -> dict[str, argparse._ArgumentGroup]:
     """One option per TrainConfig field (but those in `skip`), in GROUPS; returns the groups."""
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.train.config import TrainConfig
 
     groups = {name: p.add_argument_group(title) for name, title in GROUPS.items()}
@@ -130,6 +131,7 @@ def parse_value(text: str):
 
 
 def parse_model_opts(items: list[str], stem: str | None) -> dict:
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.errors import CnnzooError
 
     opts = {}
@@ -145,6 +147,7 @@ def parse_model_opts(items: list[str], stem: str | None) -> dict:
 
 def config_from_args(args: argparse.Namespace):
     """The TrainConfig the options describe (model options and --stem folded into model_opts)."""
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.train.config import TrainConfig
 
     fields = [f.name for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)]
@@ -166,6 +169,7 @@ def _without_nproc(argv: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.errors import CnnzooError
     from cnnzoo.train import distributed
 
@@ -187,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _resume_command(run_dir, dist) -> str:
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     import os
 
     if not dist.enabled:
@@ -197,6 +202,7 @@ def _resume_command(run_dir, dist) -> str:
 
 
 def _train(args: argparse.Namespace, dist) -> int:
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.errors import CnnzooError
     from cnnzoo.train.config import changed_fields
     from cnnzoo.train.trainer import Trainer
@@ -212,14 +218,14 @@ def _train(args: argparse.Namespace, dist) -> int:
         )
     else:
         trainer = Trainer(cfg, progress=progress, dist=dist)
-    resume_cmd = _resume_command(trainer.run_dir, dist)
+    resume_cmd = _resume_command(trainer.setup.run_dir, dist)
     try:
         result = trainer.fit(stop_after=args.stop_after)
     except KeyboardInterrupt:  # a second Ctrl-C: the last saved state is whole on disk
         if trainer.saved_step is not None:
             log.warning(
                 "stopped at step %d; continue from step %d with: %s",
-                trainer.step,
+                trainer.loop.step,
                 trainer.saved_step,
                 resume_cmd,
             )

@@ -17,6 +17,7 @@ def load_digits(
     """Digits as 3-channel images (grey repeated, so every in_chans=3 model takes them),
     values 0..16 scaled to 0..255, 8 px unless image_size asks otherwise; seeded stratified
     split; mean / std measured on the training part."""
+    # scikit-learn is slow to import; only the digits need it
     from sklearn.datasets import load_digits as sk_digits
 
     d = sk_digits()

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnzoo.errors import CnnzooError
 
@@ -129,8 +129,6 @@ def _upright(im: Image.Image) -> Image.Image:
     except Exception:  # a broken EXIF block is no reason to drop the picture
         return im
     if orientation in (2, 3, 4, 5, 6, 7, 8):
-        from PIL import ImageOps
-
         return ImageOps.exif_transpose(im)
     return im
 

@@ -12,7 +12,7 @@ _MOVED = {
     "RECIPES": "cnnzoo.train.config",
     "TrainConfig": "cnnzoo.train.config",
     "resolve_config": "cnnzoo.train.config",
-    "DivergedError": "cnnzoo.train.trainer",
+    "DivergedError": "cnnzoo.train.divergence",
     "RunResult": "cnnzoo.train.trainer",
     "Trainer": "cnnzoo.train.trainer",
     "train": "cnnzoo.train.trainer",

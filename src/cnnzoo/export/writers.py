@@ -82,6 +82,7 @@ def write_onnx(
 ) -> None:
     """`model` (eval mode) traced on `example` (N, C, H, W) into an ONNX file whose
     metadata_props are `props`; input `input`, output `logits`."""
+    # optional: the export extra
     import onnx
 
     buf = io.BytesIO()

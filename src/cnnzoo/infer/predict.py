@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from cnnzoo.cfg import INFERENCE_PRECISIONS
@@ -69,8 +71,6 @@ def as_image(image: ImageInput) -> torch.Tensor:
     tensor / NumPy array: uint8 0..255 or float 0..1, laid out [C, H, W], [H, W, C] or [H, W]
     (a leading dimension of 1 or 3 means channels first). Files and Pillow images are converted
     exactly as for training (EXIF rotation, any mode to RGB)."""
-    import numpy as np
-    from PIL import Image
 
     if isinstance(image, (str, os.PathLike)):
         return load_image(image)

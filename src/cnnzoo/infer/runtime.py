@@ -7,6 +7,7 @@ same output format as the PyTorch path.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ BACKENDS = ("pytorch", "onnxruntime")
 
 def _require_onnxruntime():
     try:
+        # optional: the export extra
         import onnxruntime
     except ImportError:
         raise CnnzooError(
@@ -91,7 +93,6 @@ def load_onnx(path: str | Path, threads: int | None = None) -> tuple[OnnxModule,
 def load_torchscript(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """A TorchScript file written by `cnnzoo export` (only files we wrote: loading one runs
     its TorchScript code), and its sidecar."""
-    import warnings
 
     extra = {TORCHSCRIPT_FILE: ""}
     try:

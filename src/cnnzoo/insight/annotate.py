@@ -69,6 +69,7 @@ def label_lines(
 def heat_overlay(image: torch.Tensor, cam: torch.Tensor, alpha: float = 0.45) -> Image.Image:
     """`image` (uint8 [C, H, W]) blended with the 'jet' colouring of `cam` ([H, W] in [0, 1]),
     the image enlarged without blur, the smooth map bilinearly."""
+    # matplotlib is slow to import; only pictures need it
     from matplotlib import colormaps
 
     base = enlarge(to_pil(image))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from cnnzoo.data import load_image
 from cnnzoo.errors import CnnzooError
@@ -79,8 +80,6 @@ def explain_files(
     errors: list[tuple[str, str]] = []
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=len(files), desc="explain", unit="image", leave=False)
     for start in range(0, len(files), batch_size):
         names, images = [], []

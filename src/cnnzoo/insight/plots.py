@@ -5,23 +5,27 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+
 
 def pyplot():
+    # matplotlib is slow to import; only pictures need it
     import matplotlib
 
     matplotlib.use("Agg", force=True)
+    # matplotlib is slow to import; only pictures need it
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def run_title(trainer) -> str:
-    """'MODEL on DATA: best val acc X% (epoch N)' for a trainer's curves."""
-    cfg = trainer.cfg
-    data = Path(trainer.bundle.name).name or trainer.bundle.name
-    title = f"{cfg.model} on {data}"
-    if math.isfinite(trainer.best_val_acc) and trainer.history[-1].get("val_acc") is not None:
-        title += f": best val acc {trainer.best_val_acc:.2f}% (epoch {trainer.best_epoch})"
+def run_title(
+    model: str, data: str, history: list[dict], best_val_acc: float, best_epoch: int
+) -> str:
+    """'MODEL on DATA: best val acc X% (epoch N)' for a run's curves."""
+    title = f"{model} on {Path(data).name or data}"
+    if math.isfinite(best_val_acc) and history and history[-1].get("val_acc") is not None:
+        title += f": best val acc {best_val_acc:.2f}% (epoch {best_epoch})"
     return title
 
 
@@ -54,6 +58,7 @@ def _mark_crop_sizes(ax, history: list[dict]) -> None:
 def curves_figure(history: list[dict], title: str = ""):
     """Loss, accuracy and learning rate per epoch (train, validation, EMA), whole-number
     epoch ticks, `title` above (model, data, best accuracy)."""
+    # matplotlib is slow to import; only pictures need it
     from matplotlib.ticker import MaxNLocator
 
     plt = pyplot()
@@ -112,7 +117,6 @@ def confusion_figure(
     """Confusion matrix, true class by row. `normalise`: each row as fractions of its true
     class (colour and cell text); else the image counts. Cells are written when there are
     at most 30 classes."""
-    import numpy as np
 
     plt = pyplot()
     m = np.asarray(confusion, dtype=float)

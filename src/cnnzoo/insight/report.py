@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from cnnzoo.artifacts.sidecar import CURVES_FILE
 from cnnzoo.insight.annotate import draw_lines, enlarge, heat_overlay, label_lines, to_pil
@@ -102,7 +103,6 @@ def top_loss_tiles(images: torch.Tensor, losses: list[TopLoss], classes: list[st
 
 def grid(tiles: list, columns: int = 4, gap: int = 4):
     """Tiles of one size side by side, `columns` per row, on white."""
-    from PIL import Image
 
     if not tiles:
         return Image.new("RGB", (1, 1), "white")

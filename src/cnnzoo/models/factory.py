@@ -108,10 +108,11 @@ def create_model(
     into it, and the layers it no longer has are dropped and said once. `overrides` are the
     family's own options (drop_path_rate, stem="cifar", ...)."""
     entry = get_entry(name)
+    file_facts: dict = {}
     if pretrained and weights is not None:
         raise CnnzooError("give either pretrained or weights, not both")
     if weights is not None:
-        weights, facts = checkpoint_defaults(weights, name)
+        weights, facts, file_facts = checkpoint_defaults(weights, name)
         if num_classes is None:
             num_classes = facts.get("num_classes")
         if in_chans is None:
@@ -138,6 +139,9 @@ def create_model(
     model.cfg = entry.cfg
     model.model_name = name
     model.model_overrides = dict(overrides)
+    # what the weights file says of itself (a cnnzoo sidecar: normalisation, classes, ...),
+    # read once here so that callers need not open the file again
+    model.checkpoint_facts = file_facts if weights is not None else {}
     if weights is not None:
         load_weights(model, weights)
     if features_only:

@@ -42,6 +42,7 @@ def url_of(sock: socket.socket) -> str:
 
 
 def _server(app, quiet: bool):
+    # optional: the serve extra
     import uvicorn
 
     config = uvicorn.Config(

@@ -16,7 +16,7 @@ _LAZY = {
     "RECIPES": ".config",
     "TrainConfig": ".config",
     "resolve_config": ".config",
-    "DivergedError": ".trainer",
+    "DivergedError": ".divergence",
     "RunResult": ".trainer",
     "Trainer": ".trainer",
     "train": ".trainer",

@@ -161,3 +161,23 @@ def first_class_without(labels: torch.Tensor, classes: list[str]) -> str | None:
     """The first class with no image among `labels`, or None."""
     counts = torch.bincount(labels, minlength=len(classes)).tolist()
     return next((c for c, k in zip(classes, counts, strict=True) if k == 0), None)
+
+
+# a loss at or above this share of ln(classes), a quarter into the run, is worth a warning
+CHANCE_LOSS, CHANCE_CHECK = 0.97, 0.25
+
+
+def chance_warning(row: dict, classes: int, epochs_done: int, epochs: int) -> str | None:
+    """The warning for a run whose loss, a quarter of the way in, is still that of uniform
+    guessing (ln of the class count): the lr, schedule or data need a look. None otherwise."""
+    if classes < 2 or epochs_done < CHANCE_CHECK * epochs:
+        return None
+    loss = row.get("val_loss", row["train_loss"])
+    if loss < CHANCE_LOSS * math.log(classes):
+        return None
+    which = "validation" if "val_loss" in row else "training"
+    return (
+        f"after {epochs_done} of {epochs} epochs the {which} loss is {loss:.3f}, chance level "
+        f"(ln {classes} = {math.log(classes):.3f}): the model has learnt nothing yet; check "
+        "the data and labels, or try another --lr"
+    )

@@ -359,6 +359,15 @@ def progressive_size(epoch: int, epochs: int, start: int, full: int) -> int:
     return min(full, max(8, 8 * round(side / 8)))
 
 
+def progressive_aug(aug, cfg: TrainConfig, epoch: int):
+    """The augmentation settings of 0-based `epoch`: with --progressive, their crop side
+    follows `progressive_size`; otherwise `aug` itself."""
+    if not cfg.progressive:
+        return aug
+    side = progressive_size(epoch, cfg.epochs, cfg.progressive, cfg.image_size)
+    return aug if side == aug.image_size else dataclasses.replace(aug, image_size=side)
+
+
 def validate_config(cfg: TrainConfig) -> None:
     """Raise a one-line CnnzooError for the first option that makes no sense."""
     if not (cfg.model and cfg.data):

@@ -12,13 +12,16 @@ that `--sync-bn` works, and is tested, everywhere.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
+from torch.distributed.distributed_c10d import _get_default_store
 
 from cnnzoo.errors import CnnzooError
 from cnnzoo.train.signals import STOP_SIGNALS
@@ -123,7 +126,6 @@ def shutdown(orderly: bool = True, timeout_s: float = 60.0) -> None:
     if not (orderly and dist.enabled):
         torch.distributed.destroy_process_group()
         return
-    from torch.distributed.distributed_c10d import _get_default_store
 
     store = _get_default_store()  # kept: our own reference outlives the group
     try:
@@ -162,7 +164,6 @@ def run_forwarding_signals(cmd: list[str]) -> int:
     """Run `cmd` in a session of its own, handing stop signals to the processes it starts
     (to itself when it started none); its exit code, or 128 + the signal's number when a
     signal stopped it cleanly."""
-    import signal
 
     proc = subprocess.Popen(cmd, start_new_session=True)
     received: list[int] = []
@@ -187,7 +188,6 @@ def run_forwarding_signals(cmd: list[str]) -> int:
 def descendants(pid: int) -> list[int]:
     """Every process below `pid` (torchrun starts its workers in sessions of their own);
     [] where /proc does not say."""
-    from pathlib import Path
 
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):

@@ -36,6 +36,20 @@ class LoopState:
             "history": self.history,
         }
 
+    def end_epoch(self, row: dict[str, Any], metric: float, validated: bool) -> None:
+        """Count the epoch `row` describes as done: reset the position inside an epoch, keep
+        the best metric (with no validation split the last epoch is the best one) and append
+        the row, marked with `is_best`, the best so far and the steps skipped so far."""
+        self.epoch += 1
+        self.batch, self.seen, self.elapsed = 0, 0, 0.0
+        row["is_best"] = metric > self.best_val_acc or not validated
+        if row["is_best"]:
+            self.best_val_acc, self.best_epoch = metric, self.epoch
+        row["best_val_acc"] = self.best_val_acc if math.isfinite(self.best_val_acc) else None
+        if self.skipped_nonfinite:
+            row["skipped_nonfinite"] = self.skipped_nonfinite
+        self.history.append(row)
+
     @classmethod
     def from_meta(cls, meta: dict[str, Any], steps_per_epoch: int) -> LoopState:
         """The state a file recorded (files from before mid-epoch saves have no batch: 0),

@@ -11,6 +11,7 @@ right before training without changing it.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from cnnzoo.artifacts.files import write_json
 from cnnzoo.data.transforms import train_transform
@@ -25,6 +27,8 @@ from cnnzoo.errors import CnnzooError
 from cnnzoo.infer.evaluate import autocast
 from cnnzoo.insight.plots import pyplot
 from cnnzoo.train.optim import set_lr
+
+log = logging.getLogger("cnnzoo")
 
 
 @dataclass
@@ -83,8 +87,6 @@ def lr_range_test(
     stopped = "end of range"
     bar = None
     if progress:
-        from tqdm import tqdm
-
         bar = tqdm(total=steps, desc="lr-find", unit="step", leave=False)
     try:
         avg, best = 0.0, math.inf
@@ -131,8 +133,8 @@ def lr_range_test(
 
 
 def lr_find_title(trainer) -> str:
-    c = trainer.cfg
-    data = Path(trainer.bundle.name).name or trainer.bundle.name
+    c, name = trainer.cfg, trainer.setup.bundle.name
+    data = Path(name).name or name
     return f"lr range test: {c.model} on {data}, {c.opt}, batch {c.batch_size}"
 
 
@@ -165,19 +167,19 @@ def trainer_batches(trainer, seed: int) -> Iterator[tuple[torch.Tensor, torch.Te
     """Augmented training batches as `trainer` makes them, from generators of their own (the
     trainer's data order and augmentation are left as they are)."""
 
-    cfg, dev = trainer.cfg, trainer.device
+    cfg, setup, dev = trainer.cfg, trainer.setup, trainer.setup.device
     gen = torch.Generator().manual_seed(seed)
     aug_gen = torch.Generator(dev).manual_seed(seed + 1)
-    n = len(trainer.train_labels)
+    n = len(setup.train_labels)
     bs = min(cfg.batch_size, n)
     while True:
         perm = torch.randperm(n, generator=gen)
         for b in range(max(1, n // bs)):
             idx = perm[b * bs : (b + 1) * bs].to(dev)
-            x = train_transform(trainer.train_images[idx], trainer.aug, aug_gen)
+            x = train_transform(setup.train_images[idx], setup.aug, aug_gen)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            yield x, trainer.train_labels[idx]
+            yield x, setup.train_labels[idx]
 
 
 def find_lr(
@@ -187,16 +189,16 @@ def find_lr(
     """The range test on a Trainer's model, optimiser, data, augmentation, modes and loss."""
 
     def forward(x: torch.Tensor) -> torch.Tensor:
-        with autocast(trainer.device, trainer.amp_dtype):
+        with autocast(trainer.setup.device, trainer.amp_dtype):
             return trainer.train_model(x)
 
-    trainer._set_train_mode()
+    trainer.set_train_mode()
     batches = trainer_batches(trainer, trainer.cfg.seed + 17)
     previous = torch.get_num_threads()
     trainer.threads.apply()  # the threads the run will train with
     try:
         return lr_range_test(
-            trainer.model, trainer.optimizer, batches, trainer.loss, start_lr=start_lr,
+            trainer.setup.model, trainer.optimizer, batches, trainer.loss, start_lr=start_lr,
             end_lr=end_lr, steps=steps, forward=forward, progress=progress,
         )  # fmt: skip
     finally:
@@ -206,20 +208,18 @@ def find_lr(
 AUTO_STEPS = 200  # steps of the range test that --lr auto runs
 
 
-def use_lr_find(trainer) -> LrFindResult:
-    """`--lr auto`: run the range test on a new Trainer, train with its suggestion (recorded as
-    the run's lr), keep the curve (lr_find.png) and the figures (lr_find.json) in the run."""
-    import dataclasses
-    import logging
-
+def auto_lr(trainer) -> tuple[float, dict]:
+    """`--lr auto`: run the range test on a new Trainer, keep the curve (lr_find.png) and the
+    figures (lr_find.json) in the run, and return the suggested lr with the facts its
+    checkpoints record; the trainer adopts them (this function changes nothing in it)."""
     result = find_lr(trainer, steps=AUTO_STEPS, progress=trainer.progress)
-    trainer.setup.cfg = dataclasses.replace(trainer.cfg, lr=result.suggestion)
-    trainer.lr_find = {"suggestion": result.suggestion, "min_loss_lr": result.min_loss_lr,
-                       "steps": len(result.lrs), "stopped": result.stopped}  # fmt: skip
-    write_json(trainer.run_dir / "lr_find.json", result.to_dict())
-    plot_lr_find(result, trainer.run_dir / "lr_find.png", lr_find_title(trainer))
-    logging.getLogger("cnnzoo").info(
+    run_dir = trainer.setup.run_dir
+    write_json(run_dir / "lr_find.json", result.to_dict())
+    plot_lr_find(result, run_dir / "lr_find.png", lr_find_title(trainer))
+    log.info(
         "lr-find: lowest loss at lr %.3g (%s); training with lr %.3g (see %s)",
-        result.min_loss_lr, result.stopped, result.suggestion, trainer.run_dir / "lr_find.png",
+        result.min_loss_lr, result.stopped, result.suggestion, run_dir / "lr_find.png",
     )  # fmt: skip
-    return result
+    facts = {"suggestion": result.suggestion, "min_loss_lr": result.min_loss_lr,
+             "steps": len(result.lrs), "stopped": result.stopped}  # fmt: skip
+    return result.suggestion, facts

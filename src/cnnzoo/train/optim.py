@@ -3,10 +3,13 @@ learning-rate schedules, which are pure functions of the step so resuming needs 
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 from torch import nn
+
+log = logging.getLogger("cnnzoo")
 
 
 def head_prefix(model: nn.Module) -> str:
@@ -95,3 +98,28 @@ def set_lr(optimizer: torch.optim.Optimizer, peak_lr: float, factor: float) -> f
     for g in optimizer.param_groups:
         g["lr"] = peak_lr * g.get("lr_scale", 1.0) * factor
     return peak_lr * factor
+
+
+def backbone_frozen(cfg, epoch: int) -> bool:
+    """Whether the backbone is held still in `epoch` (0-based): `--freeze backbone`, a zero
+    backbone lr scale, or the head-only epochs of `--freeze-epochs`."""
+    return cfg.freeze == "backbone" or cfg.backbone_lr_scale == 0 or epoch < cfg.freeze_epochs
+
+
+def set_train_mode(
+    model: nn.Module, cfg, epoch: int, batch: int, backbone_params: list[nn.Parameter]
+) -> None:
+    """Train mode for `epoch`: with --freeze-epochs the head alone first, then everything;
+    a frozen backbone keeps its BatchNorm statistics too (only its norm layers go to eval
+    mode, so the head's dropout still works)."""
+    model.train()
+    if cfg.freeze_epochs:
+        for p in backbone_params:
+            p.requires_grad_(epoch >= cfg.freeze_epochs)
+        if epoch == cfg.freeze_epochs and batch == 0:
+            log.info("epoch %d: the backbone joins the training", epoch + 1)
+    if backbone_frozen(cfg, epoch):
+        head = head_prefix(model)
+        for name, m in model.named_modules():
+            if isinstance(m, nn.modules.batchnorm._NormBase) and not (name + ".").startswith(head):
+                m.eval()

@@ -96,3 +96,19 @@ def choose_precision(model: nn.Module, x: torch.Tensor, num_classes: int) -> tup
     if fp32 >= MIN_GAIN * bf16:
         return "bf16", f"{timing} ({fp32 / bf16:.1f}x)"
     return "fp32", f"{timing}: bf16 is not {MIN_GAIN:g}x faster at this size"
+
+
+def choose_for_run(
+    model: nn.Module, cfg, channels: int, classes: int, device: torch.device, threads
+) -> str:
+    """--amp: bf16 where it is measured (or known, on CUDA) to pay for this run's own model,
+    batch and size, timed with the threads the run will use; else fp32. Said in the log."""
+    previous = torch.get_num_threads()
+    threads.apply()
+    x = torch.randn(cfg.batch_size, channels, cfg.image_size, cfg.image_size, device=device)
+    if cfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    precision, why = choose_precision(model, x, classes)
+    torch.set_num_threads(previous)
+    log.info("--amp: %s autocast (%s)", precision, why)
+    return precision

@@ -1,4 +1,5 @@
-"""What a run leaves beside its checkpoints: metrics.jsonl, metrics.csv, one line per epoch."""
+"""What a run writes and says besides its weights: metrics.jsonl, metrics.csv, the checkpoint
+sidecar's facts, the line it starts with and one line per epoch."""
 
 from __future__ import annotations
 
@@ -6,10 +7,21 @@ import csv
 import io
 import json
 import math
+import sys
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from tqdm import tqdm
+
+from cnnzoo import __version__
 from cnnzoo.artifacts.files import atomic_write_bytes
 from cnnzoo.artifacts.sidecar import METRICS_CSV, METRICS_JSONL
+from cnnzoo.train.loop_state import LoopState
+
+if TYPE_CHECKING:  # annotations only (setup imports torch and the data)
+    from cnnzoo.train.config import TrainConfig
+    from cnnzoo.train.setup import RunSetup
 
 
 def _clean(v):
@@ -51,3 +63,89 @@ def epoch_line(row: dict, epochs: int) -> str:
     if row.get("is_best"):
         parts.append("*")
     return "  ".join(parts)
+
+
+def sidecar_info(
+    setup: RunSetup, cfg: TrainConfig, row: dict, weights_kind: str, lr_find: dict | None
+) -> dict:
+    """A checkpoint's sidecar: everything predict and eval need, and where the weights came
+    from (`weights_kind`: model or ema; the epoch's metrics; the recipe)."""
+    return {
+        "model": cfg.model,
+        "model_overrides": cfg.model_opts,
+        "num_classes": len(setup.classes),
+        "in_chans": int(setup.train_images.shape[1]),
+        "classes": setup.classes,
+        "input_size": cfg.image_size,
+        "mean": list(setup.mean),
+        "std": list(setup.std),
+        "crop_pct": setup.crop_pct,
+        "interpolation": setup.preprocess.interpolation,
+        "data": {
+            "source": cfg.data,
+            "name": setup.bundle.name,
+            "load_size": setup.bundle.image_size,
+            "val_split": cfg.val_split,
+            "seed": cfg.seed,
+            "val_name": setup.bundle.val_name,
+        },
+        "epoch": row["epoch"],
+        "weights": weights_kind,
+        "metrics": row,
+        "recipe": cfg.to_dict(),
+        "lr_find": lr_find,
+        "cnnzoo_version": __version__,
+        "saved": datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def start_line(setup: RunSetup, cfg: TrainConfig, world: int) -> str:
+    """The line a new run starts with: model, data, sizes, recipe, optimiser, device, folder."""
+    b = setup.bundle
+    procs = f" x {world} processes" if world > 1 else ""
+    return (
+        f"training {cfg.model} on {b.name}: {len(b.train)} train / {len(b.val)} {b.val_name} "
+        f"images, {len(setup.classes)} classes, {cfg.image_size}px, recipe {cfg.recipe}, "
+        f"{cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.opt} lr {cfg.lr:g} wd {cfg.wd:g}, "
+        f"{cfg.precision}, on {setup.device}{procs} -> {setup.run_dir}"
+    )
+
+
+def resume_line(run_dir: Path, loop: LoopState, epochs: int, steps_per_epoch: int) -> str:
+    """The line a resumed run starts with: where it stands."""
+    return (
+        f"resuming {run_dir} at epoch {loop.epoch + (1 if loop.batch else 0)}/{epochs}, "
+        f"batch {loop.batch}/{steps_per_epoch} (step {loop.step})"
+    )
+
+
+class EpochBar:
+    """One epoch's progress bar with its running loss, accuracy and images/s (refreshed every
+    5 batches); does nothing when disabled."""
+
+    def __init__(self, total: int, desc: str, enabled: bool, done: int = 0) -> None:
+        self.total = total
+        self.bar = None
+        if enabled:
+            self.bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=False,
+                            dynamic_ncols=True, unit="batch")  # fmt: skip
+            if done:
+                self.bar.update(done)
+
+    def step(self, b: int, loop: LoopState, loss_sum, correct, world: int) -> None:
+        """Batch `b` (0-based) is done; `loss_sum` / `correct` are the epoch's running sums."""
+        if self.bar is None:
+            return
+        if b % 5 == 0 or loop.batch == self.total:
+            seen = max(loop.seen, 1)
+            self.bar.set_postfix(
+                loss=f"{float(loss_sum) / seen:.4f}",
+                acc=f"{100.0 * float(correct) / seen:.1f}%",
+                img_s=f"{seen * world / max(loop.elapsed, 1e-9):.0f}",
+                refresh=False,
+            )
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnzoo.artifacts.sidecar import STATE_FILE, checkpoint_facts, resolve_checkpoint
+from cnnzoo.artifacts.sidecar import STATE_FILE, resolve_checkpoint
 from cnnzoo.data import load_data
 from cnnzoo.data.sources import canonical_source
 from cnnzoo.data.stats import channel_stats
@@ -212,7 +212,7 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
     elif cfg.stats:  # asked for: the data's own, measured on its training images
         mean, std = channel_stats(bundle.train.images)
     elif load_weights is not None and in_chans == 3:
-        facts = checkpoint_facts(load_weights)
+        facts = model.checkpoint_facts  # read once, by create_model
         mean = tuple(facts.get("mean") or model.cfg.mean)
         std = tuple(facts.get("std") or model.cfg.std)
     crop_pct = 0.875 if cfg.augment in ("standard", "strong") else 1.0

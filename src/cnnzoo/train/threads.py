@@ -98,3 +98,14 @@ class ThreadPolicy:
         if n < cpus:
             return f" of {cpus} cores (the others are busy; --threads {cpus} to insist)"
         return " (one per core; re-checked each epoch, fewer when other processes are busy)"
+
+
+def run_thread_policy(
+    threads: int | None, device: torch.device, tiny: bool, world: int, distributed: bool
+) -> ThreadPolicy:
+    """The policy of one training process: `threads` when given; under torchrun on a CPU the
+    processes on this machine share its cores; tiny inputs (digits) train on one thread."""
+    if threads is None and distributed and device.type == "cpu" and not tiny:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        threads = max(1, usable_cpus() // local)
+    return ThreadPolicy(threads, device, tiny=tiny)

@@ -23,29 +23,29 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from cnnzoo import __version__
 from cnnzoo.artifacts.files import WriteError, previous_path, remove_temp_files, write_json
 from cnnzoo.artifacts.sidecar import BEST_FILE, CONFIG_FILE, CURVES_FILE, LAST_FILE, save_checkpoint
-from cnnzoo.artifacts.tensors import prefixed, read_newest_good, save_tensors, unprefixed
+from cnnzoo.artifacts.tensors import read_newest_good, save_tensors
 from cnnzoo.data.transforms import train_transform
 from cnnzoo.data.types import DataBundle
 from cnnzoo.errors import CnnzooError
-from cnnzoo.infer.evaluate import autocast, compute_logits, score
+from cnnzoo.infer.evaluate import autocast
 from cnnzoo.insight.plots import plot_curves, run_title
-from cnnzoo.train import checks, distributed
-from cnnzoo.train.config import TrainConfig, apply_resume_changes, changed_fields, progressive_size
+from cnnzoo.train import checks, distributed, run_state
+from cnnzoo.train.checks import chance_warning
+from cnnzoo.train.config import TrainConfig, apply_resume_changes, changed_fields, progressive_aug
+from cnnzoo.train.divergence import diverged, nonfinite_problem
 from cnnzoo.train.early_stop import patience_reason
 from cnnzoo.train.ema import ModelEma
 from cnnzoo.train.imbalance import (
@@ -54,23 +54,24 @@ from cnnzoo.train.imbalance import (
     weighted_soft_cross_entropy,
 )
 from cnnzoo.train.loop_state import LoopState
-from cnnzoo.train.lr_find import use_lr_find
+from cnnzoo.train.lr_find import auto_lr
 from cnnzoo.train.mix import mix_batch, smooth_one_hot, soft_cross_entropy
-from cnnzoo.train.optim import build_optimizer, head_prefix, lr_factor, set_lr
-from cnnzoo.train.precision import autocast_dtype, check_precision, choose_precision
-from cnnzoo.train.records import epoch_line, write_metrics
+from cnnzoo.train.optim import build_optimizer, head_prefix, lr_factor, set_lr, set_train_mode
+from cnnzoo.train.precision import autocast_dtype, check_precision, choose_for_run
+from cnnzoo.train.records import (
+    EpochBar,
+    epoch_line,
+    resume_line,
+    sidecar_info,
+    start_line,
+    write_metrics,
+)
 from cnnzoo.train.setup import STATE_FILE, RunSetup, prepare_run
 from cnnzoo.train.signals import StopRequests
-from cnnzoo.train.state import load_optimizer, optimizer_tensors
-from cnnzoo.train.threads import ThreadPolicy, usable_cpus
+from cnnzoo.train.threads import run_thread_policy
+from cnnzoo.train.validation import validate
 
 log = logging.getLogger("cnnzoo")
-# a loss at or above this share of ln(classes), a quarter into the run, is worth a warning
-CHANCE_LOSS, CHANCE_CHECK = 0.97, 0.25
-
-
-class DivergedError(CnnzooError):
-    """The loss, gradients, weights or BatchNorm statistics became NaN or infinite."""
 
 
 @dataclass
@@ -90,26 +91,8 @@ class RunResult:
         return self.run_dir / BEST_FILE
 
 
-def _setup_field(name: str) -> property:
-    return property(lambda self: getattr(self.setup, name), doc=f"RunSetup.{name}")
-
-
 class Trainer:
     """One training run. `Trainer(cfg).fit()` trains; `Trainer.resume(run_dir).fit()` goes on."""
-
-    cfg = _setup_field("cfg")
-    run_dir = _setup_field("run_dir")
-    device = _setup_field("device")
-    bundle = _setup_field("bundle")
-    classes = _setup_field("classes")
-    model = _setup_field("model")
-    mean = _setup_field("mean")
-    std = _setup_field("std")
-    crop_pct = _setup_field("crop_pct")
-    preprocess = _setup_field("preprocess")
-    aug = _setup_field("aug")
-    train_images = _setup_field("train_images")
-    train_labels = _setup_field("train_labels")
 
     def __init__(
         self,
@@ -131,6 +114,8 @@ class Trainer:
             saved=_state[1] if _state is not None else None,
             run_dir=_run_dir,
         )
+        # the config in force: the setup's, with the lr lr-find picks when asked for "auto"
+        self.cfg: TrainConfig = self.setup.cfg
         try:
             self._init_loop(_state)
         except BaseException:
@@ -139,14 +124,14 @@ class Trainer:
                 run_dir.rmdir()  # nothing was written: leave no empty folder behind
             raise
         if self.dist.is_main:
-            removed = remove_temp_files(self.run_dir)
+            removed = remove_temp_files(self.setup.run_dir)
             if removed:
                 log.info("removed %d temp file(s) left by a killed write", len(removed))
 
     # ------------------------------------------------------------------ loop state
     def _init_loop(self, state: tuple[dict, dict] | None) -> None:
-        cfg, dist, dev = self.cfg, self.dist, self.device
-        n = len(self.train_labels)
+        cfg, dist, dev = self.cfg, self.dist, self.setup.device
+        n = len(self.setup.train_labels)
         self.batch_size = min(cfg.batch_size, n)  # the global batch of one optimiser step
         self.steps_per_epoch = max(1, n // cfg.batch_size)
         parts = dist.world * cfg.accum_steps
@@ -158,20 +143,27 @@ class Trainer:
             )
         try:
             self.optimizer = build_optimizer(  # (the lr is set at every step)
-                self.model, cfg.opt, 1e-3 if cfg.lr == "auto" else cfg.lr, cfg.wd, cfg.momentum,
+                self.setup.model, cfg.opt, 1e-3 if cfg.lr == "auto" else cfg.lr, cfg.wd, cfg.momentum,
                 cfg.backbone_lr_scale,
             )  # fmt: skip
         except ValueError as e:
             raise CnnzooError(str(e)) from None
-        self.ema = ModelEma(self.model, cfg.ema) if cfg.ema > 0 else None
-        threads, tiny = cfg.threads, cfg.recipe == "digits"
-        if threads is None and dist.enabled and dev.type == "cpu" and not tiny:
-            # the processes on this machine share its cores
-            local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))
-            threads = max(1, usable_cpus() // local)
-        self.threads = ThreadPolicy(threads, dev, tiny=tiny)
+        self.ema = ModelEma(self.setup.model, cfg.ema) if cfg.ema > 0 else None
+        tiny = cfg.recipe == "digits"
+        self.threads = run_thread_policy(cfg.threads, dev, tiny, dist.world, dist.enabled)
         if cfg.precision is None:  # recorded, so that a resumed run keeps the choice
-            cfg.precision = self._choose_precision() if cfg.amp else "fp32"
+            cfg.precision = (
+                choose_for_run(
+                    self.setup.model,
+                    cfg,
+                    int(self.setup.train_images.shape[1]),
+                    len(self.setup.classes),
+                    dev,
+                    self.threads,
+                )  # fmt: skip
+                if cfg.amp
+                else "fp32"
+            )
         check_precision(cfg.precision, dev)
         self.amp_dtype = autocast_dtype(cfg.precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -192,54 +184,26 @@ class Trainer:
         self.stopped_early: str | None = None
         self.class_weights = None
         if cfg.class_weights == "auto":
-            labels = self.train_labels.cpu()
-            self.class_weights = inverse_frequency_weights(labels, len(self.classes)).to(dev)
-        head = head_prefix(self.model)  # --freeze-epochs: what waits while the head learns
+            labels = self.setup.train_labels.cpu()
+            self.class_weights = inverse_frequency_weights(labels, len(self.setup.classes)).to(dev)
+        head = head_prefix(self.setup.model)  # --freeze-epochs: what waits while the head learns
         self.backbone_params = [
             p
-            for n, p in self.model.named_parameters()
+            for n, p in self.setup.model.named_parameters()
             if p.requires_grad and not n.startswith(head)
         ]
         self.lr_find: dict[str, Any] | None = None
         if state is not None:
-            try:
-                self.load_state(*state)
-            except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as e:
-                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-                raise CnnzooError(
-                    f"{self.run_dir / STATE_FILE} does not fit this run ({first}); "
-                    "the file is damaged or belongs to another run"
-                ) from None
-        self.train_model: nn.Module = self.model
+            self.load_state(*state)
+        self.train_model: nn.Module = self.setup.model
         if dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
             ids = [dev.index] if dev.type == "cuda" else None
-            self.train_model = DistributedDataParallel(self.model, device_ids=ids)
+            self.train_model = DistributedDataParallel(self.setup.model, device_ids=ids)
         if cfg.compile:
             self.train_model = torch.compile(self.train_model)
-        if cfg.lr == "auto":
-            use_lr_find(self)
-
-    def _choose_precision(self) -> str:
-        """--amp: bf16 where it is measured (or known, on CUDA) to pay, else fp32; said."""
-        cfg, n = self.cfg, self.bundle.train.images.shape[1]
-        previous = torch.get_num_threads()
-        self.threads.apply()  # timed with the threads the run will use
-        x = torch.randn(cfg.batch_size, n, cfg.image_size, cfg.image_size, device=self.device)
-        if cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        precision, why = choose_precision(self.model, x, len(self.classes))
-        torch.set_num_threads(previous)
-        log.info("--amp: %s autocast (%s)", precision, why)
-        return precision
-
-    # the loop's position, as attributes (what callers and older code read)
-    epoch = property(lambda self: self.loop.epoch)
-    step = property(lambda self: self.loop.step)
-    best_val_acc = property(lambda self: self.loop.best_val_acc)
-    best_epoch = property(lambda self: self.loop.best_epoch)
-    history = property(lambda self: self.loop.history)
+        if cfg.lr == "auto":  # the range test's suggestion becomes the run's lr
+            lr, self.lr_find = auto_lr(self)
+            self.cfg = replace(cfg, lr=lr)
 
     @classmethod
     def resume(
@@ -273,78 +237,13 @@ class Trainer:
             cfg, bundle, progress=progress, dist=dist, _state=(tensors, meta), _run_dir=run_dir
         )
 
-    def _per_rank_tensors(self) -> dict[str, torch.Tensor]:
-        """What differs between ranks: their augmentation / dropout RNGs and their share of the
-        epoch's running sums."""
-        out = {
-            "rng/aug": self.aug_gen.get_state(),
-            "rng/torch": torch.get_rng_state(),
-            "epoch/loss_sum": self.loss_sum.reshape(1),
-            "epoch/correct": self.correct.reshape(1),
-        }
-        if self.device.type == "cuda":
-            out["rng/cuda"] = torch.cuda.get_rng_state(self.device)
-        return out
-
-    @staticmethod
-    def _rank_key(key: str, rank: int) -> str:
-        return key if rank == 0 else f"rank{rank}/{key}"
-
     def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        """The whole resumable state (every rank's share gathered; a collective under DDP)."""
-        opt_t, opt_meta = optimizer_tensors(self.optimizer)
-        mid_epoch = self.loop.batch > 0
-        tensors = {
-            **prefixed("model", self.model.state_dict()),
-            **prefixed("optim", opt_t),
-            # the epoch in progress is redrawn from the generator state at its start
-            "rng/data": self.order_state if mid_epoch else self.gen.get_state(),
-        }
-        for key, t in self._per_rank_tensors().items():
-            for rank, value in enumerate(self.dist.gather(t)):
-                tensors[self._rank_key(key, rank)] = value
-        if self.ema is not None:
-            tensors.update(prefixed("ema", self.ema.state_dict()))
-        meta = {
-            "config": self.cfg.to_dict(),
-            **self.loop.to_meta(),
-            "world_size": self.dist.world,
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "optimizer": opt_meta,
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-        }
-        return tensors, meta
+        """The whole resumable state (`run_state.gather`; a collective under DDP)."""
+        return run_state.gather(self)
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-        self.loop = LoopState.from_meta(meta, self.steps_per_epoch)
-        self.model.load_state_dict(unprefixed("model", tensors))
-        load_optimizer(self.optimizer, unprefixed("optim", tensors), meta["optimizer"])
-        if self.ema is not None:
-            self.ema.load_state_dict(unprefixed("ema", tensors))
-        self.gen.set_state(tensors["rng/data"])
-        self.order_state = self.gen.get_state()
-        rank = self.dist.rank
-        mine = {k: tensors.get(self._rank_key(k, rank)) for k in self._per_rank_tensors()}
-        if mine["rng/torch"] is None:
-            log.warning(
-                "the saved state has no RNG streams for rank %d (it ran on %s process(es)): "
-                "augmentation continues from fresh seeds, not bit-exactly",
-                rank,
-                meta.get("world_size", 1),
-            )
-        else:
-            if mine["rng/aug"].numel() == self.aug_gen.get_state().numel():  # same device kind
-                self.aug_gen.set_state(mine["rng/aug"])
-            torch.set_rng_state(mine["rng/torch"])
-            if self.device.type == "cuda" and mine.get("rng/cuda") is not None:
-                torch.cuda.set_rng_state(mine["rng/cuda"], self.device)
-            if self.loop.batch > 0:
-                self.loss_sum.copy_(mine["epoch/loss_sum"].reshape(()))
-                self.correct.copy_(mine["epoch/correct"].reshape(()))
-        if meta.get("scaler") and self.scaler.is_enabled():
-            self.scaler.load_state_dict(meta["scaler"])
-        self.saved_step = self.loop.step
+        """Continue from a saved state of this run (`run_state.restore`)."""
+        run_state.restore(self, tensors, meta)
 
     def save_state(self) -> None:
         """Check that nothing is non-finite, then write the state (rank 0; the previous copy
@@ -354,7 +253,7 @@ class Trainer:
         error = None
         if self.dist.is_main:
             try:
-                save_tensors(self.run_dir / STATE_FILE, tensors, meta, keep_previous=True)
+                save_tensors(self.setup.run_dir / STATE_FILE, tensors, meta, keep_previous=True)
             except CnnzooError as e:
                 error = str(e)
         error = self.dist.broadcast(error)
@@ -363,96 +262,28 @@ class Trainer:
         self.saved_step = self.loop.step
 
     def _check_finite(self) -> None:
-        """Raise DivergedError when a weight, EMA weight or BatchNorm statistic is NaN/inf."""
-        named = list(self.model.state_dict().items())
-        if self.ema is not None:
-            named += [(f"ema {k}", v) for k, v in self.ema.state_dict().items()]
-        floats = [(k, v) for k, v in named if v.is_floating_point()]
-        if not floats or torch.stack([torch.isfinite(v).all() for _, v in floats]).all():
-            return
-        bad = [k for k, v in floats if not torch.isfinite(v).all()]
-        stats = [k for k in bad if k.endswith(("running_mean", "running_var"))]
-        what = "BatchNorm running statistics" if len(stats) == len(bad) else "weights"
-        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-        self._diverged(f"the {what} became NaN/inf ({shown})")
+        problem = nonfinite_problem(self.setup.model, self.ema.module if self.ema else None)
+        if problem:
+            self._diverged(problem)
 
     def _diverged(self, what: str, at_step: int | None = None) -> None:
-        """Raise DivergedError: what went wrong, at which step (the failing one, 1-based; or
-        the last one done), with which lr, what is kept and how to go on."""
-        cfg, loop = self.cfg, self.loop
-        lr = cfg.lr * self._lr_factor()
-        where = f"at step {at_step}" if at_step is not None else f"by step {loop.step}"
-        if self.saved_step is not None:
-            then = (
-                f"the last good state (step {self.saved_step}) is kept in {self.run_dir}; "
-                f"resume with a lower lr (cnnzoo train --resume {self.run_dir} "
-                f"--lr {cfg.lr / 10:g})"
-            )
-        else:
-            then = f"nothing was saved; start again with a lower lr (--lr {cfg.lr / 10:g})"
-        more = " or tolerate a few bad steps with --skip-nonfinite N" if at_step else ""
-        raise DivergedError(
-            f"training diverged {where} (epoch {loop.epoch + 1}, lr {lr:.4g}): {what}; {then}, "
-            f"or add --clip-grad 1.0{more}"
-        )
+        loop, cfg = self.loop, self.cfg
+        raise diverged(
+            what, step=loop.step, epoch=loop.epoch, lr=cfg.lr * self._lr_factor(),
+            peak_lr=cfg.lr, saved_step=self.saved_step, run_dir=self.setup.run_dir,
+            at_step=at_step,
+        )  # fmt: skip
 
     def checkpoint_info(self, row: dict[str, Any], weights_kind: str) -> dict[str, Any]:
-        """The sidecar: everything predict and eval need, plus where the weights came from."""
-
-        cfg = self.cfg
-        return {
-            "model": cfg.model,
-            "model_overrides": cfg.model_opts,
-            "num_classes": len(self.classes),
-            "in_chans": int(self.train_images.shape[1]),
-            "classes": self.classes,
-            "input_size": cfg.image_size,
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "crop_pct": self.crop_pct,
-            "interpolation": self.preprocess.interpolation,
-            "data": {
-                "source": cfg.data,
-                "name": self.bundle.name,
-                "load_size": self.bundle.image_size,
-                "val_split": cfg.val_split,
-                "seed": cfg.seed,
-                "val_name": self.bundle.val_name,
-            },
-            "epoch": row["epoch"],
-            "weights": weights_kind,
-            "metrics": row,
-            "recipe": cfg.to_dict(),
-            "lr_find": self.lr_find,
-            "cnnzoo_version": __version__,
-            "saved": datetime.now().isoformat(timespec="seconds"),
-        }
+        """The sidecar of a checkpoint saved after the epoch `row` describes."""
+        return sidecar_info(self.setup, self.cfg, row, weights_kind, self.lr_find)
 
     # ------------------------------------------------------------------ training
-    def backbone_frozen(self) -> bool:
-        cfg = self.cfg
-        return (
-            cfg.freeze == "backbone"
-            or cfg.backbone_lr_scale == 0
-            or self.loop.epoch < cfg.freeze_epochs
-        )
-
-    def _set_train_mode(self) -> None:
-        self.model.train()
-        if self.cfg.freeze_epochs:  # the head alone first, then everything
-            for p in self.backbone_params:
-                p.requires_grad_(self.loop.epoch >= self.cfg.freeze_epochs)
-            if self.loop.epoch == self.cfg.freeze_epochs and self.loop.batch == 0:
-                log.info("epoch %d: the backbone joins the training", self.loop.epoch + 1)
-        if self.backbone_frozen():
-            # a frozen backbone keeps its BN statistics too; only its norm layers go to eval
-            # mode, so the head's dropout (EfficientNet, MobileNet, Inception) still works
-            head = head_prefix(self.model)
-            for name, m in self.model.named_modules():
-                if isinstance(m, nn.modules.batchnorm._NormBase) and not (name + ".").startswith(
-                    head
-                ):
-                    m.eval()
+    def set_train_mode(self) -> None:
+        """Train mode for the epoch in progress (what --freeze / --freeze-epochs hold still
+        stays in eval mode); lr-find trains in the same mode."""
+        loop = self.loop
+        set_train_mode(self.setup.model, self.cfg, loop.epoch, loop.batch, self.backbone_params)
 
     def _lr_factor(self) -> float:
         total = self.steps_per_epoch * self.cfg.epochs
@@ -468,7 +299,7 @@ class Trainer:
         if targets is None:
             if not smoothing and self.class_weights is None:
                 return F.cross_entropy(logits.float(), labels)
-            targets = smooth_one_hot(labels, len(self.classes), smoothing or 0.0)
+            targets = smooth_one_hot(labels, len(self.setup.classes), smoothing or 0.0)
         if self.class_weights is not None:
             return weighted_soft_cross_entropy(logits, targets, self.class_weights)
         return soft_cross_entropy(logits, targets)
@@ -476,7 +307,7 @@ class Trainer:
     def _train_step(self, global_idx: torch.Tensor, params: list[nn.Parameter]) -> bool:
         """One optimiser step on this rank's share of a global batch (in --accum-steps
         micro-batches). Returns whether the run must stop now (a signal, on any rank)."""
-        cfg, dev, dist = self.cfg, self.device, self.dist
+        cfg, dev, dist = self.cfg, self.setup.device, self.dist
         share = global_idx.numel() // dist.world
         mine = global_idx[dist.rank * share : (dist.rank + 1) * share]
         micro = mine.split(share // cfg.accum_steps)
@@ -486,14 +317,14 @@ class Trainer:
         hits = torch.zeros((), device=dev, dtype=torch.long)
         for i, part in enumerate(micro):
             idx = part.to(dev, non_blocking=True)
-            labels = self.train_labels[idx]
-            x = _train_transform(self.train_images[idx], self.epoch_aug, self.aug_gen)
+            labels = self.setup.train_labels[idx]
+            x = train_transform(self.setup.train_images[idx], self.epoch_aug, self.aug_gen)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             targets, hit_labels = None, labels
             if cfg.mixup > 0 or cfg.cutmix > 0:
                 x, targets, hit_labels = mix_batch(
-                    x, labels, len(self.classes), cfg.mixup, cfg.cutmix,
+                    x, labels, len(self.setup.classes), cfg.mixup, cfg.cutmix,
                     cfg.label_smoothing, self.aug_gen,
                 )  # fmt: skip
             # gradients are averaged over ranks once, after the last micro-batch
@@ -528,7 +359,7 @@ class Trainer:
             self.scaler.update()
             self.loop.step += 1
             if self.ema is not None:
-                self.ema.update(self.model, self.loop.step)
+                self.ema.update(self.setup.model, self.loop.step)
             self.loss_sum += loss_sum
             self.correct += hits
             self.loop.seen += share
@@ -554,22 +385,18 @@ class Trainer:
 
     @property
     def epoch_aug(self):
-        """The augmentation of the epoch in progress: with --progressive, smaller crops early."""
-        cfg, aug = self.cfg, self.aug
-        if not cfg.progressive:
-            return aug
-        side = progressive_size(self.loop.epoch, cfg.epochs, cfg.progressive, cfg.image_size)
-        return aug if side == aug.image_size else replace(aug, image_size=side)
+        """The augmentation of the epoch in progress (with --progressive, smaller crops early)."""
+        return progressive_aug(self.setup.aug, self.cfg, self.loop.epoch)
 
     def train_one_epoch(self) -> dict[str, float] | None:
         """Train the epoch in progress to its end (from the batch a resumed state left);
         None when a stop signal ended it early (the state is saved)."""
         cfg, loop = self.cfg, self.loop
-        self._set_train_mode()
-        n = len(self.train_labels)
+        self.set_train_mode()
+        n = len(self.setup.train_labels)
         self.order_state = self.gen.get_state()
         if self.cfg.sampler == "balanced":
-            perm = balanced_order(self.train_labels, len(self.classes), self.gen)
+            perm = balanced_order(self.setup.train_labels, len(self.setup.classes), self.gen)
         else:
             perm = torch.randperm(n, generator=self.gen)
         bs, steps = self.batch_size, self.steps_per_epoch
@@ -577,36 +404,23 @@ class Trainer:
             self.loss_sum.zero_()
             self.correct.zero_()
             loop.seen, loop.elapsed = 0, 0.0
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        bar = _progress_bar(steps, f"epoch {loop.epoch + 1}/{cfg.epochs}", self.progress)
-        if bar is not None and loop.batch:
-            bar.update(loop.batch)
+        params = [p for p in self.setup.model.parameters() if p.requires_grad]
+        bar = EpochBar(steps, f"epoch {loop.epoch + 1}/{cfg.epochs}", self.progress, loop.batch)
         start = time.perf_counter() - loop.elapsed
         while loop.batch < steps:
             b = loop.batch
             self.stop_now = self._train_step(perm[b * bs : (b + 1) * bs], params)
             loop.batch += 1
             loop.elapsed = time.perf_counter() - start
-            if bar is not None:
-                if b % 5 == 0 or loop.batch == steps:
-                    seen = max(loop.seen, 1)
-                    bar.set_postfix(
-                        loss=f"{float(self.loss_sum) / seen:.4f}",
-                        acc=f"{100.0 * float(self.correct) / seen:.1f}%",
-                        img_s=f"{seen * self.dist.world / max(loop.elapsed, 1e-9):.0f}",
-                        refresh=False,
-                    )
-                bar.update(1)
+            bar.step(b, loop, self.loss_sum, self.correct, self.dist.world)
             if loop.batch < steps:  # the epoch's end saves anyway
                 every = cfg.checkpoint_every
                 if self.stop_now or (every and loop.step % every == 0):
                     self.save_state()
                 if self.stop_now:
-                    if bar is not None:
-                        bar.close()
+                    bar.close()
                     return None
-        if bar is not None:
-            bar.close()
+        bar.close()
         sums = torch.stack(
             [self.loss_sum.double().cpu(), self.correct.double().cpu(), torch.tensor(loop.seen)]
         ).double()
@@ -625,35 +439,12 @@ class Trainer:
         }
 
     def validate(self, model: nn.Module) -> dict[str, float]:
-        """Loss and accuracies on the validation split; under DDP each rank scores its
-        contiguous share and the sums are added."""
-        val = self.bundle.val
-        if len(val) == 0:
-            return {}
-        images, labels = val.images, val.labels
-        world, rank = self.dist.world, self.dist.rank
-        if world > 1:
-            lo, hi = rank * len(val) // world, (rank + 1) * len(val) // world
-            images, labels = images[lo:hi], labels[lo:hi]
-        logits = compute_logits(
-            model,
-            images,
-            self.preprocess,
-            max(256, 2 * self.cfg.batch_size),
-            self.amp_dtype,
-            self.cfg.channels_last,
-        )
-        if world == 1:
-            s = score(logits, labels)
-            return {"loss": s.loss, "acc": s.top1, "top5": s.top5}
-        m = int(labels.shape[0])
-        s = score(logits, labels) if m else None
-        part = [0.0, 0.0, 0.0, 0.0]
-        if s is not None:
-            part = [s.loss * m, round(s.top1 * m / 100), round(s.top5 * m / 100), float(m)]
-        sums = self.dist.sum_(torch.tensor(part, dtype=torch.float64)).tolist()
-        n = sums[3]
-        return {"loss": sums[0] / n, "acc": 100.0 * sums[1] / n, "top5": 100.0 * sums[2] / n}
+        """Loss and accuracies of `model` on the validation split (all ranks' shares)."""
+        cfg = self.cfg
+        return validate(
+            model, self.setup.bundle.val, self.setup.preprocess, self.dist,
+            max(256, 2 * cfg.batch_size), self.amp_dtype, cfg.channels_last,
+        )  # fmt: skip
 
     def fit(self, stop_after: int | None = None, handle_signals: bool = True) -> RunResult:
         """Train until `cfg.epochs` (or `stop_after` more epochs, as if stopped there). With
@@ -667,39 +458,11 @@ class Trainer:
         cfg, loop = self.cfg, self.loop
         show_log_lines()
         if self.dist.is_main:
-            write_json(self.run_dir / CONFIG_FILE, cfg.to_dict())
+            write_json(self.setup.run_dir / CONFIG_FILE, cfg.to_dict())
         if loop.epoch == 0 and loop.step == 0:
-            log.info(
-                "training %s on %s: %d train / %d %s images, %d classes, %dpx, recipe %s, "
-                "%d epochs, batch %d, %s lr %g wd %g, %s, on %s%s -> %s",
-                cfg.model,
-                self.bundle.name,
-                len(self.bundle.train),
-                len(self.bundle.val),
-                self.bundle.val_name,
-                len(self.classes),
-                cfg.image_size,
-                cfg.recipe,
-                cfg.epochs,
-                cfg.batch_size,
-                cfg.opt,
-                cfg.lr,
-                cfg.wd,
-                cfg.precision,
-                self.device,
-                f" x {self.dist.world} processes" if self.dist.enabled else "",
-                self.run_dir,
-            )
+            log.info(start_line(self.setup, cfg, self.dist.world))
         else:
-            log.info(
-                "resuming %s at epoch %d/%d, batch %d/%d (step %d)",
-                self.run_dir,
-                loop.epoch + (1 if loop.batch else 0),
-                cfg.epochs,
-                loop.batch,
-                self.steps_per_epoch,
-                loop.step,
-            )
+            log.info(resume_line(self.setup.run_dir, loop, cfg.epochs, self.steps_per_epoch))
         threads_before = torch.get_num_threads()
         try:
             interrupted = self._epochs(stop_after)
@@ -709,7 +472,10 @@ class Trainer:
             return self._result(interrupted=self.stops.received or "a stop signal")
         done = loop.epoch >= cfg.epochs or self.stopped_early
         if done and loop.history and self.dist.is_main:
-            plot_curves(loop.history, self.run_dir / CURVES_FILE, run_title(self))
+            title = run_title(
+                cfg.model, self.setup.bundle.name, loop.history, loop.best_val_acc, loop.best_epoch
+            )
+            plot_curves(loop.history, self.setup.run_dir / CURVES_FILE, title)
         return self._result()
 
     def _epochs(self, stop_after: int | None) -> bool:
@@ -732,32 +498,19 @@ class Trainer:
         return False
 
     def _warn_if_at_chance(self, row: dict[str, Any]) -> None:
-        """Say so, once, when a quarter of the run is done and the loss is still that of
-        uniform guessing (ln of the class count): the lr, schedule or data need a look."""
-        classes = len(self.classes)
-        if self._chance_warned or classes < 2 or self.epoch < CHANCE_CHECK * self.cfg.epochs:
-            return
-        loss = row.get("val_loss", row["train_loss"])
-        if loss >= CHANCE_LOSS * math.log(classes):
-            self._chance_warned = True
-            log.warning(
-                "after %d of %d epochs the %s loss is %.3f, chance level (ln %d = %.3f): the "
-                "model has learnt nothing yet; check the data and labels, or try another --lr",
-                self.epoch,
-                self.cfg.epochs,
-                "validation" if "val_loss" in row else "training",
-                loss,
-                classes,
-                math.log(classes),
-            )
+        if not self._chance_warned:
+            message = chance_warning(row, len(self.setup.classes), self.loop.epoch, self.cfg.epochs)
+            if message:
+                self._chance_warned = True
+                log.warning(message)
 
     def _end_epoch(self, stats: dict[str, float]) -> None:
         """Validate, record and save the epoch just trained."""
         loop = self.loop
         row: dict[str, Any] = {"epoch": loop.epoch + 1, "step": loop.step, **stats}
         self._check_finite()  # before validating: name the weights, not the loss they give
-        kind, weights = "model", self.model
-        v = self.validate(self.model)
+        kind, weights = "model", self.setup.model
+        v = self.validate(self.setup.model)
         if v:
             row.update(val_loss=v["loss"], val_acc=v["acc"], val_top5=v["top5"])
         if self.ema is not None:
@@ -770,25 +523,16 @@ class Trainer:
                 kind, weights = "ema", self.ema.module
         if v and not math.isfinite(v["loss"]):
             self._diverged(f"the validation loss is {v['loss']}")
-        loop.epoch += 1
-        loop.batch, loop.seen, loop.elapsed = 0, 0, 0.0
         metric = max(row.get("val_acc", -math.inf), row.get("ema_val_acc", -math.inf))
-        # no validation split: the last epoch is the best one
-        row["is_best"] = metric > loop.best_val_acc or not v
-        if row["is_best"]:
-            loop.best_val_acc, loop.best_epoch = metric, loop.epoch
-        row["best_val_acc"] = loop.best_val_acc if math.isfinite(loop.best_val_acc) else None
-        if loop.skipped_nonfinite:
-            row["skipped_nonfinite"] = loop.skipped_nonfinite
-        loop.history.append(row)
+        loop.end_epoch(row, metric, validated=bool(v))
         # order matters for a kill at any point: checkpoints first, then the state that
         # would make a resumed run skip this epoch
         if self.dist.is_main:
             info = self.checkpoint_info(row, kind)
-            save_checkpoint(self.run_dir / LAST_FILE, weights, info)
+            save_checkpoint(self.setup.run_dir / LAST_FILE, weights, info)
             if row["is_best"]:
-                save_checkpoint(self.run_dir / BEST_FILE, weights, info)
-            write_metrics(self.run_dir, loop.history)
+                save_checkpoint(self.setup.run_dir / BEST_FILE, weights, info)
+            write_metrics(self.setup.run_dir, loop.history)
         self.save_state()
         log.info(epoch_line(row, self.cfg.epochs))
         self._warn_if_at_chance(row)
@@ -796,7 +540,7 @@ class Trainer:
     def _result(self, interrupted: str | None = None) -> RunResult:
         loop = self.loop
         return RunResult(
-            self.run_dir,
+            self.setup.run_dir,
             loop.epoch,
             loop.best_epoch,
             loop.best_val_acc,
@@ -818,21 +562,6 @@ def show_log_lines() -> None:
     log.addHandler(handler)
     if log.level == logging.NOTSET or log.level > logging.INFO:
         log.setLevel(logging.INFO)
-
-
-def _train_transform(batch: torch.Tensor, aug, generator: torch.Generator) -> torch.Tensor:
-
-    return train_transform(batch, aug, generator)
-
-
-def _progress_bar(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True, unit="batch"
-    )
 
 
 def train(

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnzoo.artifacts.lock import hold_folder, release_folder
 from cnnzoo.artifacts.sidecar import STATE_FILE, checkpoint_facts, resolve_checkpoint
 from cnnzoo.data import load_data
 from cnnzoo.data.sources import canonical_source
@@ -163,11 +164,19 @@ def prepare_run(
     else:
         run_dir, created = claim_shared_run_dir(cfg.out, cfg, dist)
     try:
-        return _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights)
+        if dist.is_main:  # one writer per run folder, until this run's setup is let go
+            hold_folder(run_dir)
+        setup = _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights)
     except BaseException:
+        if dist.is_main:
+            release_folder(run_dir)
         if created and not any(run_dir.iterdir()):
             run_dir.rmdir()  # nothing was written: leave no empty folder behind
         raise
+    if dist.is_main:
+        hold_folder(run_dir, owner=setup)  # the hold passes to the setup (and its trainer)
+        release_folder(run_dir)
+    return setup
 
 
 def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) -> RunSetup:

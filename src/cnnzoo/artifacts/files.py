@@ -276,6 +276,18 @@ def remove_temp_files(folder: str | Path) -> list[Path]:
     return removed
 
 
+def read_small_text(path: str | Path, limit: int) -> str:
+    """A regular file's text, refused (OSError) when it is a device, FIFO or folder (an
+    endless source) or larger than `limit` bytes: read without growing without bound."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EINVAL, f"it is {_kind(st.st_mode)}, not a text file")
+    if st.st_size > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit // 2**20} MB")
+    with open(path, "rb") as f:
+        return f.read(limit + 1)[:limit].decode("utf-8")
+
+
 def write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(Path(path), text.encode())
 

@@ -30,6 +30,7 @@ from cnnzoo.models.factory import create_model, get_entry
 from cnnzoo.train import checks
 from cnnzoo.train.config import TrainConfig, resolve_config, validate_config
 from cnnzoo.train.distributed import Dist, convert_sync_batchnorm
+from cnnzoo.train.fingerprint import check_data as check_data_fingerprint
 from cnnzoo.train.optim import freeze_backbone
 
 
@@ -198,7 +199,13 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
     cfg = resolve_config(cfg, bundle.image_size)
     classes = list(bundle.classes)
 
+    # what the run trains on: compared first on resume (a changed dataset is the news, not
+    # its symptoms), recorded after the checks for a new run (a refused run leaves nothing)
+    if dist.is_main and saved is not None:
+        check_data_fingerprint(run_dir, bundle, True, cfg.allow_data_change)
     checks.before_training(cfg, bundle, run_dir)
+    if dist.is_main and saved is None:
+        check_data_fingerprint(run_dir, bundle, False, False)
 
     # model: seeded so that the same config gives the same initial weights
 

@@ -27,8 +27,8 @@ TRAIN = ["train", "--model", "resnet20", "--data", "digits", "--no-progress"]
     [
         (["train", "--model", "resnet2O", "--data", "digits"], "did you mean"),
         (["train", "--model", "resnet20", "--data", "/no/such/folder"], "/no/such/folder"),
-        ([*TRAIN, "--epochs", "0"], "--epochs must be at least 1"),
-        ([*TRAIN, "--lr", "-0.1"], "--lr must be positive"),
+        ([*TRAIN, "--epochs", "0"], "--epochs must be in [1, 100,000] (got 0)"),
+        ([*TRAIN, "--lr", "-0.1"], "--lr must be in (0, 1000] (got -0.1)"),
         ([*TRAIN, "--ema", "1.5"], "--ema"),
         ([*TRAIN, "--val-split", "1.5"], "--val-split"),
         ([*TRAIN, "--model-opt", "nonsense"], "KEY=VALUE"),
@@ -40,7 +40,7 @@ TRAIN = ["train", "--model", "resnet20", "--data", "digits", "--no-progress"]
         # a builder's own ValueError (unknown stem) and impossible sizes: one line, not a trace
         ([*TRAIN, "--stem", "bad"], "unknown stem"),
         (["summary", "resnet20", "--stem", "bad"], "unknown stem"),
-        (["summary", "resnet20", "--num-classes", "-1"], "num_classes"),
+        (["summary", "resnet20", "--num-classes", "-1"], "--num-classes must be in [1, 1,000,000]"),
         (["summary", "resnet20", "--input-size", "0"], "--input-size"),  # was silently 32
     ],
 )

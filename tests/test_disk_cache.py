@@ -191,3 +191,27 @@ def test_data_larger_than_a_memory_cap_trains_under_it(tmp_path):
     assert decoded > 60e6
     assert growth["disk"]["growth"] < cap, growth
     assert growth["memory"]["growth"] > cap, growth
+
+
+def test_damaged_cache_bytes_are_never_trained_on(tmp_path, caplog):
+    root = make_folder(tmp_path / "d", 6)
+    kw = dict(image_size=16, progress=False, cache="disk", cache_dir=str(tmp_path / "c"))
+    good = load_data(str(root), **kw)
+    good_train, good_val = good.train.images.clone(), good.val.images.clone()  # not the map
+    data = next((tmp_path / "c").glob("*.u8"))
+    size = data.stat().st_size
+    with open(data, "r+b") as f:  # overwritten in place, the size unchanged
+        f.seek(size // 3)
+        f.write(b"\xff" * 512)
+    assert data.stat().st_size == size
+    with caplog.at_level("WARNING", logger="cnnzoo"):
+        again = load_data(str(root), **kw)
+    assert "is damaged (1 of 1 16 MB blocks differ" in caplog.text
+    assert torch.equal(again.train.images, good_train)  # rebuilt, not the white rows
+    assert torch.equal(again.val.images, good_val)
+    with open(data, "r+b") as f:
+        f.truncate(size // 2)  # cut short: rebuilt, never mapped beyond its end
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cnnzoo"):
+        third = load_data(str(root), **kw)
+    assert torch.equal(third.train.images, good_train)

@@ -192,3 +192,19 @@ def _write(folder, data: bytes):
     path = folder / "query.png"
     path.write_bytes(data)
     return path
+
+
+def test_numbers_and_schemes_are_parsed_strictly(predictor):
+    with serving(app_for(predictor, token="s3cret")) as url, httpx.Client(base_url=url) as c:
+        good = {"Authorization": "bearer s3cret"}  # HTTP's scheme is case-insensitive
+        assert c.post("/predict", content=png(), headers=good).status_code == 200
+        for topk in ("²", "١", "9" * 40, "-1", " 3"):  # isdigit() accepts the first two
+            r = c.post("/predict", params={"topk": topk}, content=png(), headers=good)
+            assert r.status_code == 400 and "topk" in r.json()["error"], (topk, r.text)
+        req = c.build_request("POST", "/predict", files=[("f", ("0.png", png(0), "image/png"))],
+                              headers=good)  # fmt: skip
+        kind = req.headers["Content-Type"]
+        req.headers["Content-Type"] = kind.replace("multipart/form-data", "Multipart/Form-Data")
+        r = c.send(req)
+        assert r.status_code == 200, r.text  # parsed as a form: raw, its bytes are no image
+        assert c.get("/health").json()["status"] == "ok"

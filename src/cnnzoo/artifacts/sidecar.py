@@ -167,10 +167,12 @@ def facts_problem(meta: dict[str, Any]) -> str | None:
         (_is_int(in_chans) and in_chans in (1, 3), f"in_chans {in_chans!r:.40} is not 1 or 3"),
         (_is_int(meta.get("input_size")) and 1 <= meta["input_size"] <= 4096,
          f"input_size {meta.get('input_size')!r:.40} is not a size in pixels"),
-        (_finite_numbers(meta.get("mean"), in_chans if _is_int(in_chans) else 3),
-         "mean is not one finite number per channel"),
+        (_finite_numbers(meta.get("mean"), in_chans if _is_int(in_chans) else 3)
+         and all(abs(x) <= 255 for x in meta["mean"]),
+         "mean is not one finite number per channel in [-255, 255]"),
         (_finite_numbers(meta.get("std"), in_chans if _is_int(in_chans) else 3)
-         and all(x > 0 for x in meta["std"]), "std is not one positive number per channel"),
+         and all(1e-4 <= x <= 255 for x in meta["std"]),
+         "std is not one number per channel in [1e-4, 255]"),
         (isinstance(crop, (int, float)) and not isinstance(crop, bool) and 0 < crop <= 1,
          f"crop_pct {crop!r:.40} is not in (0, 1]"),
         (isinstance(overrides, dict)

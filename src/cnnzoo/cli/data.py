@@ -163,8 +163,6 @@ def write_grid(bundle, path: Path, per_class: int, seed: int) -> None:
     import matplotlib.pyplot as plt
     import torch
 
-    from cnnzoo.errors import CnnzooError
-
     rows, cols = len(bundle.classes), per_class
     tile = 1.0 if rows <= 20 else 0.5
     g = torch.Generator().manual_seed(seed)
@@ -187,12 +185,9 @@ def write_grid(bundle, path: Path, per_class: int, seed: int) -> None:
             fontsize=9,
         )
     fig.subplots_adjust(left=1.4 / (cols * tile + 1.5), wspace=0.05, hspace=0.05)
-    try:
-        fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.1)
-    except (OSError, ValueError) as e:
-        raise CnnzooError(f"cannot write {path}: {str(e).splitlines()[0]}") from None
-    finally:
-        plt.close(fig)
+    from cnnzoo.insight.plots import save_figure  # matplotlib: only when a grid is asked for
+
+    save_figure(fig, path, bbox_inches="tight", pad_inches=0.1)  # closes the figure
 
 
 def export_images(bundle, out: Path, per_class: int) -> int:
@@ -224,6 +219,11 @@ def run(args: argparse.Namespace) -> int:
     grid = Path(args.grid) if args.grid else None
     if grid is not None and not grid.parent.is_dir():
         raise CnnzooError(f"cannot write {grid}: folder {grid.parent} does not exist")
+    if grid is not None:  # no device, FIFO, folder or run file; a format matplotlib writes
+        # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
+        from cnnzoo.artifacts.files import check_output
+
+        check_output(grid, (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".webp"), "--grid")
     if args.export:
         Path(args.export).mkdir(parents=True, exist_ok=True)  # a bad path fails before loading
     bundle = load_data(

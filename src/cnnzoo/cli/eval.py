@@ -98,7 +98,7 @@ def report_path(
 
 def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
-    from cnnzoo.artifacts.files import write_json
+    from cnnzoo.artifacts.files import check_output, write_json
     from cnnzoo.artifacts.sidecar import resolve_checkpoint
     from cnnzoo.errors import CnnzooError
     from cnnzoo.infer.evaluate import compute_logits, prepare_evaluation, score_report
@@ -116,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
     ckpt = resolve_checkpoint(checkpoint)
     if args.out:  # a bad --out fails before the scoring, not after
         out = Path(args.out)
+        if out.exists() and not out.is_dir():  # a device or FIFO is no name to write beside
+            check_output(out, (), "--out")
         (out if out_is_folder(args.out) else out.parent).mkdir(parents=True, exist_ok=True)
     model, meta, device = load_model(ckpt, args.backend, args.device)
     ev = prepare_evaluation(
@@ -135,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
     s, report = score_report(str(ckpt), ev, logits, args.tta)
     path = report_path(args.out, ckpt, report["data"], args.split, args.tta)
     path.parent.mkdir(parents=True, exist_ok=True)
+    stem = path.with_suffix("")
+    for extra in ("", "-confusion.png", "-confusion-counts.png", "-top-losses.png", ".html"):
+        check_output(stem.with_name(stem.name + extra) if extra else path, (), "--out")
     write_error_report(ev, logits, report, path.with_suffix(""), args.top_losses)
     write_json(path, report)
 

@@ -100,7 +100,10 @@ def _from_model(args: argparse.Namespace):
     classes = None
     if args.classes:
         try:
-            lines = Path(args.classes).read_text(encoding="utf-8").splitlines()
+            # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
+            from cnnzoo.artifacts.files import read_small_text
+
+            lines = read_small_text(args.classes, 64 * 2**20).splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise CnnzooError(f"--classes {args.classes}: cannot read it ({e})") from None
         classes = [line.strip() for line in lines if line.strip()]

@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 
+from cnnzoo.cli.numbers import check_numbers
 from cnnzoo.errors import CnnzooError
 
 # name -> module; the order is the order of `cnnzoo --help`
@@ -48,8 +49,16 @@ def _version() -> str:
     return __version__
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors in one line (what is wrong, where help is), exit status 2:
+    no usage block before the message."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cnnzoo",
         description="Convolutional image classifiers: inspect, train, evaluate, predict.",
     )
@@ -90,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        check_numbers(args)  # every numeric option finite and in range, before anything runs
         return int(args._run(args) or 0)
     except (CnnzooError, OSError, RecursionError, MemoryError) as e:
         if args.debug:

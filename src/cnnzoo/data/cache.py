@@ -141,6 +141,10 @@ class DiskCache:
                 return None
         except OSError:
             return None
+        problem = _damage(self.data, meta.get("blocks"))
+        if problem is not None:  # never train on bad bytes: one line, and a rebuild
+            log.warning("the disk cache %s is damaged (%s); building it again", self.data, problem)
+            return None
         rows = _map(self.data, kept, self.size)
         skipped = [tuple(x) for x in meta["skipped"]]
         formats = Counter({tuple(k): v for k, v in meta["formats"]})
@@ -185,9 +189,10 @@ class DiskCache:
                         last_save = time.monotonic()
             finally:
                 save(chunks)  # also on Ctrl-C: the next call goes on from here
+        blocks = _block_digests(self.partial)  # what every later load verifies
         os.replace(self.partial, self.data)
         meta = {"n": self.n, "size": self.size, "ok": _bits(ok), "skipped": sorted(skipped),
-                "formats": [[list(k), v] for k, v in formats.items()]}  # fmt: skip
+                "formats": [[list(k), v] for k, v in formats.items()], "blocks": blocks}  # fmt: skip
         _write_json(self.manifest, meta)
         self.progress.unlink(missing_ok=True)
 
@@ -209,6 +214,45 @@ class DiskCache:
             return state
         except (KeyError, TypeError, ValueError, OSError):
             return None
+
+
+_BLOCK = 16 * 2**20  # bytes per checksum block
+
+
+def _block_digests(path: Path) -> list[str]:
+    """A BLAKE2b digest per 16 MB block of `path`, read sequentially through one 1 MB buffer
+    (no memory held beyond it: the cache exists for data larger than RAM)."""
+    out, buf = [], bytearray(2**20)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        h, filled = hashlib.blake2b(digest_size=12), 0
+        while n := f.readinto(buf):
+            h.update(view[:n])
+            filled += n
+            if filled >= _BLOCK:
+                out.append(h.hexdigest())
+                h, filled = hashlib.blake2b(digest_size=12), 0
+        if filled:
+            out.append(h.hexdigest())
+    return out
+
+
+def _damage(path: Path, blocks: object) -> str | None:
+    """What is wrong with the bytes of a finished cache file, or None: every block's digest
+    is compared with the one recorded when it was built (a cache from before checksums, or
+    with the digests missing, counts as damaged: it is rebuilt once)."""
+    if not isinstance(blocks, list):
+        return "no checksums recorded"
+    try:
+        found = _block_digests(path)
+    except OSError as e:
+        return e.strerror or str(e)
+    if len(found) != len(blocks):
+        return f"{len(found)} blocks where {len(blocks)} were written"
+    bad = [i for i, (a, b) in enumerate(zip(found, blocks, strict=True)) if a != b]
+    if bad:
+        return f"{len(bad)} of {len(blocks)} 16 MB blocks differ from what was written"
+    return None
 
 
 def chunk_rows(row_bytes: int) -> int:

@@ -4,7 +4,6 @@ images, and keep it only when they agree."""
 from __future__ import annotations
 
 import copy
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnzoo.artifacts.files import check_output, staged_output
 from cnnzoo.cfg import EXPORT_PRECISIONS
 from cnnzoo.errors import CnnzooError
 from cnnzoo.export.parity import ParityReport, check_parity, parity_images
@@ -23,6 +23,8 @@ from cnnzoo.infer.runtime import load_onnx, load_torchscript
 from cnnzoo.models.factory import get_model_cfg
 
 FORMATS = ("onnx", "torchscript")
+# the names a file of each format may have (a .onnx that holds TorchScript misleads every tool)
+SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".pth", ".torchscript", ".ts")}
 
 
 class ParityError(CnnzooError):
@@ -96,8 +98,7 @@ def export_model(
             f"unknown precision {precision!r}; choose {' or '.join(EXPORT_PRECISIONS)}"
         )
     start = time.perf_counter()
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    output = check_output(output, SUFFIXES[fmt], "--output")  # before minutes of export
     model = model.cpu().eval()
     # the images first: a bad --check-images fails before minutes of export
     images, source = parity_images(meta, check_images, check_limit, progress)
@@ -118,8 +119,7 @@ def export_model(
         opset=opset if fmt == "onnx" else None,
         batchnorm_folded=folded,
     )
-    tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
-    try:
+    with staged_output(output, SUFFIXES[fmt], "--output") as tmp:
         exportable = with_precision(to_write, precision)
         if fmt == "onnx":
             write_onnx(exportable, tmp, example, props, opset=opset, dynamic_batch=dynamic_batch)
@@ -134,9 +134,6 @@ def export_model(
                 + report.summary(),
                 report,
             )
-        os.replace(tmp, output)
-    finally:
-        tmp.unlink(missing_ok=True)
     return ExportResult(
         output,
         fmt,

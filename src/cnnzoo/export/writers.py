@@ -122,5 +122,8 @@ def write_torchscript(
         raise CnnzooError(f"TorchScript trace failed: {str(e).strip()[:200]}") from None
     facts = {k: props[k] for k in _PREPROCESSING_KEYS if k in props}
     extra = {TORCHSCRIPT_FILE: props[META_KEY], PREPROCESSING_FILE: json.dumps(facts)}
+    buf = io.BytesIO()  # in memory first: torch's C++ file writer aborts on a full disk
     with _quiet():
-        torch.jit.save(traced, str(path), _extra_files=extra)
+        torch.jit.save(traced, buf, _extra_files=extra)
+    with open(path, "wb") as f:  # a full disk is an OSError here, one line for the caller
+        f.write(buf.getbuffer())

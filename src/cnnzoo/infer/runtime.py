@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from cnnzoo.errors import CnnzooError
+from cnnzoo.infer.checks import check_exported
 from cnnzoo.infer.load import load_checkpoint
 from cnnzoo.infer.machine import resolve_device
 from cnnzoo.infer.metadata import TORCHSCRIPT_FILE, parse_metadata
@@ -54,6 +55,7 @@ class OnnxModule(nn.Module):
             raise CnnzooError(f"{path}: not a readable ONNX model ({first})") from None
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
+        self.input_shape = list(inp.shape)  # what check_exported compares the metadata with
         self.input_dtype = np.float16 if inp.type == "tensor(float16)" else np.float32
         batch = inp.shape[0]
         self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
@@ -87,7 +89,9 @@ def load_onnx(path: str | Path, threads: int | None = None) -> tuple[OnnxModule,
     if not p.is_file():
         raise CnnzooError(f"ONNX file not found: {p}")
     module = OnnxModule(p, threads)
-    return module, parse_metadata(module.metadata, str(p))
+    meta = parse_metadata(module.metadata, str(p))
+    check_exported(module, meta, str(p))  # metadata = graph, one finite probe forward
+    return module, meta
 
 
 def load_torchscript(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
@@ -102,7 +106,9 @@ def load_torchscript(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     except (RuntimeError, ValueError) as e:
         raise CnnzooError(f"{path}: not a readable TorchScript file ({str(e)[:160]})") from None
     props = {"cnnzoo": extra[TORCHSCRIPT_FILE]} if extra[TORCHSCRIPT_FILE] else {}
-    return module.eval(), parse_metadata(props, str(path))
+    meta = parse_metadata(props, str(path))
+    check_exported(module.eval(), meta, str(path))  # one finite probe forward
+    return module, meta
 
 
 def resolve_backend(backend: str | None, path: str | Path) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from cnnzoo.artifacts.files import staged
 from cnnzoo.infer.predict import Prediction
 
 MIN_SIDE = 224
@@ -81,8 +82,10 @@ def heat_overlay(image: torch.Tensor, cam: torch.Tensor, alpha: float = 0.45) ->
 
 
 def save(im: Image.Image, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    im.save(path)
+    """`im` written through the one file writer, in the format of the path's suffix (png)."""
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower(), "PNG")
+    with staged(path, hint="then try again") as tmp:
+        im.save(tmp, format=fmt)
 
 
 def draw_prediction(

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnzoo.artifacts.files import staged
+
 
 def pyplot():
     # matplotlib is slow to import; only pictures need it
@@ -34,9 +36,17 @@ def plot_curves(history: list[dict], path: str | Path, title: str = "") -> None:
     save_figure(curves_figure(history, title), path)
 
 
-def save_figure(fig, path: str | Path) -> None:
+def save_figure(fig, path: str | Path, **kwargs) -> None:
+    """`fig` written to `path` through the one file writer (temp file, checks, rename); the
+    format is the suffix's (png without one)."""
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
     try:
-        fig.savefig(path, dpi=100)
+        with staged(path, hint="then try again") as tmp:
+            fig.savefig(tmp, format=fmt, dpi=100, **kwargs)
+    except ValueError as e:  # a format matplotlib does not write
+        from cnnzoo.errors import CnnzooError
+
+        raise CnnzooError(f"cannot write {path}: {str(e).splitlines()[0]}") from None
     finally:
         pyplot().close(fig)
 

@@ -16,8 +16,16 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from cnnzoo.artifacts.files import write_text
 from cnnzoo.artifacts.sidecar import CURVES_FILE
-from cnnzoo.insight.annotate import draw_lines, enlarge, heat_overlay, label_lines, to_pil
+from cnnzoo.insight.annotate import (
+    draw_lines,
+    enlarge,
+    heat_overlay,
+    label_lines,
+    save,
+    to_pil,
+)
 from cnnzoo.insight.cam import CamExplainer
 from cnnzoo.insight.explain import seen_images
 from cnnzoo.insight.plots import plot_confusion
@@ -281,7 +289,7 @@ def write_error_report(ev, logits: torch.Tensor, report: dict, stem: Path, top_k
     plot_confusion(report["confusion"], classes, files["confusion"], head, normalise=True)
     plot_confusion(report["confusion"], classes, files["confusion_counts"], head, normalise=False)
     tiles = top_loss_tiles(ev.images, losses, classes)
-    grid(tiles).save(files["top_losses"])
+    save(grid(tiles), files["top_losses"])
     cams, layer = cam_tiles(ev, losses[:12], classes)
     report["cam_layer"] = layer
     pictures = {k: files[k].read_bytes() for k in ("confusion", "confusion_counts")}
@@ -296,7 +304,7 @@ def write_error_report(ev, logits: torch.Tensor, report: dict, stem: Path, top_k
                  ("map of the true class", png_bytes(pair[1]))]  # fmt: skip
         cards.append({**item, "pictures": shots})
     report["files"] = {k: str(v) for k, v in files.items()}
-    files["html"].write_text(render_html(report, pictures, cards), encoding="utf-8")
+    write_text(files["html"], render_html(report, pictures, cards))
     return report
 
 

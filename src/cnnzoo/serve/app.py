@@ -37,14 +37,23 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
 
 
+def whole_number(text: str, digits: int = 18) -> int | None:
+    """`text` as a whole number when it is 1..`digits` ASCII digits, else None (str.isdigit
+    also accepts '²' and Arabic-Indic digits, which int() refuses or reads differently)."""
+    if 0 < len(text) <= digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused (413) as soon as it is known to exceed `limit` bytes:
     from Content-Length before reading, or while streaming a chunked upload."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise UploadError(
-            413, f"request body of {int(length):,} bytes is over the limit of {limit:,}"
-        )
+    text = request.headers.get("content-length", "")
+    length = whole_number(text)
+    if text and length is None:
+        raise UploadError(400, "Content-Length is not a whole number of bytes")
+    if length is not None and length > limit:
+        raise UploadError(413, f"request body of {length:,} bytes is over the limit of {limit:,}")
     chunks, total = [], 0
     async for chunk in request.stream():
         total += len(chunk)
@@ -58,7 +67,8 @@ async def uploaded_files(request: Request, limits: Limits) -> list[tuple[str, by
     """(name, bytes) of each uploaded file: multipart form files, or the raw body as one."""
     body = await read_body(request, limits.max_body_bytes)
     ctype = request.headers.get("content-type", "")
-    if not ctype.startswith("multipart/form-data"):  # whatever the type says: the bytes decide
+    # whatever the type says, the bytes decide; media types are case-insensitive
+    if not ctype.lower().lstrip().startswith("multipart/form-data"):
         return [(unquote(request.headers.get("x-filename", "")) or "upload", body)]
     sent = False
 
@@ -103,7 +113,10 @@ def build_app(
         if token is None:
             return True
         got = request.headers.get("authorization", "")
-        return got.startswith("Bearer ") and hmac.compare_digest(got[7:].encode(), token.encode())
+        scheme, _, given = got.strip().partition(" ")  # the scheme is case-insensitive
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        )
 
     def guarded(endpoint):
         async def wrapper(request: Request) -> Response:
@@ -125,14 +138,15 @@ def build_app(
 
     async def predict(request: Request) -> Response:
         topk = request.query_params.get("topk", str(default_topk))
-        if not topk.isdigit() or int(topk) < 1:
-            raise UploadError(400, f"topk must be a positive whole number (got {topk!r})")
+        k = whole_number(topk, digits=9)
+        if k is None or k < 1:
+            raise UploadError(400, f"topk must be a positive whole number (got {topk[:20]!r})")
         files = await uploaded_files(request, limits)
         if len(files) > limits.max_images:
             raise UploadError(413, f"{len(files)} images, over the limit of {limits.max_images}")
         images = [await run_in_threadpool(decode_upload, d, n, limits) for n, d in files]
         probs = await batcher.submit(images)
-        tops = predictor.top(probs, int(topk))
+        tops = predictor.top(probs, k)
         requests["served"] += 1
         results = [Prediction(n, t).to_dict() for (n, _), t in zip(files, tops, strict=True)]
         return JSONResponse({"model": card["model"], "results": results})

@@ -255,6 +255,12 @@ class TrainConfig:
         group="runtime",
         metavar="N",
     )
+    allow_data_change: bool = option(
+        False,
+        "with --resume: go on although the data changed since the run started (files added, "
+        "removed or replaced, classes renamed); recorded in the run's data.json",
+        group="runtime",
+    )
     skip_nonfinite: int = option(
         0,
         "skip up to N steps whose loss or gradients are NaN/inf instead of stopping the run (0)",
@@ -457,7 +463,7 @@ def validate_config(cfg: TrainConfig) -> None:
 # how many threads)
 RESUMABLE_CHANGES = (
     "epochs", "device", "data_dir", "lr", "checkpoint_every", "skip_nonfinite", "cache",
-    "cache_dir", "cache_ram", "threads",
+    "cache_dir", "cache_ram", "threads", "allow_data_change",
 )  # fmt: skip
 
 
@@ -488,6 +494,7 @@ def apply_resume_changes(
     for key in RESUMABLE_CHANGES:
         if changes.get(key) is not None:
             setattr(out, key, changes[key])
+    out.allow_data_change = bool(changes.get("allow_data_change"))  # for this resume only
     if out.epochs is not None and out.epochs < done_epochs:
         raise CnnzooError(f"--epochs {out.epochs} is less than the {done_epochs} done")
     return out

@@ -25,7 +25,7 @@ from cnnzoo.artifacts.files import write_json
 from cnnzoo.data.transforms import train_transform
 from cnnzoo.errors import CnnzooError
 from cnnzoo.infer.evaluate import autocast
-from cnnzoo.insight.plots import pyplot
+from cnnzoo.insight.plots import pyplot, save_figure
 from cnnzoo.train.optim import set_lr
 
 log = logging.getLogger("cnnzoo")
@@ -159,8 +159,7 @@ def plot_lr_find(result: LrFindResult, path: str | Path, title: str = "") -> Non
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)  # through the one file writer; closes the figure
 
 
 def trainer_batches(trainer, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnzoo.artifacts.lock import hold_folder, release_folder
 from cnnzoo.artifacts.sidecar import STATE_FILE, resolve_checkpoint
 from cnnzoo.data import load_data
 from cnnzoo.data.sources import canonical_source
@@ -29,6 +30,7 @@ from cnnzoo.models.factory import create_model, get_entry
 from cnnzoo.train import checks
 from cnnzoo.train.config import TrainConfig, resolve_config, validate_config
 from cnnzoo.train.distributed import Dist, convert_sync_batchnorm
+from cnnzoo.train.fingerprint import check_data as check_data_fingerprint
 from cnnzoo.train.optim import freeze_backbone
 
 
@@ -163,11 +165,19 @@ def prepare_run(
     else:
         run_dir, created = claim_shared_run_dir(cfg.out, cfg, dist)
     try:
-        return _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights)
+        if dist.is_main:  # one writer per run folder, until this run's setup is let go
+            hold_folder(run_dir)
+        setup = _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights)
     except BaseException:
+        if dist.is_main:
+            release_folder(run_dir)
         if created and not any(run_dir.iterdir()):
             run_dir.rmdir()  # nothing was written: leave no empty folder behind
         raise
+    if dist.is_main:
+        hold_folder(run_dir, owner=setup)  # the hold passes to the setup (and its trainer)
+        release_folder(run_dir)
+    return setup
 
 
 def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) -> RunSetup:
@@ -189,7 +199,13 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
     cfg = resolve_config(cfg, bundle.image_size)
     classes = list(bundle.classes)
 
+    # what the run trains on: compared first on resume (a changed dataset is the news, not
+    # its symptoms), recorded after the checks for a new run (a refused run leaves nothing)
+    if dist.is_main and saved is not None:
+        check_data_fingerprint(run_dir, bundle, True, cfg.allow_data_change)
     checks.before_training(cfg, bundle, run_dir)
+    if dist.is_main and saved is None:
+        check_data_fingerprint(run_dir, bundle, False, False)
 
     # model: seeded so that the same config gives the same initial weights
 

@@ -60,7 +60,7 @@ def _config_argument(group: argparse._ArgumentGroup, f: dataclasses.Field, kind:
         kw.update(action="append", default=[])
     elif kind is bool and f.default is None:
         kw.update(action=argparse.BooleanOptionalAction, default=None)
-    elif kind is bool:
+    elif kind is bool and "nargs" not in meta:  # a flag (--pretrained [TAG] takes a value too)
         kw.update(action="store_true", default=f.default)
     else:
         kw.setdefault("type", kind)  # a field may bring its own parser (--lr takes auto)

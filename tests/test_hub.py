@@ -6,13 +6,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from functools import cache
+from pathlib import Path
 
 import pytest
 import torch
 import weights_mirror
 from conftest import REFERENCE, missing, published
 
+import cnnzoo
 from cnnzoo import create_model
 from cnnzoo.cfg import resize_side
 from cnnzoo.download import download
@@ -325,3 +330,41 @@ def test_train_pretrained_fine_tunes_from_the_published_file(home, server, monke
                if not k.startswith("classifier.3."))  # fmt: skip
     with pytest.raises(CnnzooError, match="not both"):
         Trainer(dataclasses.replace(cfg, weights="x.pth"), make_bundle(10), progress=False)
+
+
+def test_models_pretrained_lists_every_weight_set_without_torch(home, server):
+    """`cnnzoo models --pretrained [PATTERN]`: one line per weight set with top-1, transform,
+    size, licence (non-commercial said), SHA-256 as pinned ("none known" where none is) and
+    whether it is cached; no torch imported."""
+    code = (
+        "import sys\n"
+        "from cnnzoo.cli.main import main\n"
+        "assert main(['models', '--pretrained', 'PATTERN']) == 0\n"
+        "assert 'torch' not in sys.modules, 'cnnzoo models --pretrained imported torch'\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(cnnzoo.__file__).parents[1])}
+
+    def listing(pattern: str) -> list[str]:
+        run = [sys.executable, "-c", code.replace("'PATTERN'", repr(pattern))]
+        p = subprocess.run(run, capture_output=True, text=True, env=env)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.splitlines()
+
+    lines = listing("*")
+    assert len(lines) == 1 + sum(len(rows) for rows in PUBLISHED.values())
+    r50 = {line.split()[0]: line for line in listing("resnet50")}
+    assert "(default)" in r50["resnet50.IMAGENET1K_V2"] and " 232 " in r50["resnet50.IMAGENET1K_V2"]
+    assert " 256 " in r50["resnet50.IMAGENET1K_V1"] and "97.8" in r50["resnet50.IMAGENET1K_V1"]
+    assert "(non-commercial)" in r50["resnet50.fb_swsl_ig1b_ft_in1k"]
+    assert "(non-commercial)" not in r50["resnet50.a1_in1k"]
+    assert " 80.38 " in r50["resnet50.a1_in1k"] and " bicubic " in r50["resnet50.a1_in1k"]
+    tagged = listing("*.tf_in1k")
+    assert {line.split()[0] for line in tagged[1:]} == {
+        "inception_v3.tf_in1k", "inception_v4.tf_in1k", "inception_resnet_v2.tf_in1k"
+    }  # fmt: skip
+    v3 = next(line for line in tagged if line.startswith("inception_v3."))
+    assert "none known" in v3 and v3.endswith(" no")
+    entry = published_weights("inception_v3", "tf_in1k")
+    cache_dir().mkdir(parents=True)
+    (cache_dir() / entry.file).write_bytes(b"x")
+    assert listing("inception_v3.tf_in1k")[1].endswith(" yes")

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+import typing
 
 from cnnzoo.errors import CnnzooError
 
@@ -47,8 +48,16 @@ def _version() -> str:
     return __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that says what is wrong in one line (exit 2) instead of the whole usage."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        first = (message.strip().splitlines() or [""])[0]
+        self.exit(2, f"{self.prog}: error: {first}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cnnzoo",
         description="Convolutional image classifiers: inspect, train, evaluate, predict.",
     )
@@ -80,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what --nproc relaunches
+    if hasattr(args, "no_progress") and not _stderr_is_terminal():
+        args.no_progress = True  # progress bars are for people, not for logs and pipes
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(message)s",
@@ -107,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
 
 
 def _report(command: str, e: BaseException) -> int:

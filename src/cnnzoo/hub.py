@@ -6,9 +6,11 @@ a tag as timm spells it) needs no hunting for files.
 - The table holds, per model, torchvision's weight sets (torchvision 0.29.1: file, top-1,
   resize / crop / interpolation), the first being the default, then timm 1.0.31's tags
   (`hub_timm.py`); a model without torchvision weights defaults to its first timm tag.
-- Every file is pinned by its SHA-256 where one is published: torchvision's and timm's
-  GitHub files carry its first hex digits in their name (`resnet50-11ad3fa6.pth`; torch.hub
-  checks the same prefix), Hugging Face lists each file's full SHA-256 (`hub_timm.HF_SHA256`).
+- Every file is pinned by its SHA-256 where one is published, and always checked here
+  (torchvision and timm leave their own check off by default): torchvision's and timm's
+  GitHub files carry its first hex digits in their name (`resnet50-11ad3fa6.pth`, the
+  torch.hub convention), Hugging Face lists each file's full SHA-256 (`hub_timm.HF_SHA256`;
+  no revision is pinned, as timm's configs name none: the SHA-256 pins the content).
   Where none is known (some Hugging Face-only timm tags) the entry says so (`sha256` None,
   "none known" in `cnnzoo models --pretrained`): the file must parse as safetensors, its
   SHA-256 is recorded on first download and checked on every later use.

@@ -45,12 +45,13 @@ def test_onnx_file_carries_preprocessing_and_passed_parity(run, capsys):
     side = json.loads((out / "best.json").read_text())
     props = props_of(path)
     assert json.loads(props["classes"]) == side["classes"]
-    assert int(props["input_size"]) == side["input_size"] == int(props["crop"])
+    assert json.loads(props["input_size"]) == side["input_size"] == json.loads(props["crop"])
     assert json.loads(props["mean"]) == pytest.approx(side["mean"])
     assert json.loads(props["std"]) == pytest.approx(side["std"])
-    assert float(props["crop_pct"]) == side["crop_pct"]
-    assert int(props["resize"]) == int(side["input_size"] / side["crop_pct"] + 1e-6)
-    assert props["interpolation"] == side.get("interpolation", "bilinear") + ", antialiased"
+    assert json.loads(props["crop_pct"]) == side["crop_pct"]
+    assert json.loads(props["resize"]) == int(side["input_size"] / side["crop_pct"] + 1e-6)
+    assert json.loads(props["interpolation"]) == side.get("interpolation", "bilinear")
+    assert json.loads(props["preprocessing"])["resize"]["antialias"] is True
     assert json.loads(props["cnnzoo"])["recipe"] == side["recipe"]  # the whole sidecar
     shape = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
     assert shape[0].dim_param == "batch" and [d.dim_value for d in shape[1:]] == [3, 8, 8]
@@ -100,7 +101,7 @@ def test_torchscript_carries_the_sidecar(run, capsys):
     extra = {"preprocessing.json": ""}
     torch.jit.load(str(path), _extra_files=extra)
     facts = json.loads(extra["preprocessing.json"])
-    assert json.loads(facts["mean"]) == pytest.approx(side["mean"]) and facts["crop"] == "8"
+    assert facts["mean"] == pytest.approx(side["mean"]) and facts["crop"] == 8  # typed
     x = torch.randn(5, 3, 8, 8)
     ref = load_checkpoint(out)[0](x)
     assert torch.allclose(module(x), ref, atol=1e-5)  # traced at batch 1, run at 5
@@ -136,7 +137,7 @@ def test_fp16_is_judged_on_agreement(run, capsys):
     g = onnx.load(str(path)).graph
     assert g.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # fp32 in and out
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in g.initializer)
-    assert props_of(path)["precision"] == "fp16"
+    assert json.loads(props_of(path)["precision"]) == "fp16"
 
 
 class _EagerOnly(torch.nn.Module):
@@ -177,7 +178,7 @@ def test_model_with_check_images_and_class_names(run, tmp_path, capsys):
     assert main(args) == 0
     assert "parity on 10 images from" in capsys.readouterr().out
     props = props_of(path)
-    assert json.loads(props["classes"])[3] == "digit 3" and props["input_size"] == "32"
+    assert json.loads(props["classes"])[3] == "digit 3" and json.loads(props["input_size"]) == 32
 
 
 def test_bad_input_is_one_line_and_exit_2(run, tmp_path, capsys):

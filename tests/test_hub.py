@@ -5,74 +5,27 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
 import json
-import threading
+import os
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import missing, published, reference_models
+import weights_mirror
+from conftest import REFERENCE, missing, published
 
+import cnnzoo
 from cnnzoo import create_model
+from cnnzoo.cfg import resize_side
 from cnnzoo.download import download
 from cnnzoo.errors import CnnzooError
-from cnnzoo.hub import PUBLISHED, PublishedWeights, cache_dir, fetch_weights
-from cnnzoo.models.factory import get_model_cfg, list_models
+from cnnzoo.hub import PUBLISHED, PublishedWeights, cache_dir, fetch_weights, published_weights
+from cnnzoo.models.factory import get_model_cfg
 
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves `server.files`; honours `Range: bytes=N-` when `server.ranges`; the first
-    `server.drops` answers stop after half the body and close the connection."""
-
-    def do_GET(self):  # noqa: N802 (the http.server API)
-        srv = self.server
-        srv.requests.append((self.path, self.headers.get("Range")))
-        body = srv.files.get(self.path.lstrip("/"))
-        if body is None:
-            self.send_error(404)
-            return
-        start = 0
-        rng = self.headers.get("Range")
-        if rng and srv.ranges:
-            start = int(rng.removeprefix("bytes=").split("-")[0])
-            if start >= len(body):
-                self.send_error(416)
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body) - start))
-        self.end_headers()
-        if srv.drops > 0:
-            srv.drops -= 1
-            self.wfile.write(body[start : start + (len(body) - start) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(body[start:])
-
-    def log_message(self, *args):  # keep the test output quiet
-        pass
-
-
-@pytest.fixture
-def server():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.files, srv.requests, srv.ranges, srv.drops = {}, [], True, 0
-    srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
-    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-
-    def stop():
-        if thread.is_alive():
-            srv.shutdown()
-            srv.server_close()
-            thread.join()
-
-    srv.stop = stop
-    yield srv
-    stop()
+server = weights_mirror.server  # the loopback mirror, a fixture
 
 
 @pytest.fixture
@@ -98,29 +51,87 @@ def _sha(data: bytes) -> str:
 
 
 # ---------------------------------------------------------------- the table
-def test_table_lists_every_torchvision_file_and_every_timm_model():
-    """The table holds every weight set published.json names, under the same file name, with
-    the best one first (the default); and an entry for each timm-sourced reference model."""
+@cache
+def _timm_tags() -> dict:
+    path = REFERENCE / "timm_tags.json"
+    return json.loads(path.read_text())["models"] if path.is_file() else {}
+
+
+def test_table_lists_every_torchvision_weight_set_with_its_transform():
+    """Every weight set torchvision 0.29.1 publishes, under its file name and SHA-256 prefix,
+    with its top-1 and size, the best first (the default, which the model's ModelCfg
+    describes); each set evaluated with its own transform."""
     ref = published()
     if not ref:
         missing("published.json not found (set CNNZOO_REFERENCE)")
     for model, rows in ref.items():
-        entries = PUBLISHED[model]
-        assert {(e.tag, e.file) for e in entries} == {(r["weights"], r["url"]) for r in rows}
-        best = max(rows, key=lambda r: r["acc1"])  # the default: what ModelCfg describes
-        assert entries[0].tag == best["weights"] and len(entries) == len(rows)
-        for e in entries:
-            assert e.url == "https://download.pytorch.org/models/" + e.file
-            assert e.sha256 is not None and e.sha256 in e.file
-    timm_models = {m for m, r in reference_models().items() if r["source"].startswith("timm")}
-    assert timm_models and timm_models <= set(PUBLISHED)
-    registered = set(list_models())
+        entries = [e for e in PUBLISHED[model] if e.source == "torchvision"]
+        assert entries == PUBLISHED[model][: len(entries)]  # torchvision's sets come first
+        by_tag = {e.tag: e for e in entries}
+        assert set(by_tag) == {r["weights"] for r in rows}
+        for r in rows:
+            e = by_tag[r["weights"]]
+            assert (e.file, e.url) == (r["url"], "https://download.pytorch.org/models/" + r["url"])
+            assert e.sha256 and len(e.sha256) >= 8 and f"-{e.sha256}." in e.file
+            assert (e.top1, e.file_mb, e.licence) == (r["acc1"], r["file_mb"], "bsd-3-clause")
+        assert entries[0].tag == max(rows, key=lambda r: r["acc1"])["weights"]
+    # the transforms torchvision publishes for a non-default set (not the default's)
+    assert published_weights("resnet50", "IMAGENET1K_V1").resize == 256
+    assert published_weights("resnet50", "IMAGENET1K_V2").resize == 232
+    v1 = published_weights("efficientnet_b1", "IMAGENET1K_V1")
+    v2 = published_weights("efficientnet_b1", "IMAGENET1K_V2")
+    assert (v1.input_size, v1.resize, v1.interpolation) == (240, 256, "bicubic")
+    assert (v2.input_size, v2.resize, v2.interpolation) == (240, 255, "bilinear")
+
+
+def test_default_weights_are_what_the_model_cfg_describes():
     for model, entries in PUBLISHED.items():
-        assert model in registered
-        assert get_model_cfg(model).source in ("torchvision", "timm")
-        # only the Hugging Face files come without a published checksum
-        for e in entries:
-            assert (e.sha256 is None) == e.url.startswith("https://huggingface.co/"), e
+        cfg = get_model_cfg(model)
+        assert cfg.source in ("torchvision", "timm") and entries[0].source == cfg.source
+        mine = entries[0].model_cfg(cfg)
+        assert resize_side(mine.input_size, mine.crop_pct) == resize_side(
+            cfg.input_size, cfg.crop_pct
+        ), model
+        assert (mine.input_size, mine.interpolation, mine.mean, mine.std) == (
+            cfg.input_size, cfg.interpolation, cfg.mean, cfg.std
+        ), model  # fmt: skip
+    assert get_model_cfg("inception_resnet_v2").crop_pct == 0.8975  # timm's, not 0.897
+
+
+def test_table_lists_every_timm_tag_as_timm_1_0_31_names_it():
+    """Every timm tag of the zoo's architectures (but resnet50.bamboo, with no licence or
+    top-1 published), with timm's top-1, licence, transform and file: the GitHub release
+    file timm's config names (SHA-256 prefix in its name) or, where timm names only Hugging
+    Face, its model.safetensors, pinned by the SHA-256 Hugging Face lists where known and
+    plainly without one otherwise."""
+    tags = _timm_tags()
+    if not tags:
+        missing("timm_tags.json not found (set CNNZOO_REFERENCE)")
+    for model, rows in tags.items():
+        entries = {e.tag: e for e in PUBLISHED[model] if e.source == "timm"}
+        assert set(entries) == {r["tag"] for r in rows} - {"bamboo"}, model
+        for r in rows:
+            e = entries.get(r["tag"])
+            if e is None:
+                continue
+            assert (e.top1, e.licence, e.input_size, e.crop_pct, e.interpolation) == (
+                r["top1_at_input_size"], r["license"], r["input_size"], r["crop_pct"],
+                r["interpolation"],
+            ), e.name  # fmt: skip
+            assert (list(e.mean), list(e.std)) == (r["mean"], r["std"]), e.name
+            assert e.non_commercial == ("ig1b" in e.tag or "yfcc" in e.tag), e.name
+            if r["url"]:
+                assert e.url == r["url"] and f"-{e.sha256}." in e.file, e.name
+            else:
+                hf = f"https://huggingface.co/{r['hf_hub_id']}/resolve/main/model.safetensors"
+                assert e.url == hf and e.file == f"{e.name}.safetensors"
+                assert e.sha256 is None or len(e.sha256) == 64, e.name
+    assert published_weights("inception_v4", "tf_in1k").sha256 == (
+        "a756a086851c8d5a8de135ec15c76b90ea56cb5aef450e3299107e659e725bb1"
+    )
+    assert published_weights("inception_resnet_v2").sha256.startswith("dbea26b13a5fc835")
+    assert "rwightman" not in published_weights("seresnet50").url  # timm's new organisation
+    assert published_weights("resnetv2_50").url.startswith("https://huggingface.co/timm/")
 
 
 def test_model_without_published_weights_is_one_line_error(home):
@@ -145,7 +156,7 @@ def _publish(home, server, monkeypatch, model="mobilenet_v3_small"):
     data = path.read_bytes()
     name = f"{model}-{_sha(data)[:8]}.pth"
     server.files[name] = data
-    entry = PublishedWeights(model, "TEST", f"{server.url}/{name}", name)
+    entry = PublishedWeights(model, "TEST", f"{server.url}/{name}", name, _sha(data)[:8])
     monkeypatch.setitem(PUBLISHED, model, [entry])
     return source, name, data
 
@@ -222,30 +233,76 @@ def test_offline_with_empty_cache_says_where_to_put_the_file(home, server):
     assert f"put it at {cache_dir() / entry.file}" in msg
 
 
-def test_file_without_published_checksum_is_recorded_then_checked(home, server, caplog):
-    """inception_v4's file comes from Hugging Face with no published checksum: it must be a
-    safetensors file, its SHA-256 is recorded on first download and a changed file refused."""
+def test_file_without_a_known_checksum_is_recorded_then_checked(home, server, caplog):
+    """inception_v3.tf_in1k is published only on Hugging Face, with no SHA-256 known here: it
+    must be a safetensors file, its SHA-256 is recorded on first download (said plainly) and a
+    changed file refused."""
     from safetensors.torch import save
 
-    entry = PUBLISHED["inception_v4"][0]
-    assert entry.sha256 is None
+    entry = published_weights("inception_v3", "tf_in1k")
+    assert entry.sha256 is None and entry.file == "inception_v3.tf_in1k.safetensors"
     server.files[entry.file] = b"not safetensors"
     with pytest.raises(CnnzooError, match="not a readable safetensors file"):
-        fetch_weights("inception_v4", progress=False)
+        fetch_weights("inception_v3", "tf_in1k", progress=False)
     (cache_dir() / entry.file).unlink()
 
     data = save({"w": torch.arange(10.0)})
     server.files[entry.file] = data
     with caplog.at_level("WARNING", logger="cnnzoo"):
-        path = fetch_weights("inception_v4", progress=False)
-    assert [r for r in caplog.records if "no published checksum" in r.getMessage()]
+        path = fetch_weights("inception_v3", "TF_IN1K", progress=False)
+    assert [r for r in caplog.records if "no published SHA-256 is known" in r.getMessage()]
     stamp = json.loads(path.with_name(path.name + ".sha256").read_text())
     assert stamp["sha256"] == _sha(data)
-    assert fetch_weights("inception_v4", progress=False) == path  # the recorded digest fits
+    assert fetch_weights("inception_v3", "tf_in1k", progress=False) == path  # it still fits
     path.write_bytes(data[:-1] + b"!")  # same size, other content
     with pytest.raises(CnnzooError) as e:
-        fetch_weights("inception_v4", progress=False)
+        fetch_weights("inception_v3", "tf_in1k", progress=False)
     assert "delete it to download it again" in _one_line(e)
+
+
+def test_hugging_face_file_is_pinned_by_its_full_sha256(home, server):
+    """inception_v4.tf_in1k: Hugging Face lists the file's SHA-256; any other file is refused
+    before it reaches the cache, however well it parses."""
+    from safetensors.torch import save
+
+    entry = published_weights("inception_v4")
+    server.files[entry.file] = save({"w": torch.arange(10.0)})
+    with pytest.raises(CnnzooError) as e:
+        fetch_weights("inception_v4", progress=False)
+    assert "failed its SHA-256 check" in _one_line(e) and entry.sha256 in str(e.value)
+    assert not (cache_dir() / entry.file).exists()
+
+
+def test_timm_tag_by_name_loads_its_file_with_its_transform(home, server, monkeypatch):
+    """create_model("resnet50.a1_in1k", pretrained=True): timm's tag, its weights, its eval
+    transform as model.cfg; a torchvision set named the same way gets its own transform too."""
+    source = create_model("resnet18").eval()
+    path = home / "src.pth"
+    home.mkdir(parents=True, exist_ok=True)
+    torch.save(source.state_dict(), path)
+    data = path.read_bytes()
+    rows = list(PUBLISHED["resnet18"])
+    i = next(i for i, r in enumerate(rows) if r.tag == "a1_in1k")
+    name = f"resnet18_a1_0-{_sha(data)[:8]}.pth"
+    rows[i] = dataclasses.replace(rows[i], file=name, sha256=_sha(data)[:8])
+    monkeypatch.setitem(PUBLISHED, "resnet18", rows)
+    server.files[name] = data
+
+    model = create_model("resnet18.a1_in1k", pretrained=True).eval()
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(model(x), source(x)) and model.model_name == "resnet18"
+    assert (model.cfg.crop_pct, model.cfg.interpolation) == (0.95, "bicubic")
+    assert create_model("resnet18", pretrained="A1_IN1K").cfg.crop_pct == 0.95
+    assert [p for p, _ in server.requests] == [f"/{name}"]
+    small = create_model("resnet18.a3_in1k")  # no weights asked for: the transform only
+    assert small.cfg.input_size == 160 and len(server.requests) == 1
+    v1 = create_model("resnet50.IMAGENET1K_V1").cfg
+    assert resize_side(v1.input_size, v1.crop_pct) == 256
+    with pytest.raises(CnnzooError) as e:
+        create_model("resnet18.a9_in1k")
+    assert "a1_in1k" in _one_line(e)
+    with pytest.raises(CnnzooError, match="another"):
+        create_model("resnet18.a1_in1k", pretrained="a2_in1k")
 
 
 def test_train_pretrained_fine_tunes_from_the_published_file(home, server, monkeypatch, tmp_path):
@@ -273,3 +330,41 @@ def test_train_pretrained_fine_tunes_from_the_published_file(home, server, monke
                if not k.startswith("classifier.3."))  # fmt: skip
     with pytest.raises(CnnzooError, match="not both"):
         Trainer(dataclasses.replace(cfg, weights="x.pth"), make_bundle(10), progress=False)
+
+
+def test_models_pretrained_lists_every_weight_set_without_torch(home, server):
+    """`cnnzoo models --pretrained [PATTERN]`: one line per weight set with top-1, transform,
+    size, licence (non-commercial said), SHA-256 as pinned ("none known" where none is) and
+    whether it is cached; no torch imported."""
+    code = (
+        "import sys\n"
+        "from cnnzoo.cli.main import main\n"
+        "assert main(['models', '--pretrained', 'PATTERN']) == 0\n"
+        "assert 'torch' not in sys.modules, 'cnnzoo models --pretrained imported torch'\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(cnnzoo.__file__).parents[1])}
+
+    def listing(pattern: str) -> list[str]:
+        run = [sys.executable, "-c", code.replace("'PATTERN'", repr(pattern))]
+        p = subprocess.run(run, capture_output=True, text=True, env=env)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.splitlines()
+
+    lines = listing("*")
+    assert len(lines) == 1 + sum(len(rows) for rows in PUBLISHED.values())
+    r50 = {line.split()[0]: line for line in listing("resnet50")}
+    assert "(default)" in r50["resnet50.IMAGENET1K_V2"] and " 232 " in r50["resnet50.IMAGENET1K_V2"]
+    assert " 256 " in r50["resnet50.IMAGENET1K_V1"] and "97.8" in r50["resnet50.IMAGENET1K_V1"]
+    assert "(non-commercial)" in r50["resnet50.fb_swsl_ig1b_ft_in1k"]
+    assert "(non-commercial)" not in r50["resnet50.a1_in1k"]
+    assert " 80.38 " in r50["resnet50.a1_in1k"] and " bicubic " in r50["resnet50.a1_in1k"]
+    tagged = listing("*.tf_in1k")
+    assert {line.split()[0] for line in tagged[1:]} == {
+        "inception_v3.tf_in1k", "inception_v4.tf_in1k", "inception_resnet_v2.tf_in1k"
+    }  # fmt: skip
+    v3 = next(line for line in tagged if line.startswith("inception_v3."))
+    assert "none known" in v3 and v3.endswith(" no")
+    entry = published_weights("inception_v3", "tf_in1k")
+    cache_dir().mkdir(parents=True)
+    (cache_dir() / entry.file).write_bytes(b"x")
+    assert listing("inception_v3.tf_in1k")[1].endswith(" yes")

@@ -80,3 +80,40 @@ def test_page_shows_the_top5_of_a_picked_image(tmp_path):
     assert shown == 320  # the picked image is displayed
     assert card.startswith("resnet20 \u00b7 6 classes \u00b7 32 px"), card
     assert (ARTIFACTS / "serve-page.png").stat().st_size > 10_000
+
+
+def test_page_shows_the_error_of_an_unreadable_file(tmp_path):
+    """A file the server cannot read: the page shows the server's one line in red, and
+    neither a broken picture nor an empty card. The screenshot is artifacts/serve-page-error.png."""
+    exe = find_chromium()
+    if exe is None:
+        pytest.skip("no Chromium found (apt-get install chromium, or set CNNZOO_CHROMIUM)")
+    torch.manual_seed(3)
+    model = cnnzoo.create_model("resnet20", num_classes=len(CLASSES))
+    predictor = Predictor(model, model_meta("resnet20", len(CLASSES), CLASSES))
+    bad = tmp_path / "holiday.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    app = build_app(predictor, model_card(predictor.meta, "resnet20.safetensors", "pytorch"))
+    browser = Chrome(exe, tmp_path / "profile")
+    try:
+        with serving(app) as url:
+            page = browser.page(url + "/")
+            browser.wait_for(
+                page, "document.getElementById('card').textContent.includes('classes')"
+            )
+            browser.set_file(page, "#file", bad)
+            status = browser.wait_for(
+                page,
+                "(s => s.className === 'error' ? s.textContent : null)"
+                "(document.getElementById('status'))",
+            )
+            view = browser.evaluate(
+                page, "getComputedStyle(document.getElementById('view')).display"
+            )
+            rows = browser.evaluate(page, "document.querySelectorAll('#results .row').length")
+            ARTIFACTS.mkdir(exist_ok=True)
+            browser.screenshot(page, ARTIFACTS / "serve-page-error.png")
+    finally:
+        browser.close()
+    assert status.startswith("holiday.jpg: ") and "not a readable image" in status, status
+    assert view == "none" and rows == 0  # no broken image, no empty card

@@ -4,6 +4,7 @@ by models, data and engine alike, that imports nothing of cnnzoo's own (no impor
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -38,3 +39,10 @@ class ModelCfg:
     interpolation: str = "bilinear"
     source: str = ""  # reference implementation whose state-dict layout the model matches
     paper: str = ""
+
+
+def resize_side(input_size: int, crop_pct: float) -> int:
+    """The shorter side an image is resized to before the centre crop of `input_size`: the one
+    place this rule lives (evaluation, exported files' metadata, the server's card and the
+    table of published weights use it)."""
+    return math.floor(input_size / crop_pct + 1e-6)

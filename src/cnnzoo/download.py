@@ -76,7 +76,7 @@ def _transfer(url: str, part: Path, desc: str, progress: bool, timeout: float) -
                 unit_scale=True,
                 unit_divisor=1024,
                 desc=desc,
-                disable=not progress,
+                disable=None if progress else True,  # None: only on a terminal
                 file=sys.stderr,
             ) as bar,
         ):

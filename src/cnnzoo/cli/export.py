@@ -11,8 +11,10 @@ HELP = "export a checkpoint or model to ONNX or TorchScript, with a parity check
 
 DESCRIPTION = """\
 Write a model to ONNX or TorchScript with everything a consumer needs inside the file: class
-names, input size, mean/std, resize and crop (ONNX metadata_props; TorchScript extra files
-cnnzoo.json and preprocessing.json). Before it reports success, the exported file and the
+names, input size, mean/std, resize and crop, and `preprocessing`: every rule from image file
+to input (EXIF, alpha, colour conversion, resize, crop, normalisation) as typed values (ONNX
+metadata_props, each value one JSON value; TorchScript extra files cnnzoo.json and
+preprocessing.json). Before it reports success, the exported file and the
 PyTorch model classify the same images (the run's held-out images, --check-images DIR, or a
 deterministic input when neither is available); it prints the largest logit difference and
 the top-1 agreement, and fails, writing nothing, below 99.9% agreement or above 1e-4 (fp32).

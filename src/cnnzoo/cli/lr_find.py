@@ -17,6 +17,7 @@ and trains with the suggestion.
 examples:
   cnnzoo lr-find --model resnet20 --data digits
   cnnzoo lr-find --model resnet18 --data flowers/ --weights resnet18.pth --opt adamw --out lr.png
+  cnnzoo lr-find --model resnet18 --data flowers/ --pretrained --freeze backbone
 """
 
 # options of `cnnzoo train` that mean nothing for a few hundred steps of a range test

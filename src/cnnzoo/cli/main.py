@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+import typing
 
 from cnnzoo.cli.numbers import check_numbers
 from cnnzoo.errors import CnnzooError
@@ -53,8 +54,9 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse with its errors in one line (what is wrong, where help is), exit status 2:
     no usage block before the message."""
 
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+    def error(self, message: str) -> typing.NoReturn:
+        first = (message.strip().splitlines() or [""])[0]
+        self.exit(2, f"{self.prog}: error: {first}; see {self.prog} --help\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what --nproc relaunches
+    if hasattr(args, "no_progress") and not _stderr_is_terminal():
+        args.no_progress = True  # progress bars are for people, not for logs and pipes
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(message)s",
@@ -118,6 +122,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
 
 
 def _report(command: str, e: BaseException) -> int:

@@ -8,12 +8,30 @@ HELP = "list models: parameters, multiply-adds, published ImageNet top-1"
 DESCRIPTION = """List the registered models with parameters and multiply-adds (one forward pass at the
 model's native input size, with the default classifier; figures stored in the package and
 checked against the models by the tests, so listing builds nothing) and the published
-ImageNet-1K top-1 of the best torchvision weights, where torchvision publishes one."""
+ImageNet-1K top-1 of the best torchvision weights, where torchvision publishes one.
+
+--pretrained lists every published weight set instead (torchvision 0.29.1's and timm 1.0.31's
+tags; PATTERN matches the model or model.tag): its top-1 at its own eval transform (input
+size, resized shorter side, interpolation), the file's size (~: estimated from the parameter
+count), licence (non-commercial ones say so), SHA-256 as pinned (the first hex digits; "none
+known" where no checksum is published: the first download's is recorded), and whether it is
+in the cache. `--pretrained TAG` of train / lr-find and create_model("MODEL.TAG") take it.
+
+examples:
+  cnnzoo models 'efficientnet*'
+  cnnzoo models --pretrained resnet50
+  cnnzoo models --pretrained '*.a1_in1k'"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pattern", nargs="?", default="*", help="glob filter, e.g. 'resnext*'")
     p.add_argument("--names", action="store_true", help="print the names only")
+    p.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="list the published weight sets (tags) instead: top-1, transform, size, licence, "
+        "SHA-256, cached",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from cnnzoo.zoo_facts import PUBLISHED_TOP1
     from cnnzoo.zoo_table import ZOO_TABLE
 
+    if args.pretrained:
+        return _list_weights(args.pattern, args.names)
     names = sorted(n for n in ZOO_TABLE if fnmatch.fnmatch(n, args.pattern))
     if not names:
         raise CnnzooError(f"no model matches {args.pattern!r}; try `cnnzoo models` for all")
@@ -37,5 +57,47 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{name:<22} {family:<14} {size:>5} {params:>13,} {macs / 1e9:>8.3f} "
             f"{f'{top1:.2f}' if top1 else '-':>7}"
+        )
+    return 0
+
+
+def _list_weights(pattern: str, names_only: bool) -> int:
+    """`cnnzoo models --pretrained [PATTERN]`: one line per published weight set."""
+    import fnmatch
+
+    from cnnzoo.errors import CnnzooError
+    from cnnzoo.hub import PUBLISHED
+    from cnnzoo.zoo_table import ZOO_TABLE
+
+    rows = [
+        (i, e)
+        for model in sorted(PUBLISHED)
+        for i, e in enumerate(PUBLISHED[model])
+        if fnmatch.fnmatch(model, pattern) or fnmatch.fnmatch(e.name, pattern)
+    ]
+    if not rows:
+        raise CnnzooError(
+            f"no published weights match {pattern!r}; try `cnnzoo models --pretrained` for all"
+        )
+    if names_only:
+        print("\n".join(e.name for _, e in rows))
+        return 0
+    print(f"{'weights':<44} {'top-1':>6} {'input':>5} {'resize':>6} {'interp':<8} {'MB':>7} "
+          f"{'licence':<31} {'sha256':<10} cached")  # fmt: skip
+    for i, e in rows:
+        name = e.name + (" (default)" if i == 0 else "")
+        top1 = f"{e.top1:.2f}" if e.top1 is not None else "-"
+        same = [o.file_mb for o in PUBLISHED[e.model] if o.file == e.file and o.file_mb]
+        if same:  # published (timm's tv_in1k tags are torchvision's files)
+            size = f"{same[0]:.1f}"
+        else:  # float32 weights: 4 bytes a parameter
+            params = ZOO_TABLE[e.model][2] if e.model in ZOO_TABLE else None
+            size = f"~{params * 4 / 1e6:.1f}" if params else "-"
+        licence = (e.licence or "-") + (" (non-commercial)" if e.non_commercial else "")
+        sha = e.sha256[:8] if e.sha256 else "none known"
+        print(
+            f"{name:<44} {top1:>6} {e.input_size or '-':>5} {e.resize or '-':>6} "
+            f"{e.interpolation or '-':<8} {size:>7} {licence:<31} {sha:<10} "
+            f"{'yes' if e.cached() else 'no'}"
         )
     return 0

@@ -82,10 +82,13 @@ def model_and_images(args: argparse.Namespace) -> tuple[str, list[str]]:
     # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.cli.checkpoint_arg import looks_like_checkpoint
     from cnnzoo.errors import CnnzooError
+    from cnnzoo.infer.runtime import is_torchscript  # (refused, in one line, when loaded)
 
     if args.checkpoint:
         return args.checkpoint, args.paths
-    if len(args.paths) > 1 and looks_like_checkpoint(args.paths[0]):
+    if len(args.paths) > 1 and (
+        looks_like_checkpoint(args.paths[0]) or is_torchscript(args.paths[0])
+    ):
         return args.paths[0], args.paths[1:]
     if (args.backend == "onnxruntime" or args.paths[0].lower().endswith(".onnx")) and len(
         args.paths

@@ -37,6 +37,8 @@ examples:
   cnnzoo train --model resnet20 --data digits
   cnnzoo train --model resnet20 --data cifar10 --data-dir data --ema 0.999
   cnnzoo train --model resnet18 --data flowers/ --pretrained --freeze backbone --epochs 5
+  cnnzoo train --model resnet50 --data flowers/ --pretrained a1_in1k --freeze-epochs 2
+  cnnzoo models --pretrained resnet50    (the published sets --pretrained TAG may name)
   cnnzoo train --model resnet18 --data flowers/ --weights runs/resnet18-flowers-20250101-120000
   cnnzoo train --resume runs/resnet20-cifar10-20250101-120000
 """
@@ -60,7 +62,7 @@ def _config_argument(group: argparse._ArgumentGroup, f: dataclasses.Field, kind:
         kw.update(action="append", default=[])
     elif kind is bool and f.default is None:
         kw.update(action=argparse.BooleanOptionalAction, default=None)
-    elif kind is bool:
+    elif kind is bool and "nargs" not in meta:  # a flag (--pretrained [TAG] takes a value too)
         kw.update(action="store_true", default=f.default)
     else:
         kw.setdefault("type", kind)  # a field may bring its own parser (--lr takes auto)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from cnnzoo.cfg import IMAGENET_MEAN, IMAGENET_STD
+from cnnzoo.cfg import IMAGENET_MEAN, IMAGENET_STD, resize_side  # noqa: F401 (kept here too)
 from cnnzoo.data.autoaugment import POLICIES, auto_augment
 from cnnzoo.errors import CnnzooError
 
@@ -304,12 +304,6 @@ def train_transform(
     if cfg.random_erasing > 0:
         x = _random_erase(x, cfg.random_erasing, gen)
     return x
-
-
-def resize_side(input_size: int, crop_pct: float) -> int:
-    """The shorter side an image is resized to before the centre crop of `input_size`: the one
-    place this rule lives (evaluation, exported files' metadata and the server's card use it)."""
-    return math.floor(input_size / crop_pct + 1e-6)
 
 
 def eval_transform(

@@ -106,7 +106,10 @@ def write_onnx(
     for key, value in props.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    proto.doc_string = f"cnnzoo {props.get('model', '')}: {props.get('preprocessing', '')}"
+    proto.doc_string = (
+        "cnnzoo export: every metadata_props value is one JSON value; `preprocessing` holds "
+        "every rule from image file to `input`"
+    )
     onnx.save(proto, str(path))
 
 
@@ -120,7 +123,7 @@ def write_torchscript(
             traced = torch.jit.trace(model, example, check_trace=False)
     except RuntimeError as e:
         raise CnnzooError(f"TorchScript trace failed: {str(e).strip()[:200]}") from None
-    facts = {k: props[k] for k in _PREPROCESSING_KEYS if k in props}
+    facts = {k: json.loads(props[k]) for k in _PREPROCESSING_KEYS if k in props}  # typed
     extra = {TORCHSCRIPT_FILE: props[META_KEY], PREPROCESSING_FILE: json.dumps(facts)}
     buf = io.BytesIO()  # in memory first: torch's C++ file writer aborts on a full disk
     with _quiet():

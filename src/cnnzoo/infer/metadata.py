@@ -2,8 +2,20 @@
 
 The whole checkpoint sidecar travels as JSON under one key (`cnnzoo`), so `predict`, `eval`
 and `serve` read an exported file exactly as they read a checkpoint. Beside it, each fact a
-consumer in another language needs is a key of its own, readable without parsing that JSON:
-ONNX `metadata_props` (string to string) or TorchScript extra files.
+consumer in another language needs is a key of its own, readable without the sidecar:
+
+- ONNX `metadata_props` are strings by ONNX's design: **every value is one JSON value**
+  (`"input_size": "224"`, `"interpolation": "\"bicubic\""`, `"mean": "[0.485, ...]"`), so
+  `json.loads(value)` gives it typed;
+- TorchScript's extra file `preprocessing.json` is one JSON object of the same keys, typed.
+
+`preprocessing` holds every rule that turns an image file into the model's input, typed
+(`preprocessing_rules`), in the order they apply: decoding (EXIF orientation, palette, alpha
+composited on white, grey, 16-bit and float images, CMYK and other modes, all as
+`cnnzoo.data.images.to_rgb` does it), long-strip cut, resize of the shorter side (filter,
+antialiasing, rounding of the longer side), centre crop, scaling and normalisation, layout.
+tests/onnx_client.py follows it with nothing but onnxruntime, Pillow and numpy and gets
+`cnnzoo predict`'s probabilities.
 """
 
 from __future__ import annotations
@@ -11,7 +23,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cnnzoo.data.transforms import resize_side
+from cnnzoo.cfg import resize_side
+from cnnzoo.data.images import MAX_ASPECT
 from cnnzoo.errors import CnnzooError
 
 FORMAT = "cnnzoo-export-v1"
@@ -19,11 +32,57 @@ DEFAULT_OPSET = 17
 META_KEY = "cnnzoo"
 TORCHSCRIPT_FILE = "cnnzoo.json"  # the extra file inside a TorchScript archive
 REQUIRED = ("model", "num_classes", "classes", "input_size", "mean", "std")
+RULES_VERSION = 1
 
 
 def interpolation(meta: dict[str, Any]) -> str:
     """The resize filter of the eval transform (checkpoints before it was recorded: bilinear)."""
     return str(meta.get("interpolation", "bilinear"))
+
+
+def preprocessing_rules(meta: dict[str, Any]) -> dict[str, Any]:
+    """Every rule from image file to model input, as typed values (see the module docstring)."""
+    size = int(meta["input_size"])
+    crop_pct = float(meta.get("crop_pct", 1.0))
+    filt = interpolation(meta)
+    return {
+        "version": RULES_VERSION,
+        "decode": {
+            "orientation": "exif",  # the EXIF Orientation tag (0x0112) applied first
+            "palette": "rgba_if_transparency_else_rgb",
+            "alpha": {"composite_on": [255, 255, 255], "modes": ["RGBA", "RGBa", "LA", "La", "PA"]},
+            "grey": "replicate_to_rgb",
+            # 16-bit integers (or "I" holding values above 255): v / 257; float images in 0..1:
+            # v * 255, others stretched min..max to 0..255; then rounded half to even
+            "wide": {"integer_divisor": 257, "float_scale": 255, "rounding": "half_even"},
+            "other_modes": "pillow_convert_rgb",  # CMYK, YCbCr, 1: Pillow's convert("RGB")
+            "result": {"mode": "RGB", "dtype": "uint8"},
+        },
+        # the longer side cut around the centre (evenly) to at most this x the shorter one
+        # before resizing: the centre crop never reaches further
+        "max_aspect": float(MAX_ASPECT),
+        "max_aspect_cut": "keep = floor(shorter * max_aspect) + (longer - that) % 2; "
+        "offset = (longer - keep) // 2",
+        "resize": {
+            "shorter_side": resize_side(size, crop_pct),
+            "longer_side": "round_half_even(longer * shorter_side / shorter)",
+            "interpolation": filt,
+            "antialias": True,  # Pillow's resampling on float pixels, torch antialias=True
+            "on": "float32 0..255",
+            "clamp": [0, 255] if filt == "bicubic" else None,
+            "skip_if_shorter_side_equal": True,
+        },
+        "crop": {"height": size, "width": size, "offset": "floor((resized - crop) / 2)"},
+        "scale": 255.0,  # x / scale
+        "mean": [float(v) for v in meta["mean"]],
+        "std": [float(v) for v in meta["std"]],
+        "normalise": "(x / scale - mean) / std",
+        "layout": "NCHW",
+        "channel_order": "RGB",
+        "dtype": "float32",
+        "input": "input",
+        "output": "logits",
+    }
 
 
 def export_metadata(
@@ -36,10 +95,9 @@ def export_metadata(
     opset: int | None = None,
     batchnorm_folded: int = 0,
 ) -> dict[str, str]:
-    """String key/values for an exported file: the sidecar under `cnnzoo`, plus one key per
-    preprocessing fact. `input_shape` is the traced input (N, C, H, W)."""
-    crop_pct = float(meta.get("crop_pct", 1.0))
-    size = int(meta["input_size"])
+    """Key/values for an exported file, each value one JSON value: the sidecar under
+    `cnnzoo`, plus one key per preprocessing fact. `input_shape` is the traced input (N, C,
+    H, W)."""
     full = {
         **meta,
         "export": {
@@ -51,27 +109,38 @@ def export_metadata(
             "batchnorm_folded": batchnorm_folded,
         },
     }
-    props = {
-        META_KEY: json.dumps(full),
+    rules = preprocessing_rules(meta)
+    facts = {
         "format": FORMAT,
         "model": str(meta["model"]),
-        "classes": json.dumps(list(meta["classes"])),
-        "input_size": str(size),
-        "input_shape": json.dumps(full["export"]["input_shape"]),
-        "mean": json.dumps([float(v) for v in meta["mean"]]),
-        "std": json.dumps([float(v) for v in meta["std"]]),
-        "crop_pct": repr(crop_pct),
-        "resize": str(resize_side(size, crop_pct)),
-        "crop": str(size),
-        "interpolation": f"{interpolation(meta)}, antialiased",
-        "preprocessing": (
-            "RGB; shorter side resized to `resize` (`interpolation`); centre crop "
-            "`crop` x `crop` (top-left offset (extra // 2)); x / 255; (x - mean) / std; NCHW"
-        ),
-        "output": "logits (float32), one per class in the order of `classes`; softmax for probabilities",
+        "classes": list(meta["classes"]),
+        "input_size": int(meta["input_size"]),
+        "input_shape": full["export"]["input_shape"],
+        "mean": rules["mean"],
+        "std": rules["std"],
+        "crop_pct": float(meta.get("crop_pct", 1.0)),
+        "resize": rules["resize"]["shorter_side"],
+        "crop": rules["crop"]["height"],
+        "interpolation": rules["resize"]["interpolation"],
+        "preprocessing": rules,
+        "output": "logits (float32), one per class in the order of `classes`; softmax for "
+        "probabilities",
         "precision": precision,
     }
-    return props
+    return {META_KEY: json.dumps(full), **{k: json.dumps(v) for k, v in facts.items()}}
+
+
+def read_facts(props: dict[str, str]) -> dict[str, Any]:
+    """The typed facts of an exported file's key/values (every value but `cnnzoo` decoded)."""
+    out = {}
+    for key, value in props.items():
+        if key == META_KEY:
+            continue
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:  # written by an older cnnzoo: plain strings
+            out[key] = value
+    return out
 
 
 def parse_metadata(props: dict[str, str], where: str) -> dict[str, Any]:

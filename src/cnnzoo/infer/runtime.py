@@ -8,6 +8,7 @@ same output format as the PyTorch path.
 from __future__ import annotations
 
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,29 @@ def load_torchscript(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return module, meta
 
 
+def is_torchscript(path: str | Path) -> bool:
+    """A TorchScript archive: a zip holding `code/` and `constants.pkl` (a state dict saved
+    with torch.save is a zip too, without them)."""
+    p = Path(path)
+    try:
+        if not (p.is_file() and zipfile.is_zipfile(p)):
+            return False
+        with zipfile.ZipFile(p) as z:
+            return any(n.endswith("/constants.pkl") or "/code/" in n for n in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def refuse_torchscript(path: str | Path) -> None:
+    """One line for a TorchScript file where predict / eval / serve expect a model they run."""
+    if is_torchscript(path):
+        raise CnnzooError(
+            f"{path} is a TorchScript file, which predict, eval and serve do not run; they "
+            "read a cnnzoo run folder or checkpoint (.safetensors) or an ONNX file (.onnx): "
+            "give the run folder, or cnnzoo export -c RUN -o model.onnx"
+        )
+
+
 def resolve_backend(backend: str | None, path: str | Path) -> str:
     """The backend named, or the one a file's suffix implies (.onnx: onnxruntime)."""
     if backend is None:
@@ -136,6 +160,7 @@ def load_model(
         module, meta = load_onnx(path)
         return module, meta, torch.device("cpu")
 
+    refuse_torchscript(path)
     dev = resolve_device(device)
     model, meta = load_checkpoint(path, dev)
     return model, meta, dev

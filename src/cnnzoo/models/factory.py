@@ -16,7 +16,7 @@ from torch import nn
 import cnnzoo.models  # noqa: F401  (importing the package registers every family)
 from cnnzoo.cfg import ModelCfg
 from cnnzoo.errors import CnnzooError, OptionError
-from cnnzoo.hub import fetch_weights
+from cnnzoo.hub import fetch_weights, published_weights, split_name
 from cnnzoo.models.features import to_features
 from cnnzoo.registry import REGISTRY, ModelEntry
 from cnnzoo.weights import checkpoint_defaults, load_weights
@@ -31,6 +31,12 @@ def list_models(pattern: str = "*") -> list[str]:
 
 def get_entry(name: str) -> ModelEntry:
     if name not in REGISTRY:
+        model, tag = split_name(name)
+        if tag and model in REGISTRY:  # a pretrained tag where only an architecture fits
+            raise CnnzooError(
+                f"{name} names published weights; give the model {model} and the tag "
+                f"separately (cnnzoo train --model {model} --pretrained {tag})"
+            )
         close = difflib.get_close_matches(name, list(REGISTRY), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see `cnnzoo models`"
         raise CnnzooError(f"unknown model {name!r}{hint}")
@@ -106,7 +112,18 @@ def create_model(
     returns pooled features. `features_only=True`: a backbone whose forward returns the feature
     maps at `out_indices` of `model.feature_info` (all by default); a classifier checkpoint loads
     into it, and the layers it no longer has are dropped and said once. `overrides` are the
-    family's own options (drop_path_rate, stem="cifar", ...)."""
+    family's own options (drop_path_rate, stem="cifar", ...).
+
+    `name` may carry a published tag as timm spells it, "resnet50.a1_in1k": the model is built
+    with that tag's eval transform as `model.cfg` (and its weights when `pretrained=True`)."""
+    tagged = None
+    if name not in REGISTRY:
+        arch, tag = split_name(name)
+        if tag and arch in REGISTRY:
+            if pretrained not in (True, False) and str(pretrained).lower() != tag.lower():
+                raise CnnzooError(f"{name} names the tag {tag}; pretrained={pretrained!r} another")
+            tagged = published_weights(arch, tag)
+            name, pretrained = arch, (tagged.tag if pretrained else False)
     entry = get_entry(name)
     file_facts: dict = {}
     if pretrained and weights is not None:
@@ -130,13 +147,16 @@ def create_model(
     if out_indices is not None and not features_only:
         raise OptionError("out_indices selects feature maps: pass features_only=True too")
     _check_options(entry, overrides)
+    cfg = entry.cfg if tagged is None else tagged.model_cfg(entry.cfg)
     if pretrained:  # fetched once the options are known to be good
-        weights = fetch_weights(name, None if pretrained is True else str(pretrained))
+        tag = None if pretrained is True else str(pretrained)
+        weights = fetch_weights(name, tag)
+        cfg = published_weights(name, tag).model_cfg(entry.cfg)
     try:
         model = entry.builder(num_classes=num_classes, in_chans=in_chans, **overrides)
     except OptionError as e:  # the builders' own checks: unknown stem, bad table values, ...
         raise OptionError(f"bad option for {name}: {e}") from None
-    model.cfg = entry.cfg
+    model.cfg = cfg
     model.model_name = name
     model.model_overrides = dict(overrides)
     # what the weights file says of itself (a cnnzoo sidecar: normalisation, classes, ...),

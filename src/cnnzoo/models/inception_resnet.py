@@ -205,6 +205,6 @@ def inception_v4(**kwargs) -> InceptionNet:
     return InceptionNet(INCEPTION_V4_SPEC, **kwargs)
 
 
-@register_model(_cfg("inception_resnet_v2", crop_pct=0.897))
+@register_model(_cfg("inception_resnet_v2", crop_pct=0.8975))
 def inception_resnet_v2(**kwargs) -> InceptionNet:
     return InceptionNet(INCEPTION_RESNET_V2_SPEC, **kwargs)

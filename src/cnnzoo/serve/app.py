@@ -144,12 +144,21 @@ def build_app(
         files = await uploaded_files(request, limits)
         if len(files) > limits.max_images:
             raise UploadError(413, f"{len(files)} images, over the limit of {limits.max_images}")
-        images = [await run_in_threadpool(decode_upload, d, n, limits) for n, d in files]
+        names, images, errors = [], [], []
+        for name, data in files:  # as predict skips and names unreadable files
+            try:
+                images.append(await run_in_threadpool(decode_upload, data, name, limits))
+                names.append(name)
+            except UploadError as e:
+                errors.append((name, e))
+        if not images:  # nothing to answer: the first refusal, naming every bad file
+            raise UploadError(errors[0][1].status, "; ".join(e.message for _, e in errors))
         probs = await batcher.submit(images)
         tops = predictor.top(probs, k)
         requests["served"] += 1
-        results = [Prediction(n, t).to_dict() for (n, _), t in zip(files, tops, strict=True)]
-        return JSONResponse({"model": card["model"], "results": results})
+        results = [Prediction(n, t).to_dict() for n, t in zip(names, tops, strict=True)]
+        skipped = [{"file": f, "reason": e.message.removeprefix(f"{f}: ")} for f, e in errors]
+        return JSONResponse({"model": card["model"], "results": results, "errors": skipped})
 
     async def model(request: Request) -> Response:
         return JSONResponse(card)

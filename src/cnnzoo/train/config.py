@@ -200,11 +200,17 @@ class TrainConfig:
         group="model",
         metavar="FILE",
     )
-    pretrained: bool = option(
+    pretrained: bool | str = option(
         False,
-        "start from the reference's published ImageNet weights of --model (fine-tuning; "
-        "downloaded once into $CNNZOO_HOME, default ~/.cache/cnnzoo)",
+        "start from the reference's published ImageNet weights of --model, or those named TAG "
+        "(e.g. IMAGENET1K_V1, a1_in1k: see cnnzoo models --pretrained); fine-tuning, with "
+        "that file's normalisation and interpolation; downloaded once into $CNNZOO_HOME "
+        "(default ~/.cache/cnnzoo)",
         group="model",
+        nargs="?",
+        const=True,
+        type=str,
+        metavar="TAG",
     )
     freeze: str = option(
         "none", "backbone: train only the classifier", group="model", choices=FREEZE
@@ -392,9 +398,9 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.augment is None or cfg.augment in AUGMENTS,
          f"--augment must be one of {', '.join(AUGMENTS)}"),
         (cfg.freeze in FREEZE, f"--freeze must be one of {', '.join(FREEZE)}"),
-        (cfg.freeze == "none" or cfg.weights is not None,
-         "--freeze backbone keeps a backbone that was never trained; give --weights FILE "
-         "(pretrained weights) or leave --freeze out"),
+        (cfg.freeze == "none" or cfg.weights is not None or bool(cfg.pretrained),
+         "--freeze backbone keeps a backbone that was never trained; give --pretrained or "
+         "--weights FILE, or leave --freeze out"),
         (0.0 <= cfg.val_split < 1.0, f"--val-split must be in [0, 1) (got {cfg.val_split})"),
         (cfg.warmup_epochs is None or cfg.warmup_epochs >= 0, "--warmup-epochs must be >= 0"),
         (cfg.label_smoothing is None or 0 <= cfg.label_smoothing < 1,

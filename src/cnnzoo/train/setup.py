@@ -23,7 +23,7 @@ from cnnzoo.data.stats import channel_stats
 from cnnzoo.data.transforms import default_augment
 from cnnzoo.data.types import DataBundle
 from cnnzoo.errors import CnnzooError
-from cnnzoo.hub import fetch_weights
+from cnnzoo.hub import fetch_weights, published_weights
 from cnnzoo.infer.evaluate import Preprocess
 from cnnzoo.infer.machine import resolve_device
 from cnnzoo.models.factory import create_model, get_entry
@@ -152,7 +152,7 @@ def prepare_run(
     get_entry(cfg.model)
     load_weights = cfg.weights if saved is None else None
     if cfg.pretrained and saved is None:  # the published file, fetched into the cache
-        load_weights = str(fetch_weights(cfg.model, progress=progress))
+        load_weights = str(fetch_weights(cfg.model, pretrained_tag(cfg), progress=progress))
     if load_weights is not None:
         if Path(load_weights).is_dir():  # a cnnzoo run folder: its best checkpoint
             load_weights = str(resolve_checkpoint(load_weights))
@@ -218,6 +218,10 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
         weights=load_weights,
         **cfg.model_opts,
     )
+    interpolation = "bilinear"
+    if cfg.pretrained:  # the published weights' eval transform: its normalisation and filter
+        model.cfg = published_weights(cfg.model, pretrained_tag(cfg)).model_cfg(model.cfg)
+        interpolation = model.cfg.interpolation
     if model.model_overrides != cfg.model_opts:  # options a cnnzoo checkpoint brought
         cfg = dataclasses.replace(cfg, model_opts=dict(model.model_overrides))
     # pretrained weights keep the normalisation they were trained with: a cnnzoo
@@ -250,8 +254,13 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
         mean=mean,
         std=std,
         crop_pct=crop_pct,
-        preprocess=Preprocess(cfg.image_size, mean, std, crop_pct),
+        preprocess=Preprocess(cfg.image_size, mean, std, crop_pct, interpolation),
         aug=augment_cfg(cfg, mean, std),
         train_images=bundle.train.images.to(device),
         train_labels=bundle.train.labels.to(device),
     )
+
+
+def pretrained_tag(cfg: TrainConfig) -> str | None:
+    """The published weight set --pretrained names: None for the model's default."""
+    return None if cfg.pretrained is True else str(cfg.pretrained)

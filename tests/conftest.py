@@ -19,16 +19,37 @@ DATASETS = Path(os.environ.get("CNNZOO_DATASETS", SHARED / "datasets"))
 torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 
-@cache
-def reference_models() -> dict:
-    path = REFERENCE / "models.json"
+ZOO2 = REFERENCE / "zoo2"  # the same kinds of facts for the second part of the zoo
+
+
+def _json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
 @cache
+def reference_models() -> dict:
+    return {**_json(REFERENCE / "models.json"), **_json(ZOO2 / "models.json")}
+
+
+def _zoo2_published() -> dict:
+    return _json(ZOO2 / "published.json").get("models", {})
+
+
+@cache
 def published() -> dict:
-    path = REFERENCE / "published.json"
-    return json.loads(path.read_text())["models"] if path.is_file() else {}
+    """torchvision's weight sets per model: weights, url (the file name), acc1, gmacs, ...;
+    zoo2's also say which is torchvision's default and its crop / resize / interpolation."""
+    models = dict(_json(REFERENCE / "published.json").get("models", {}))
+    for name, rows in _zoo2_published().items():
+        if rows and "weights" in rows[0]:  # torchvision's (timm's tags: timm_published())
+            models[name] = [{**r, "url": r["url"].rsplit("/", 1)[1]} for r in rows]
+    return models
+
+
+@cache
+def timm_published() -> dict:
+    """timm's pretrained tags per zoo2 model: tag, hf_hub_id, url, input_size, crop_pct, ..."""
+    return {n: rows for n, rows in _zoo2_published().items() if rows and "tag" in rows[0]}
 
 
 @cache
@@ -49,7 +70,10 @@ def parity_outputs() -> dict:
         return {}
     from safetensors.torch import load_file
 
-    return load_file(str(path))
+    outputs = load_file(str(path))
+    if (ZOO2 / "parity.safetensors").is_file():
+        outputs.update(load_file(str(ZOO2 / "parity.safetensors")))
+    return outputs
 
 
 def need_reference():

@@ -1,6 +1,7 @@
 """Every model family; importing this package registers them all."""
 
 from . import resnet  # noqa: F401
+from . import resnet_d  # noqa: F401
 from . import resnetv2  # noqa: F401
 from . import convnext  # noqa: F401
 from . import mobilenet  # noqa: F401

@@ -27,6 +27,7 @@ from .inverted_residual import InvertedResidual  # noqa: E402
 
 __all__ += ["InvertedResidual"]
 
+from .bottleneck import ResBottleneck  # noqa: E402
 from .dense import DenseBlock, DenseLayer, Transition  # noqa: E402
 from .inception import (  # noqa: E402
     ConvBnAct,
@@ -42,6 +43,7 @@ __all__ += [
     "DenseLayer",
     "Inception",
     "InceptionResidual",
+    "ResBottleneck",
     "ShuffleV2Unit",
     "Transition",
     "four_branch",

@@ -9,3 +9,4 @@ from . import efficientnet  # noqa: F401
 from . import shufflenet  # noqa: F401
 from . import densenet  # noqa: F401
 from . import inception, inception_resnet  # noqa: F401
+from . import regnet  # noqa: F401

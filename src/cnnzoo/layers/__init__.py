@@ -23,9 +23,9 @@ __all__ = [
     "same_padding",
 ]
 
-from .inverted_residual import InvertedResidual  # noqa: E402
+from .inverted_residual import FusedMBConv, InvertedResidual  # noqa: E402
 
-__all__ += ["InvertedResidual"]
+__all__ += ["FusedMBConv", "InvertedResidual"]
 
 from .bottleneck import ResBottleneck  # noqa: E402
 from .dense import DenseBlock, DenseLayer, Transition  # noqa: E402

@@ -1,5 +1,7 @@
 """The inverted residual block (MobileNetV2) and its descendants, MobileNetV3's bneck and
-EfficientNet's MBConv: one class, configured by expansion, kernel, stride, SE and activation.
+EfficientNet's MBConv: one class, configured by expansion, kernel, stride, SE and activation;
+and EfficientNetV2's fused MBConv, which merges the expansion and the depthwise conv into one
+full kxk conv (`FusedMBConv`, below).
 
     [1x1 expand + BN + act]  (only when the expanded width differs from the input width)
     kxk depthwise + BN + act
@@ -75,6 +77,51 @@ class InvertedResidual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.body(x)
+        if self.use_residual:
+            out = self.drop_path(out) + x
+        return out
+
+
+class FusedMBConv(nn.Module):
+    """EfficientNetV2's fused MBConv (Tan & Le 2021): the 1x1 expansion and the kxk depthwise
+    conv of an MBConv replaced by one full kxk conv, faster on accelerators in early stages.
+
+        kxk conv (stride) + BN + act     in -> mid (in -> out when there is no expansion)
+        1x1 project + BN                 mid -> out (only when mid != in)
+        + input                          (stride 1, width unchanged; through stochastic depth)
+
+    Keys are torchvision's: block.0.0/0.1 and block.1.0/1.1.
+    """
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        mid_chs: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        act: str = "silu",
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
+        drop_path: float = 0.0,
+    ) -> None:
+        super().__init__()
+        norm = {"bn_eps": bn_eps, "bn_momentum": bn_momentum}
+        if mid_chs != in_chs:
+            self.block = nn.Sequential(
+                ConvNormAct(in_chs, mid_chs, kernel_size, stride, act=act, **norm),
+                ConvNormAct(mid_chs, out_chs, 1, act=None, **norm),
+            )
+        else:
+            self.block = nn.Sequential(
+                ConvNormAct(in_chs, out_chs, kernel_size, stride, act=act, **norm)
+            )
+        self.in_chs, self.out_chs, self.stride = in_chs, out_chs, stride
+        self.use_residual = stride == 1 and in_chs == out_chs
+        self.drop_path = DropPath(drop_path) if self.use_residual and drop_path else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
         if self.use_residual:
             out = self.drop_path(out) + x
         return out

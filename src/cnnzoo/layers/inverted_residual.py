@@ -9,10 +9,11 @@ full kxk conv (`FusedMBConv`, below).
     1x1 project + BN         (linear bottleneck: no activation)
     + input                  (when stride 1 and width unchanged; through stochastic depth)
 
-The layers form one Sequential whose name and layout are options, so both of torchvision's
+The layers form one Sequential whose name and layout are options, so torchvision's three
 layouts load as they are: MobileNetV2 keeps them under `conv` with the projection conv and BN
 as separate entries (conv.1, conv.2), MobileNetV3 / EfficientNet under `block` with the
-projection as one conv-norm pair (block.3.0, block.3.1).
+projection as one conv-norm pair (block.3.0, block.3.1), MNASNet every conv, BN and activation
+as its own entry under `layers` (`flat=True`: layers.0 ... layers.7).
 """
 
 from __future__ import annotations
@@ -49,22 +50,25 @@ class InvertedResidual(nn.Module):
         drop_path: float = 0.0,
         body_name: str = "block",
         flat_project: bool = False,
+        flat: bool = False,
     ) -> None:
         super().__init__()
         norm = {"bn_eps": bn_eps, "bn_momentum": bn_momentum}
         layers: list[nn.Module] = []
+
+        def add(unit: nn.Module, unpack: bool = flat) -> None:
+            if unpack:
+                layers.extend(unit)
+            else:
+                layers.append(unit)
+
         if mid_chs != in_chs:
-            layers.append(ConvNormAct(in_chs, mid_chs, 1, act=act, **norm))
-        layers.append(
-            ConvNormAct(mid_chs, mid_chs, kernel_size, stride, groups=mid_chs, act=act, **norm)
-        )
+            add(ConvNormAct(in_chs, mid_chs, 1, act=act, **norm))
+        add(ConvNormAct(mid_chs, mid_chs, kernel_size, stride, groups=mid_chs, act=act, **norm))
         if se_chs:
             layers.append(SqueezeExcite(mid_chs, se_chs, act=se_act, gate=se_gate))
-        project = ConvNormAct(mid_chs, out_chs, 1, act=None, **norm)
-        if flat_project:  # conv and BN as two entries of the body (MobileNetV2's key layout)
-            layers.extend(project)
-        else:
-            layers.append(project)
+        # flat_project: conv and BN as two entries of the body (MobileNetV2's key layout)
+        add(ConvNormAct(mid_chs, out_chs, 1, act=None, **norm), flat or flat_project)
         self.body_name = body_name
         self.add_module(body_name, nn.Sequential(*layers))
         self.in_chs, self.out_chs, self.stride = in_chs, out_chs, stride

@@ -10,3 +10,4 @@ from . import shufflenet  # noqa: F401
 from . import densenet  # noqa: F401
 from . import inception, inception_resnet  # noqa: F401
 from . import regnet  # noqa: F401
+from . import mnasnet  # noqa: F401

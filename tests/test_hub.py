@@ -11,12 +11,12 @@ import threading
 
 import pytest
 import torch
-from conftest import published, reference_models
+from conftest import published, reference_models, timm_published
 
 from cnnzoo import create_model
 from cnnzoo.download import download
 from cnnzoo.errors import CnnzooError
-from cnnzoo.hub import PUBLISHED, PublishedWeights, cache_dir, fetch_weights
+from cnnzoo.hub import PUBLISHED, PublishedWeights, cache_dir, fetch_weights, weights_cfg
 from cnnzoo.registry import get_model_cfg, list_models
 
 
@@ -104,23 +104,67 @@ def test_table_lists_every_torchvision_file_and_every_timm_model():
     ref = published()
     if not ref:
         pytest.skip("published.json not found (set CNNZOO_REFERENCE)")
+    registered = set(list_models())  # (an unregistered one fails test_fidelity's check)
     for model, rows in ref.items():
+        if model not in registered:
+            continue
         entries = PUBLISHED[model]
         assert {(e.tag, e.file) for e in entries} == {(r["weights"], r["url"]) for r in rows}
-        best = max(rows, key=lambda r: r["acc1"])  # the default: what ModelCfg describes
+        # the default, what ModelCfg describes: torchvision's own where the facts say, else
+        # the best
+        flagged = [r for r in rows if r.get("default")]
+        best = flagged[0] if flagged else max(rows, key=lambda r: r["acc1"])
         assert entries[0].tag == best["weights"] and len(entries) == len(rows)
         for e in entries:
             assert e.url == "https://download.pytorch.org/models/" + e.file
             assert e.sha256 is not None and e.sha256 in e.file
     timm_models = {m for m, r in reference_models().items() if r["source"].startswith("timm")}
-    assert timm_models and timm_models <= set(PUBLISHED)
-    registered = set(list_models())
+    assert timm_models & registered and timm_models & registered <= set(PUBLISHED)
     for model, entries in PUBLISHED.items():
         assert model in registered
         assert get_model_cfg(model).source in ("torchvision", "timm")
         # only the Hugging Face files come without a published checksum
         for e in entries:
             assert (e.sha256 is None) == e.url.startswith("https://huggingface.co/"), e
+
+
+def test_each_weight_set_carries_its_published_transform():
+    """The second part of the zoo: every torchvision set and timm tag with its own eval
+    transform (size, crop, interpolation, mean / std), the default's being the model's cfg."""
+    tv, timm = published(), timm_published()
+    checked = 0
+    for model in set(list_models()) & (set(tv) | set(timm)):
+        entries = {e.tag: e for e in PUBLISHED[model]}
+        if entries[PUBLISHED[model][0].tag].transform is None:
+            continue  # the first part of the zoo: the cfg describes its sets
+        for r in tv.get(model, []):
+            t = entries[r["weights"]].transform
+            want = (r["crop_size"], r["crop_size"] / r["resize_size"], r["interpolation"])
+            assert (t.input_size, t.crop_pct, t.interpolation) == pytest.approx(want), r
+        if model in timm:
+            assert set(entries) == {r["tag"] for r in timm[model]}
+        for r in timm.get(model, []):
+            e = entries[r["tag"]]
+            assert e.url == (r["url"] or f"https://huggingface.co/{r['hf_hub_id']}/resolve/main/"
+                             "model.safetensors")  # fmt: skip
+            t = e.transform
+            assert (t.input_size, t.crop_pct, t.interpolation, list(t.mean), list(t.std)) == (
+                r["input_size"], r["crop_pct"], r["interpolation"], r["mean"], r["std"]
+            )  # fmt: skip
+        cfg = get_model_cfg(model)
+        assert weights_cfg(model) == cfg, "the cfg describes the default (first) set"
+        checked += 1
+    if not checked:
+        pytest.skip("zoo2 published facts not found (set CNNZOO_REFERENCE)")
+
+
+def test_weights_cfg_gives_each_sets_transform():
+    swag = weights_cfg("regnet_y_16gf", "IMAGENET1K_SWAG_E2E_V1")
+    assert (swag.input_size, swag.crop_pct, swag.interpolation) == (384, 1.0, "bicubic")
+    assert weights_cfg("regnet_y_16gf").input_size == 224
+    ra4 = weights_cfg("resnet50d", "ra4_e3600_r224_in1k")
+    assert ra4.mean == ra4.std == (0.5, 0.5, 0.5) and ra4.crop_pct == 0.95
+    assert weights_cfg("resnet50") == get_model_cfg("resnet50")
 
 
 def test_model_without_published_weights_is_one_line_error(home):

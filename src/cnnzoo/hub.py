@@ -9,6 +9,11 @@ local cache, so that `create_model(name, pretrained=True)` needs no hunting for 
   recorded on first download and checked on every later use.
 - Files are cached in `$CNNZOO_HOME/weights` (default `~/.cache/cnnzoo/weights`), downloaded
   atomically and resumably (see `download.download`); a cached file needs no network.
+- Each weight set carries the eval transform it was published with (`Transform`: input size,
+  crop_pct, interpolation, mean / std) where the model's cfg does not already say it for every
+  set: the cfg describes the default (first) set, `weights_cfg(model, tag)` any of them. The
+  table's older rows, one set per model or sets sharing the cfg's transform but for the
+  resize (torchvision's V1 / V2 files of ResNet and friends), carry none.
 - `$CNNZOO_WEIGHTS_URL`, when set, is a base URL that serves the same file names (a local
   mirror, or the tests' server): every file is fetched from `$CNNZOO_WEIGHTS_URL/<file>`.
 """
@@ -19,9 +24,10 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .cfg import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD, ModelCfg
 from .download import download, file_digest
 from .errors import CnnzooError
 
@@ -30,7 +36,34 @@ log = logging.getLogger("cnnzoo")
 _TV = "https://download.pytorch.org/models/"
 _TIMM_GH = "https://github.com/rwightman/pytorch-image-models/releases/download/"
 _TIMM_HF = "https://huggingface.co/timm/"
+_TIMM_GH_HF = "https://github.com/huggingface/pytorch-image-models/releases/download/"
+_GLUON = "https://github.com/rwightman/pytorch-pretrained-gluonresnet/releases/download/v0.1/"
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,})\.[a-z]+$")
+
+
+@dataclass(frozen=True)
+class Transform:
+    """The eval transform a weight set was published with: resize the short side to
+    input_size / crop_pct (`interpolation`), centre-crop input_size, normalise."""
+
+    input_size: int
+    crop_pct: float
+    interpolation: str = "bilinear"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+# torchvision's: V1 weights resize 256, V2 232 (crop 224, bilinear); SWAG end-to-end at 384 and
+# SWAG linear-probe at 224, bicubic, no crop margin
+_V1 = Transform(224, 224 / 256)
+_V2 = Transform(224, 224 / 232)
+_SWAG384 = Transform(384, 1.0, "bicubic")
+_SWAG224 = Transform(224, 1.0, "bicubic")
+_HALF = (INCEPTION_MEAN, INCEPTION_STD)  # timm's ra4 tags normalise with mean = std = 0.5
+
+
+def _timm(size: int, crop_pct: float, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Transform:
+    return Transform(size, crop_pct, "bicubic", mean, std)
 
 
 @dataclass(frozen=True)
@@ -41,6 +74,7 @@ class PublishedWeights:
     tag: str  # the reference's name for this weight set: IMAGENET1K_V1, a1_in1k, ...
     url: str
     file: str  # name in the cache
+    transform: Transform | None = None  # its eval transform; None: the model's cfg says it
 
     @property
     def sha256(self) -> str | None:
@@ -49,9 +83,10 @@ class PublishedWeights:
         return m.group(1) if m else None
 
 
-# model -> [(tag, url)], default first: torchvision's best weights (IMAGENET1K_V2 where it
-# exists), whose resize / crop / interpolation the registry's ModelCfg describes.
-_TABLE: dict[str, list[tuple[str, str]]] = {
+# model -> [(tag, url[, transform])], default first: torchvision's default weights (its best,
+# IMAGENET1K_V2 where it exists, but for RegNetY-16GF / 32GF, whose default is V2 and not the
+# better SWAG sets) or timm's default tag, whose eval transform the registry's ModelCfg describes.
+_TABLE: dict[str, list[tuple]] = {
     "resnet18": [("IMAGENET1K_V1", _TV + "resnet18-f37072fd.pth")],
     "resnet34": [("IMAGENET1K_V1", _TV + "resnet34-b627a593.pth")],
     "resnet50": [
@@ -133,6 +168,129 @@ _TABLE: dict[str, list[tuple[str, str]]] = {
     "inception_resnet_v2": [
         ("tf_in1k", _TIMM_HF + "inception_resnet_v2.tf_in1k/resolve/main/model.safetensors")
     ],
+    # the second part of the zoo: every set with its own transform
+    "mnasnet0_5": [
+        ("IMAGENET1K_V1", _TV + "mnasnet0.5_top1_67.823-3ffadce67e.pth", _V1),
+    ],
+    "mnasnet0_75": [
+        ("IMAGENET1K_V1", _TV + "mnasnet0_75-7090bc5f.pth", _V2),
+    ],
+    "mnasnet1_0": [
+        ("IMAGENET1K_V1", _TV + "mnasnet1.0_top1_73.512-f206786ef8.pth", _V1),
+    ],
+    "mnasnet1_3": [
+        ("IMAGENET1K_V1", _TV + "mnasnet1_3-a4c69d6f.pth", _V2),
+    ],
+    "regnet_x_400mf": [
+        ("IMAGENET1K_V2", _TV + "regnet_x_400mf-62229a5f.pth", _V2),
+        ("IMAGENET1K_V1", _TV + "regnet_x_400mf-adf1edd5.pth", _V1),
+    ],
+    "regnet_x_800mf": [
+        ("IMAGENET1K_V2", _TV + "regnet_x_800mf-94a99ebd.pth", _V2),
+        ("IMAGENET1K_V1", _TV + "regnet_x_800mf-ad17e45c.pth", _V1),
+    ],
+    "regnet_x_1_6gf": [
+        ("IMAGENET1K_V2", _TV + "regnet_x_1_6gf-a12f2b72.pth", _V2),
+        ("IMAGENET1K_V1", _TV + "regnet_x_1_6gf-e3633e7f.pth", _V1),
+    ],
+    "regnet_x_3_2gf": [
+        ("IMAGENET1K_V2", _TV + "regnet_x_3_2gf-7071aa85.pth", _V2),
+        ("IMAGENET1K_V1", _TV + "regnet_x_3_2gf-f342aeae.pth", _V1),
+    ],
+    "regnet_x_8gf": [
+        ("IMAGENET1K_V2", _TV + "regnet_x_8gf-2b70d774.pth", _V2),
+        ("IMAGENET1K_V1", _TV + "regnet_x_8gf-03ceed89.pth", _V1),
+    ],
+    "regnet_x_16gf": [
+        ("IMAGENET1K_V2", _TV + "regnet_x_16gf-ba3796d7.pth", _V2),
+        ("IMAGENET1K_V1", _TV + "regnet_x_16gf-2007eb11.pth", _V1),
+    ],
+    "regnet_x_32gf": [
+        ("IMAGENET1K_V2", _TV + "regnet_x_32gf-6eb8fdc6.pth", _V2),
+        ("IMAGENET1K_V1", _TV + "regnet_x_32gf-9d47f8d0.pth", _V1),
+    ],
+    "regnet_y_400mf": [
+        ("IMAGENET1K_V2", _TV + "regnet_y_400mf-e6988f5f.pth", _V2),
+        ("IMAGENET1K_V1", _TV + "regnet_y_400mf-c65dace8.pth", _V1),
+    ],
+    "regnet_y_800mf": [
+        ("IMAGENET1K_V2", _TV + "regnet_y_800mf-58fc7688.pth", _V2),
+        ("IMAGENET1K_V1", _TV + "regnet_y_800mf-1b27b58c.pth", _V1),
+    ],
+    "regnet_y_1_6gf": [
+        ("IMAGENET1K_V2", _TV + "regnet_y_1_6gf-0d7bc02a.pth", _V2),
+        ("IMAGENET1K_V1", _TV + "regnet_y_1_6gf-b11a554e.pth", _V1),
+    ],
+    "regnet_y_3_2gf": [
+        ("IMAGENET1K_V2", _TV + "regnet_y_3_2gf-9180c971.pth", _V2),
+        ("IMAGENET1K_V1", _TV + "regnet_y_3_2gf-b5a9779c.pth", _V1),
+    ],
+    "regnet_y_8gf": [
+        ("IMAGENET1K_V2", _TV + "regnet_y_8gf-dc2b1b54.pth", _V2),
+        ("IMAGENET1K_V1", _TV + "regnet_y_8gf-d0d0e4a8.pth", _V1),
+    ],
+    "regnet_y_16gf": [
+        ("IMAGENET1K_V2", _TV + "regnet_y_16gf-3e4a00f9.pth", _V2),
+        ("IMAGENET1K_V1", _TV + "regnet_y_16gf-9e6ed7dd.pth", _V1),
+        ("IMAGENET1K_SWAG_E2E_V1", _TV + "regnet_y_16gf_swag-43afe44d.pth", _SWAG384),
+        ("IMAGENET1K_SWAG_LINEAR_V1", _TV + "regnet_y_16gf_lc_swag-f3ec0043.pth", _SWAG224),
+    ],
+    "regnet_y_32gf": [
+        ("IMAGENET1K_V2", _TV + "regnet_y_32gf-8db6d4b5.pth", _V2),
+        ("IMAGENET1K_V1", _TV + "regnet_y_32gf-4dee3f7a.pth", _V1),
+        ("IMAGENET1K_SWAG_E2E_V1", _TV + "regnet_y_32gf_swag-04fdfa75.pth", _SWAG384),
+        ("IMAGENET1K_SWAG_LINEAR_V1", _TV + "regnet_y_32gf_lc_swag-e1583746.pth", _SWAG224),
+    ],
+    "regnet_y_128gf": [
+        ("IMAGENET1K_SWAG_E2E_V1", _TV + "regnet_y_128gf_swag-c8ce3e52.pth", _SWAG384),
+        ("IMAGENET1K_SWAG_LINEAR_V1", _TV + "regnet_y_128gf_lc_swag-cbe8ce12.pth", _SWAG224),
+    ],
+    "efficientnet_v2_s": [
+        ("IMAGENET1K_V1", _TV + "efficientnet_v2_s-dd5fe13b.pth", Transform(384, 1.0)),
+    ],
+    "efficientnet_v2_m": [
+        ("IMAGENET1K_V1", _TV + "efficientnet_v2_m-dc08266a.pth", Transform(480, 1.0)),
+    ],
+    "efficientnet_v2_l": [
+        ("IMAGENET1K_V1", _TV + "efficientnet_v2_l-59c71312.pth", Transform(480, 1.0, "bicubic")),
+    ],
+    "resnet18d": [
+        ("ra2_in1k", _TIMM_GH + "v0.1-weights/resnet18d_ra2-48a79e06.pth", _timm(224, 0.875)),
+        (
+            "ra4_e3600_r224_in1k",
+            _TIMM_HF + "resnet18d.ra4_e3600_r224_in1k/resolve/main/model.safetensors",
+            _timm(224, 0.9, *_HALF),
+        ),
+    ],
+    "resnet26d": [
+        ("bt_in1k", _TIMM_GH + "v0.1-weights/resnet26d-69e92c46.pth", _timm(224, 0.875)),
+    ],
+    "resnet34d": [
+        ("ra2_in1k", _TIMM_GH + "v0.1-weights/resnet34d_ra2-f8dcfcaf.pth", _timm(224, 0.875)),
+    ],
+    "resnet50d": [
+        ("ra2_in1k", _TIMM_GH + "v0.1-weights/resnet50d_ra2-464e36ba.pth", _timm(224, 0.875)),
+        ("a1_in1k", _TIMM_GH_HF + "v0.1-rsb-weights/resnet50d_a1_0-e20cff14.pth", _timm(224, 0.95)),
+        ("a2_in1k", _TIMM_GH_HF + "v0.1-rsb-weights/resnet50d_a2_0-a3adc64d.pth", _timm(224, 0.95)),
+        ("a3_in1k", _TIMM_GH_HF + "v0.1-rsb-weights/resnet50d_a3_0-403fdfad.pth", _timm(160, 0.95)),
+        ("gluon_in1k", _GLUON + "gluon_resnet50_v1d-818a1b1b.pth", _timm(224, 0.875)),
+        (
+            "ra4_e3600_r224_in1k",
+            _TIMM_HF + "resnet50d.ra4_e3600_r224_in1k/resolve/main/model.safetensors",
+            _timm(224, 0.95, *_HALF),
+        ),
+    ],
+    "resnet101d": [
+        ("ra2_in1k", _TIMM_GH + "v0.1-weights/resnet101d_ra2-2803ffab.pth", _timm(256, 0.95)),
+        ("gluon_in1k", _GLUON + "gluon_resnet101_v1d-0f9c8644.pth", _timm(224, 0.875)),
+    ],
+    "resnet152d": [
+        ("ra2_in1k", _TIMM_GH + "v0.1-weights/resnet152d_ra2-5cac0439.pth", _timm(256, 0.95)),
+        ("gluon_in1k", _GLUON + "gluon_resnet152_v1d-bd354e12.pth", _timm(224, 0.875)),
+    ],
+    "resnet200d": [
+        ("ra2_in1k", _TIMM_GH + "v0.1-weights/resnet200d_ra2-bdba9bf9.pth", _timm(256, 0.95)),
+    ],
 }
 
 
@@ -143,7 +301,10 @@ def _cache_name(model: str, tag: str, url: str) -> str:
 
 
 PUBLISHED: dict[str, list[PublishedWeights]] = {
-    model: [PublishedWeights(model, tag, url, _cache_name(model, tag, url)) for tag, url in rows]
+    model: [
+        PublishedWeights(model, tag, url, _cache_name(model, tag, url), *rest)
+        for tag, url, *rest in rows
+    ]
     for model, rows in _TABLE.items()
 }
 
@@ -172,6 +333,24 @@ def published_weights(model: str, tag: str | None = None) -> PublishedWeights:
             return row
     raise CnnzooError(
         f"{model} has no weights named {tag!r}; choose from {', '.join(r.tag for r in rows)}"
+    )
+
+
+def weights_cfg(model: str, tag: str | None = None) -> ModelCfg:
+    """`model`'s cfg with the eval transform of its weight set `tag` (default: the first)."""
+    from .registry import get_model_cfg  # a leaf import: the registry never imports hub
+
+    cfg = get_model_cfg(model)
+    t = published_weights(model, tag).transform
+    if t is None:
+        return cfg
+    return replace(
+        cfg,
+        input_size=t.input_size,
+        crop_pct=t.crop_pct,
+        interpolation=t.interpolation,
+        mean=t.mean,
+        std=t.std,
     )
 
 

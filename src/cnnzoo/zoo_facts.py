@@ -1,6 +1,11 @@
 """Published ImageNet-1K top-1 accuracy (%) per model: the best weights torchvision publishes
 (figures from torchvision 0.29 weight metadata). Models without published torchvision weights
-are absent."""
+are absent.
+
+For the second part of the zoo, the figure of the default weights (the set cnnzoo.hub fetches
+first, whose eval transform the model's cfg describes): torchvision's default set (RegNetY-16GF
+and 32GF: IMAGENET1K_V2, not the better SWAG sets at 384 px), and for ResNet-D timm's default
+tag at its input size (timm's results-imagenet.csv)."""
 
 PUBLISHED_TOP1: dict[str, float] = {
     "resnet18": 69.758,
@@ -38,4 +43,33 @@ PUBLISHED_TOP1: dict[str, float] = {
     "densenet201": 76.896,
     "googlenet": 69.778,
     "inception_v3": 77.294,
+    "mnasnet0_5": 67.734,
+    "mnasnet0_75": 71.18,
+    "mnasnet1_0": 73.456,
+    "mnasnet1_3": 76.506,
+    "regnet_x_400mf": 74.864,
+    "regnet_x_800mf": 77.522,
+    "regnet_x_1_6gf": 79.668,
+    "regnet_x_3_2gf": 81.196,
+    "regnet_x_8gf": 81.682,
+    "regnet_x_16gf": 82.716,
+    "regnet_x_32gf": 83.014,
+    "regnet_y_400mf": 75.804,
+    "regnet_y_800mf": 78.828,
+    "regnet_y_1_6gf": 80.876,
+    "regnet_y_3_2gf": 81.982,
+    "regnet_y_8gf": 82.828,
+    "regnet_y_16gf": 82.886,
+    "regnet_y_32gf": 83.368,
+    "regnet_y_128gf": 88.228,
+    "efficientnet_v2_s": 84.228,
+    "efficientnet_v2_m": 85.112,
+    "efficientnet_v2_l": 85.808,
+    "resnet18d": 72.296,
+    "resnet26d": 76.698,
+    "resnet34d": 77.108,
+    "resnet50d": 80.546,
+    "resnet101d": 82.254,
+    "resnet152d": 83.16,
+    "resnet200d": 83.25,
 }

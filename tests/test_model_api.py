@@ -22,12 +22,13 @@ SRC = Path(cnnzoo.__file__).parent
 PER_FAMILY = [
     "resnet18", "resnet20", "seresnet50", "resnetv2_50", "convnext_tiny", "mobilenet_v2",
     "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x0_5", "densenet121", "googlenet",
-    "inception_v3", "inception_v4", "inception_resnet_v2",
+    "inception_v3", "inception_v4", "inception_resnet_v2", "resnet18d", "regnet_x_400mf",
+    "efficientnet_v2_s", "mnasnet0_5",
 ]  # fmt: skip
 # valid (unpadded) convolutions lose border pixels: maps are a little smaller than size / stride
 VALID_PADDING = {"inception_v3", "inception_v4", "inception_resnet_v2"}
 # the deepest default map is taken before the end of forward_features (as timm's is)
-DEEPEST_BEFORE_END = {"resnetv2", "efficientnet", "mobilenet_v2"}
+DEEPEST_BEFORE_END = {"resnetv2", "efficientnet", "efficientnet_v2", "mobilenet_v2", "mnasnet"}
 
 # what timm's features_only gives for the architectures it has (channels, reductions)
 TIMM_FEATURES = {
@@ -43,6 +44,16 @@ TIMM_FEATURES = {
     "inception_v4": ([64, 160, 384, 1024, 1536], [2, 4, 8, 16, 32]),
     "inception_resnet_v2": ([64, 192, 320, 1088, 1536], [2, 4, 8, 16, 32]),
     "resnetv2_50": ([64, 256, 512, 1024, 2048], [2, 4, 8, 16, 32]),
+    # timm's resnet*d, regnety_004 / regnetx_004 (the same rows), efficientnetv2_s / _m / _l
+    # (tf_efficientnetv2_*), mnasnet_100 / mnasnet_050 (timm's width rounding: MNASNet's)
+    "resnet18d": ([64, 64, 128, 256, 512], [2, 4, 8, 16, 32]),
+    "resnet50d": ([64, 256, 512, 1024, 2048], [2, 4, 8, 16, 32]),
+    "regnet_y_400mf": ([32, 48, 104, 208, 440], [2, 4, 8, 16, 32]),
+    "regnet_x_400mf": ([32, 32, 64, 160, 400], [2, 4, 8, 16, 32]),
+    "efficientnet_v2_s": ([24, 48, 64, 160, 256], [2, 4, 8, 16, 32]),
+    "efficientnet_v2_m": ([24, 48, 80, 176, 512], [2, 4, 8, 16, 32]),
+    "efficientnet_v2_l": ([32, 64, 96, 224, 640], [2, 4, 8, 16, 32]),
+    "mnasnet1_0": ([16, 24, 40, 96, 320], [2, 4, 8, 16, 32]),
 }
 
 

@@ -41,6 +41,10 @@ FAMILIES = [
     ("inception_v3", None),
     ("inception_v4", 160),
     ("inception_resnet_v2", 160),
+    ("resnet18d", None),  # ResNet-D
+    ("regnet_y_400mf", None),
+    ("efficientnet_v2_s", 128),
+    ("mnasnet0_5", None),
 ]
 
 

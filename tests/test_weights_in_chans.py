@@ -32,10 +32,14 @@ FAMILIES = {
     "inception_v3": "inception_v3",
     "inception_v4": "inception_v4",
     "inception_resnet_v2": "inception_resnet_v2",
+    "resnet-d": "resnet18d",
+    "regnet": "regnet_y_400mf",
+    "efficientnet_v2": "efficientnet_v2_s",
+    "mnasnet": "mnasnet0_5",
 }
 # the grey-image check runs a forward pass: on a few families with different stems
 FORWARD = ["resnet18", "resnet20", "efficientnet_b0", "mobilenet_v3_small", "densenet121",
-           "shufflenet_v2_x0_5", "googlenet"]  # fmt: skip
+           "shufflenet_v2_x0_5", "googlenet", "resnet18d"]  # fmt: skip
 
 
 def test_every_family_is_covered():

@@ -209,6 +209,24 @@ def test_build_resnet_knows_its_classes_and_cfg():
     assert big.cfg.input_size == 224 and big.num_classes == 4
 
 
+def test_resnet_d_is_two_options_of_the_residual_table():
+    d = cnnzoo.build_resnet([(3, 64), (4, 128), (6, 256), (3, 512)], deep_stem=32, shortcut="avg")
+    assert sum(p.numel() for p in d.parameters()) == 25_576_264  # timm's resnet50d
+    assert isinstance(d.layer2[0].downsample[0], nn.AvgPool2d)
+    assert isinstance(d.layer1[0].downsample[0], nn.Identity)  # stride 1: no pooling
+    with pytest.raises(OptionError, match="unknown shortcut"):
+        cnnzoo.build_resnet([(1, 64)], shortcut="pool")
+
+
+def test_regnet_stages_come_from_the_design_parameters():
+    from cnnzoo.models.regnet import ROWS, stage_plan
+
+    # the paper's RegNetY-400MF: depths 1, 3, 6, 6 and widths 48, 104, 208, 440 (groups of 8)
+    assert stage_plan(ROWS["regnet_y_400mf"]) == [(48, 1, 8), (104, 3, 8), (208, 6, 8), (440, 6, 8)]
+    # a stage narrower than the group width is one group: RegNetX-8GF's 80 < 120
+    assert stage_plan(ROWS["regnet_x_8gf"])[0] == (80, 2, 80)
+
+
 def test_registered_cfg_is_the_references_eval_transform():
     """eval and predict resize with the reference weights' interpolation and crop."""
     from cnnzoo.engine.evaluate import Preprocess

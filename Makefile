@@ -18,11 +18,12 @@ demo: install
 	cnnzoo predict --checkpoint runs/demo runs/demo/samples --topk 3
 
 test: install
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n 2
 
 lint: install
 	ruff check src tests bench
 	ruff format --check src tests bench
+	lint-imports
 
 format:
 	ruff check --fix src tests bench

@@ -16,10 +16,11 @@ import time
 
 import torch
 
-from cnnzoo.engine.checkpoint import load_checkpoint, resolve_checkpoint
-from cnnzoo.engine.evaluate import Preprocess, checkpoint_split, compute_logits
-from cnnzoo.engine.fast import prepare_inference
-from cnnzoo.engine.machine import machine_info
+from cnnzoo.artifacts.sidecar import resolve_checkpoint
+from cnnzoo.infer.evaluate import Preprocess, checkpoint_split, compute_logits
+from cnnzoo.infer.fast import prepare_inference
+from cnnzoo.infer.load import load_checkpoint
+from cnnzoo.infer.machine import machine_info
 
 
 def main() -> None:

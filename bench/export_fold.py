@@ -21,11 +21,11 @@ import torch
 from _alternate import time_alternately
 
 from cnnzoo import create_model
-from cnnzoo.engine.machine import cpu_features, cpu_name
+from cnnzoo.benchmark import signal_weights_
 from cnnzoo.export import export_model
 from cnnzoo.export.exporter import model_meta
-from cnnzoo.export.parity import signal_weights_
-from cnnzoo.export.runtime import load_torchscript
+from cnnzoo.infer.machine import cpu_features, cpu_name
+from cnnzoo.infer.runtime import load_torchscript
 
 
 def main() -> None:

@@ -25,8 +25,8 @@ import torch
 from _alternate import time_alternately
 
 from cnnzoo import create_model
-from cnnzoo.engine.fast import fast_form
-from cnnzoo.engine.machine import machine_info
+from cnnzoo.infer.fast import fast_form
+from cnnzoo.infer.machine import machine_info
 
 
 def autocast_form(model: torch.nn.Module):

@@ -1,7 +1,7 @@
 """onnxruntime against PyTorch on the CPU: median ms per batch of the same model, measured
 alternately in one process (rounds of `--iters` calls each, backends taking turns), so a
 busy machine slows both alike. Where the tree has the fast inference path
-(`cnnzoo.engine.fast`), its fp32 form (BatchNorm folded, channels-last) and bf16 form are
+(`cnnzoo.infer.fast`), its fp32 form (BatchNorm folded, channels-last) and bf16 form are
 timed in the same turns.
 
     python bench/onnx_speed.py --models resnet50 mobilenet_v3_large --batch 1 16 --threads 1
@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 
 from cnnzoo import create_model
-from cnnzoo.export.metadata import export_metadata
-from cnnzoo.export.parity import signal_weights_
-from cnnzoo.export.runtime import OnnxModule
+from cnnzoo.benchmark import signal_weights_
 from cnnzoo.export.writers import write_onnx
+from cnnzoo.infer.metadata import export_metadata
+from cnnzoo.infer.runtime import OnnxModule
 
 
 def cpu_name() -> str:
@@ -54,7 +54,7 @@ def pytorch_forms(model: torch.nn.Module, x: torch.Tensor) -> dict[str, torch.nn
     """The plain model, plus the fast path's forms when this tree has them."""
     forms = {"PyTorch": model}
     try:
-        from cnnzoo.engine.fast import bf16_is_native, fast_form
+        from cnnzoo.infer.fast import bf16_is_native, fast_form
     except ImportError:
         return forms
     forms["fast fp32"] = fast_form(model, x[:1])

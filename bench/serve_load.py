@@ -28,8 +28,8 @@ import torch
 from PIL import Image
 
 from cnnzoo import create_model
+from cnnzoo.benchmark import signal_weights_
 from cnnzoo.export import export_model, model_meta
-from cnnzoo.export.parity import signal_weights_
 
 
 def start_server(onnx: Path, max_batch: int, delay_ms: float, threads: int):

@@ -53,7 +53,7 @@ def run_child(args, threads: int, env_extra: dict[str, str]) -> float:
     cmd = [sys.executable, "-c", CHILD, args.model, str(args.size), str(args.batch)]
     cmd += [str(args.steps), str(threads)]
     if threads == 0:  # the engine's own choice, as `cnnzoo train` and engine.train make it
-        code = "import torch\nfrom cnnzoo.engine.threads import ThreadPolicy\n"
+        code = "import torch\nfrom cnnzoo.train.threads import ThreadPolicy\n"
         code += "ThreadPolicy(None, torch.device('cpu')).apply()\n"
         cmd[2] = code + CHILD
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)

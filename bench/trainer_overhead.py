@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from cnnzoo.artifacts.sidecar import save_checkpoint
 from cnnzoo.data import DataBundle, ImageTensors
-from cnnzoo.engine import TrainConfig, Trainer
-from cnnzoo.engine import checkpoint as ck
-from cnnzoo.engine.evaluate import autocast
-from cnnzoo.engine.trainer import _train_transform
+from cnnzoo.infer.evaluate import autocast
+from cnnzoo.train import TrainConfig, Trainer
+from cnnzoo.train.trainer import _train_transform
 
 
 def synthetic_bundle(n_train: int, n_val: int, load_size: int, classes: int) -> DataBundle:
@@ -116,8 +116,8 @@ def main() -> None:
         val_s = time.perf_counter() - t
         info = trainer.checkpoint_info({"epoch": 1}, "model")
         t = time.perf_counter()
-        ck.save_checkpoint(trainer.run_dir / "last.safetensors", trainer.model, info)
-        ck.save_checkpoint(trainer.run_dir / "best.safetensors", trainer.model, info)
+        save_checkpoint(trainer.run_dir / "last.safetensors", trainer.model, info)
+        save_checkpoint(trainer.run_dir / "best.safetensors", trainer.model, info)
         trainer.save_state()
         write_s = time.perf_counter() - t
 

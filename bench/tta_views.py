@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from cnnzoo.data import load_data
-from cnnzoo.engine import load_checkpoint
-from cnnzoo.engine.evaluate import Preprocess
+from cnnzoo.infer import load_checkpoint
+from cnnzoo.infer.evaluate import Preprocess
 
 ONE_PX = [(1, 0), (-1, 0), (0, 1), (0, -1)]
 DIAGONAL = [(1, 1), (-1, -1), (1, -1), (-1, 1)]

@@ -19,8 +19,8 @@ import torchvision
 from _alternate import time_alternately
 
 from cnnzoo import create_model
-from cnnzoo.engine.fast import fast_form
-from cnnzoo.engine.machine import machine_info
+from cnnzoo.infer.fast import fast_form
+from cnnzoo.infer.machine import machine_info
 
 # cnnzoo name -> timm's name for the same architecture
 TIMM_NAMES = {

@@ -16,7 +16,10 @@ SHARED = Path(os.environ.get("CNNZOO_SHARED", ROOT.parent / "shared"))
 REFERENCE = Path(os.environ.get("CNNZOO_REFERENCE", SHARED / "reference"))
 DATASETS = Path(os.environ.get("CNNZOO_DATASETS", SHARED / "datasets"))
 
-torch.set_num_threads(max(1, os.cpu_count() or 1))
+# the cores are shared out between pytest-xdist's workers: more threads than cores stall
+# (docs/design.md, "Threads on a shared CPU")
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, (os.cpu_count() or 1) // _WORKERS))
 
 
 ZOO2 = REFERENCE / "zoo2"  # the same kinds of facts for the second part of the zoo
@@ -76,9 +79,25 @@ def parity_outputs() -> dict:
     return outputs
 
 
+def missing(what: str) -> None:
+    """Skip with the reason, or fail under CI (CI=true): CI must never pass without checking
+    exactness and real-data accuracy."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what}; CI runs every check, so it must be there")
+    pytest.skip(what)
+
+
 def need_reference():
     if not reference_models():
-        pytest.skip(f"reference figures not found at {REFERENCE} (set CNNZOO_REFERENCE)")
+        missing(f"reference figures not found at {REFERENCE} (set CNNZOO_REFERENCE)")
+
+
+def with_reference(names) -> list:
+    """Parameters for a test over reference models: the names, or, when the reference files
+    are absent, one case that skips (fails under CI) saying so, instead of pytest's silent
+    "got empty parameter set"."""
+    names = sorted(names)
+    return names if reference_models() else ["(reference absent)"]
 
 
 @pytest.fixture

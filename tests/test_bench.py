@@ -8,8 +8,8 @@ import json
 import pytest
 from PIL import Image
 
+from cnnzoo.benchmark import BenchSettings, benchmark
 from cnnzoo.cli.main import main
-from cnnzoo.engine.bench import BenchSettings, benchmark
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

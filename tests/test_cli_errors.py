@@ -86,7 +86,7 @@ def test_checkpoint_without_sidecar_facts(tmp_path, capsys):
 def test_resume_needs_epochs_not_below_done(tmp_path, capsys):
     from test_train import cfg, make_bundle
 
-    from cnnzoo.engine import train
+    from cnnzoo.train import train
 
     train(cfg(tmp_path, epochs=2), make_bundle(8), stop_after=1, progress=False)
     capsys.readouterr()

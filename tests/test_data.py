@@ -13,7 +13,7 @@ import tarfile
 import numpy as np
 import pytest
 import torch
-from conftest import DATASETS
+from conftest import DATASETS, missing
 from PIL import Image
 
 from cnnzoo.cli.main import main
@@ -515,7 +515,7 @@ def test_shared_imagenette_sample(tmp_path):
     """A few real JPEGs of the shared Imagenette tar load with readable class names."""
     tar = DATASETS / "imagenette-160-train.tar"
     if not tar.is_file():
-        pytest.skip(f"shared dataset not found at {tar} (set CNNZOO_DATASETS)")
+        missing(f"shared dataset not found at {tar} (set CNNZOO_DATASETS)")
     picked, per_class = [], {}
     with tarfile.open(tar) as t:  # uncompressed: reading headers only is quick
         for m in t.getmembers():

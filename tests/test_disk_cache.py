@@ -18,7 +18,7 @@ from PIL import Image
 
 from cnnzoo.data import cache as cache_mod
 from cnnzoo.data import folders, load_data
-from cnnzoo.engine import TrainConfig, Trainer
+from cnnzoo.train import TrainConfig, Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,7 +137,7 @@ PROBE = """
 import json, sys, threading, time
 import torch
 torch.set_num_threads(1)
-from cnnzoo.engine import TrainConfig, Trainer
+from cnnzoo.train import TrainConfig, Trainer
 
 def anon_kb():  # resident anonymous memory: what the process holds, not the page cache
     with open("/proc/self/status") as f:

@@ -8,7 +8,7 @@ import torch
 
 import cnnzoo
 from cnnzoo.layers import DropPath, InvertedResidual, make_divisible
-from cnnzoo.registry import get_model_cfg
+from cnnzoo.models.factory import get_model_cfg
 
 SMALL = [
     "convnext_tiny",

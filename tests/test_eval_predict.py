@@ -105,7 +105,7 @@ def test_eval_matches_training_validation(trained, capsys):
     assert "inference path: fp32 (exact)" in out
     report_path = Path(out.split("report: ")[1].splitlines()[0])
     report = json.loads(report_path.read_text())
-    assert Path(report["confusion_png"]).is_file()
+    assert Path(report["files"]["confusion"]).is_file()
     side = json.loads((run / "best.json").read_text())
     # same split, same preprocessing: the same accuracy the trainer measured
     assert report["top1"] == pytest.approx(side["metrics"]["val_acc"], abs=1e-6)
@@ -149,7 +149,7 @@ def test_sidecar_as_checkpoint_and_skipped_file_named_once(trained, capsys, tmp_
 
 
 def test_a_relative_data_folder_is_recorded_absolute(tmp_path, monkeypatch):
-    from cnnzoo.engine import TrainConfig, Trainer
+    from cnnzoo.train import TrainConfig, Trainer
 
     write_folder(tmp_path / "pics", 3, seed=2)
     monkeypatch.chdir(tmp_path)
@@ -163,7 +163,7 @@ def test_a_relative_data_folder_is_recorded_absolute(tmp_path, monkeypatch):
 def test_flip_tta_is_mirror_invariant_and_scored(trained, capsys, tmp_path):
     root, run, queries = trained
     from cnnzoo.data import load_image
-    from cnnzoo.engine.predict import Predictor
+    from cnnzoo.infer.predict import Predictor
 
     image = load_image(str(queries[0][0]))
     mirror = image.flip(-1)

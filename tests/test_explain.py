@@ -13,9 +13,10 @@ from PIL import Image
 from cnnzoo import create_model
 from cnnzoo.cli.main import main
 from cnnzoo.data import DataBundle, ImageTensors
-from cnnzoo.engine import TrainConfig, load_checkpoint, train
-from cnnzoo.engine.cam import CamExplainer, find_target_layer, head_names
-from cnnzoo.engine.evaluate import Preprocess
+from cnnzoo.infer import load_checkpoint
+from cnnzoo.infer.evaluate import Preprocess
+from cnnzoo.insight.cam import CamExplainer, find_target_layer, head_names
+from cnnzoo.train import TrainConfig, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from cnnzoo.cli.main import main
-from cnnzoo.engine.checkpoint import load_checkpoint
 from cnnzoo.export import ParityError, export_model
-from cnnzoo.export.runtime import load_torchscript
+from cnnzoo.infer.load import load_checkpoint
+from cnnzoo.infer.runtime import load_torchscript
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")

@@ -16,10 +16,10 @@ import pytest
 import torch
 
 import cnnzoo
-from cnnzoo.export.metadata import export_metadata
-from cnnzoo.export.parity import signal_weights_
-from cnnzoo.export.runtime import OnnxModule
+from cnnzoo.benchmark import signal_weights_
 from cnnzoo.export.writers import write_onnx
+from cnnzoo.infer.metadata import export_metadata
+from cnnzoo.infer.runtime import OnnxModule
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

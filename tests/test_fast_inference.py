@@ -8,15 +8,15 @@ import torch
 from torch import nn
 
 import cnnzoo
-from cnnzoo.engine.fast import (
+from cnnzoo.errors import CnnzooError
+from cnnzoo.infer.fast import (
     FastModel,
     fast_form,
     find_conv_norm_pairs,
     fold_batchnorm,
     prepare_inference,
 )
-from cnnzoo.engine.fuse import FusedConv2d
-from cnnzoo.errors import CnnzooError
+from cnnzoo.infer.fuse import FusedConv2d
 from cnnzoo.zoo_table import ZOO_TABLE
 
 pytestmark = pytest.mark.usefixtures("one_thread")

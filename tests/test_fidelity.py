@@ -6,7 +6,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import need_reference, parity_module, parity_outputs, published, reference_models
+from conftest import (
+    need_reference,
+    parity_module,
+    parity_outputs,
+    published,
+    reference_models,
+    with_reference,
+)
 
 import cnnzoo
 
@@ -19,8 +26,9 @@ def _build(name: str, device: str = "cpu"):
         return cnnzoo.create_model(name, num_classes=1000)
 
 
-@pytest.mark.parametrize("name", REFERENCED)
+@pytest.mark.parametrize("name", with_reference(REFERENCED))
 def test_params_and_schema(name):
+    need_reference()
     ref = reference_models()[name]
     model = _build(name, "meta")
     assert sum(p.numel() for p in model.parameters()) == ref["params"]
@@ -32,8 +40,9 @@ def test_params_and_schema(name):
     assert bad == [], f"shape mismatch: {[(k, ours[k], theirs[k]) for k in bad[:5]]}"
 
 
-@pytest.mark.parametrize("name", [n for n in REFERENCED if n in parity_outputs()])
+@pytest.mark.parametrize("name", with_reference(n for n in REFERENCED if n in parity_outputs()))
 def test_numeric_parity(name):
+    need_reference()
     parity = parity_module()
     ref = reference_models()[name]
     model = _build(name).eval()
@@ -46,7 +55,7 @@ def test_numeric_parity(name):
     assert err <= 1e-4 * max(1.0, expected.abs().max().item()), f"max abs error {err:.3g}"
 
 
-@pytest.mark.parametrize("name", sorted(set(published()) & set(cnnzoo.list_models())))
+@pytest.mark.parametrize("name", with_reference(set(published()) & set(cnnzoo.list_models())))
 def test_macs_match_published(name):
     need_reference()
     model = _build(name, "meta")

@@ -9,8 +9,8 @@ from test_fast_inference import smallest_per_family, trained_like
 from torch import nn
 
 import cnnzoo
-from cnnzoo.engine.fast import fast_form, fold_batchnorm
-from cnnzoo.engine.fuse import FusedConv2d, fuse_conv_ops
+from cnnzoo.infer.fast import fast_form, fold_batchnorm
+from cnnzoo.infer.fuse import FusedConv2d, fuse_conv_ops
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -114,8 +114,8 @@ def test_data_that_cannot_train_a_classifier_is_refused(tmp_path, capsys):
 
 
 def test_an_input_the_model_cannot_take_is_refused_naming_the_smallest():
-    from cnnzoo.engine.checks import check_model_input
-    from cnnzoo.engine.config import TrainConfig
+    from cnnzoo.train.checks import check_model_input
+    from cnnzoo.train.config import TrainConfig
 
     cfg = TrainConfig(model="inception_v3", data="x", image_size=32)
     with pytest.raises(CnnzooError, match=r"inception_v3 needs inputs of at least (\d+) px") as e:
@@ -269,7 +269,7 @@ def _state_edits() -> dict:
 def test_tampered_state_is_refused_on_resume(edit, trained_run, tmp_path, capsys):
     from safetensors import safe_open
 
-    from cnnzoo.engine.checkpoint import META_KEY
+    from cnnzoo.artifacts.tensors import META_KEY
 
     run = _copy_run(trained_run, tmp_path / "run")
     path = run / "state.safetensors"

@@ -11,13 +11,13 @@ import threading
 
 import pytest
 import torch
-from conftest import published, reference_models, timm_published
+from conftest import missing, published, reference_models, timm_published
 
 from cnnzoo import create_model
 from cnnzoo.download import download
 from cnnzoo.errors import CnnzooError
-from cnnzoo.hub import PUBLISHED, PublishedWeights, cache_dir, fetch_weights, weights_cfg
-from cnnzoo.registry import get_model_cfg, list_models
+from cnnzoo.hub import PUBLISHED, PublishedWeights, cache_dir, fetch_weights
+from cnnzoo.models.factory import get_model_cfg, list_models, weights_cfg
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -103,7 +103,7 @@ def test_table_lists_every_torchvision_file_and_every_timm_model():
     the best one first (the default); and an entry for each timm-sourced reference model."""
     ref = published()
     if not ref:
-        pytest.skip("published.json not found (set CNNZOO_REFERENCE)")
+        missing("published.json not found (set CNNZOO_REFERENCE)")
     registered = set(list_models())  # (an unregistered one fails test_fidelity's check)
     for model, rows in ref.items():
         if model not in registered:
@@ -299,7 +299,7 @@ def test_train_pretrained_fine_tunes_from_the_published_file(home, server, monke
 
     from cnnzoo.cli.main import build_parser
     from cnnzoo.cli.train import config_from_args
-    from cnnzoo.engine import Trainer
+    from cnnzoo.train import Trainer
 
     source, _, _ = _publish(home, server, monkeypatch)
     args = build_parser().parse_args(

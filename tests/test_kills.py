@@ -23,9 +23,9 @@ from conftest import ROOT
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from cnnzoo.artifacts.tensors import read_tensors
 from cnnzoo.cli.main import main
-from cnnzoo.engine import checkpoint as ck
-from cnnzoo.engine.distributed import descendants
+from cnnzoo.train.distributed import descendants
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -36,15 +36,18 @@ RUN = ["--model", "resnet20", "--data", "digits", "--epochs", "2", "--batch-size
        "--augment", "light", "--ema", "0.9", "--no-progress"]  # fmt: skip
 
 
-def cnnzoo(*args: str, env: dict | None = None) -> subprocess.Popen:
+def cnnzoo(*args: str, env: dict | None = None, slow_write: float = 0) -> subprocess.Popen:
     """`python -m cnnzoo ARGS` from this checkout's source, one thread, in its own session
-    (so a kill reaches torchrun's workers too)."""
+    (so a kill reaches torchrun's workers too); `slow_write`: seconds each checkpoint write
+    pauses half-way (tests/slow_write.py patches the writer)."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "cnnzoo", *args],
+        [sys.executable, str(ROOT / "tests" / "slow_write.py"), str(slow_write), *args]
+        if slow_write
+        else [sys.executable, "-m", "cnnzoo", *args],
         env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -142,7 +145,7 @@ def test_killed_at_random_moments_resumes_bit_identically(straight, tmp_path):
         kill(proc)
         log.append(("SIGKILL", saved_step(run)))
     # 2. SIGKILL while the state is half-written (the test hook pauses mid-write)
-    proc = cnnzoo("train", "--resume", str(run), env={ck.SLOW_WRITE_ENV: "5"})
+    proc = cnnzoo("train", "--resume", str(run), slow_write=5)
     before = saved_step(run)
     torn = run / f".state.safetensors.tmp{proc.pid}"  # (a random kill may have left others)
     wait_for(proc, torn.exists)
@@ -199,7 +202,7 @@ def test_two_processes_give_the_weights_of_one(two_processes, tmp_path):
     # the same images right (one of the 179 is 0.56%)
     assert [r["val_acc"] for r in h1] == pytest.approx([r["val_acc"] for r in h2], abs=1e-4)
     assert [r["train_loss"] for r in h1] == pytest.approx([r["train_loss"] for r in h2], 1e-5)
-    meta = ck.read_tensors(two_processes / "state.safetensors")[1]
+    meta = read_tensors(two_processes / "state.safetensors")[1]
     assert meta["world_size"] == 2 and meta["config"]["sync_bn"]
 
 
@@ -234,7 +237,7 @@ def test_the_launcher_hands_stop_signals_to_the_workers(tmp_path):
     )
     import threading
 
-    from cnnzoo.engine.distributed import run_forwarding_signals
+    from cnnzoo.train.distributed import run_forwarding_signals
 
     def send_when_ready():
         end = time.monotonic() + 30

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from cnnzoo.cli.main import main
-from cnnzoo.engine import TrainConfig, Trainer
-from cnnzoo.engine.lr_find import find_lr
 from cnnzoo.errors import CnnzooError
+from cnnzoo.train import TrainConfig, Trainer
+from cnnzoo.train.lr_find import find_lr
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -73,7 +73,7 @@ def test_the_range_test_changes_nothing(tmp_path):
 def test_lr_auto_trains_with_the_suggestion_and_records_it(tmp_path, monkeypatch):
     from test_train import cfg, make_bundle
 
-    from cnnzoo.engine import lr_find
+    from cnnzoo.train import lr_find
 
     monkeypatch.setattr(lr_find, "AUTO_STEPS", 40)
     trainer = Trainer(cfg(tmp_path, "auto", lr="auto", epochs=1), make_bundle(20), progress=False)

@@ -14,7 +14,7 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.errors import OptionError
-from cnnzoo.registry import _REGISTRY, ModelEntry
+from cnnzoo.registry import REGISTRY, ModelEntry
 
 ALL = cnnzoo.list_models()
 SRC = Path(cnnzoo.__file__).parent
@@ -189,14 +189,14 @@ def test_unknown_option_is_one_line_and_a_builder_bug_is_not_an_option_error():
     def broken(**kw):
         raise TypeError("a bug inside the builder")
 
-    _REGISTRY["broken_test_model"] = ModelEntry(
+    REGISTRY["broken_test_model"] = ModelEntry(
         "broken_test_model", broken, cnnzoo.get_model_cfg("resnet18")
     )
     try:
         with pytest.raises(TypeError, match="a bug inside"):
             cnnzoo.create_model("broken_test_model")
     finally:
-        del _REGISTRY["broken_test_model"]
+        del REGISTRY["broken_test_model"]
 
 
 def test_build_resnet_knows_its_classes_and_cfg():
@@ -229,7 +229,7 @@ def test_regnet_stages_come_from_the_design_parameters():
 
 def test_registered_cfg_is_the_references_eval_transform():
     """eval and predict resize with the reference weights' interpolation and crop."""
-    from cnnzoo.engine.evaluate import Preprocess
+    from cnnzoo.infer.evaluate import Preprocess
 
     pre = Preprocess.from_cfg(cnnzoo.get_model_cfg("efficientnet_b3"))
     assert (pre.input_size, round(pre.input_size / pre.crop_pct), pre.interpolation) == (

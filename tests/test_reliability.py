@@ -17,11 +17,13 @@ import torch
 from safetensors.torch import load_file
 from test_train import cfg, make_bundle
 
+from cnnzoo.artifacts import files
+from cnnzoo.artifacts import sidecar as ck_sidecar
+from cnnzoo.artifacts import tensors as ck
 from cnnzoo.cli.main import main
-from cnnzoo.engine import TrainConfig, Trainer, train
-from cnnzoo.engine import checkpoint as ck
-from cnnzoo.engine.trainer import DivergedError
 from cnnzoo.errors import CnnzooError
+from cnnzoo.train import TrainConfig, Trainer, train
+from cnnzoo.train.trainer import DivergedError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -154,14 +156,16 @@ def test_damaged_best_checkpoint_falls_back_to_last(straight, tmp_path, caplog):
     run = tmp_path / "copy"
     shutil.copytree(straight, run)
     flip_byte(run / "best.safetensors", (run / "best.safetensors").stat().st_size - 100)
-    tensors, meta = ck.read_checkpoint(run)
+    tensors, meta = ck_sidecar.read_checkpoint(run)
     assert "best.safetensors: damaged" in caplog.text and meta["model"] == "resnet20"
     with pytest.raises(ck.CorruptCheckpointError):
-        ck.read_checkpoint(run / "best.safetensors")  # a file asked for by name: no guessing
+        ck_sidecar.read_checkpoint(
+            run / "best.safetensors"
+        )  # a file asked for by name: no guessing
 
 
 def no_space(real):
-    def write_half_then_fail(f, data, checkpoint):
+    def write_half_then_fail(f, data, path):
         f.write(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -172,8 +176,8 @@ def test_full_disk_is_one_line_and_the_previous_state_survives(bundle, tmp_path,
     train(cfg(tmp_path, batch_size=6), bundle, stop_after=1, progress=False)
     state = tmp_path / "run" / "state.safetensors"
     before = state.read_bytes()
-    monkeypatch.setattr(ck, "_write_data", no_space(ck._write_data))
-    with pytest.raises(ck.WriteError) as e:
+    monkeypatch.setattr(files, "write_bytes_to", no_space(files.write_bytes_to))
+    with pytest.raises(files.WriteError) as e:
         train(resume=tmp_path / "run", bundle=bundle, progress=False)
     assert "disk is full" in str(e.value) and "intact" in str(e.value)
     assert "\n" not in str(e.value)
@@ -187,7 +191,7 @@ def test_full_disk_from_the_command_line(tmp_path, monkeypatch, capsys):
             "--epochs", "2", "--out", str(out), "--no-progress"]  # fmt: skip
     assert main([*base, "--stop-after", "1"]) == 0
     before = (out / "state.safetensors").read_bytes()
-    monkeypatch.setattr(ck, "_write_data", no_space(ck._write_data))
+    monkeypatch.setattr(files, "write_bytes_to", no_space(files.write_bytes_to))
     capsys.readouterr()
     assert main(["train", "--resume", str(out), "--no-progress"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
@@ -211,7 +215,7 @@ def test_read_only_run_folder_is_one_line(bundle, tmp_path):
     try:
         if root:
             os.seteuid(65534)
-        with pytest.raises(ck.WriteError, match="read-only") as e:
+        with pytest.raises(files.WriteError, match="read-only") as e:
             trainer.fit()
     finally:
         if root:

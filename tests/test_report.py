@@ -19,7 +19,7 @@ from sklearn.metrics import precision_recall_fscore_support
 from test_train import CLASSES, make_images
 
 from cnnzoo.cli.main import main
-from cnnzoo.engine.report import class_metrics, confused_pairs, top_losses
+from cnnzoo.insight.report import class_metrics, confused_pairs, top_losses
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

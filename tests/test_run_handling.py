@@ -10,11 +10,12 @@ import pytest
 from test_eval_predict import write_folder
 
 from cnnzoo.cli.main import main
-from cnnzoo.engine import TrainConfig
-from cnnzoo.engine import setup as setup_mod
-from cnnzoo.engine.config import resolve_config
-from cnnzoo.engine.setup import augment_cfg, claim_run_dir, resolve_device
 from cnnzoo.errors import CnnzooError
+from cnnzoo.infer.machine import resolve_device
+from cnnzoo.train import TrainConfig
+from cnnzoo.train import setup as setup_mod
+from cnnzoo.train.config import resolve_config
+from cnnzoo.train.setup import augment_cfg, claim_run_dir
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -187,7 +188,7 @@ def test_every_train_option_is_one_config_field():
     import dataclasses
 
     from cnnzoo.cli.train import add_arguments, config_from_args
-    from cnnzoo.engine.config import TrainConfig
+    from cnnzoo.train.config import TrainConfig
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -212,8 +213,8 @@ def test_every_train_option_is_one_config_field():
 
 def test_resume_from_python_obeys_the_same_rules(digits_run):
     """`cnnzoo.engine.train(cfg, resume=...)` refuses the changes the CLI refuses."""
-    from cnnzoo.engine import TrainConfig, train
     from cnnzoo.errors import CnnzooError
+    from cnnzoo.train import TrainConfig, train
 
     before = (digits_run / "state.safetensors").read_bytes()
     with pytest.raises(CnnzooError, match="--wd cannot change"):

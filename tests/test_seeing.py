@@ -16,8 +16,8 @@ from test_train import CLASSES, make_images
 from cnnzoo import __version__
 from cnnzoo.cli.main import main
 from cnnzoo.data.stats import channel_stats
-from cnnzoo.engine.annotate import GREEN, RED
-from cnnzoo.engine.plots import confusion_figure, curves_figure
+from cnnzoo.insight.annotate import GREEN, RED
+from cnnzoo.insight.plots import confusion_figure, curves_figure
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -133,7 +133,7 @@ def test_engine_train_prints_the_epoch_line_from_python(tmp_path, monkeypatch, c
 
     from test_train import cfg, make_bundle
 
-    from cnnzoo.engine import train
+    from cnnzoo.train import train
 
     # as in a plain Python session: no handler anywhere (pytest's own are set aside)
     monkeypatch.setattr(logging.getLogger(), "handlers", [])

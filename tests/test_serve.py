@@ -16,8 +16,8 @@ import torch
 from PIL import Image
 
 import cnnzoo
-from cnnzoo.engine.predict import Predictor
 from cnnzoo.export import model_meta
+from cnnzoo.infer.predict import Predictor
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("starlette")

@@ -11,8 +11,8 @@ from conftest import ROOT
 from PIL import Image, ImageDraw
 
 import cnnzoo
-from cnnzoo.engine.predict import Predictor
 from cnnzoo.export import model_meta
+from cnnzoo.infer.predict import Predictor
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")

@@ -13,16 +13,16 @@ from test_train import cfg, make_bundle, saved_weights
 
 from cnnzoo.data import DataBundle, ImageTensors
 from cnnzoo.data.stats import channel_stats
-from cnnzoo.engine import Trainer, train
-from cnnzoo.engine.early_stop import patience_reason
-from cnnzoo.engine.imbalance import (
+from cnnzoo.errors import CnnzooError
+from cnnzoo.train import Trainer, train
+from cnnzoo.train.early_stop import patience_reason
+from cnnzoo.train.imbalance import (
     balanced_order,
     imbalance_warning,
     inverse_frequency_weights,
     weighted_soft_cross_entropy,
 )
-from cnnzoo.engine.optim import head_prefix
-from cnnzoo.errors import CnnzooError
+from cnnzoo.train.optim import head_prefix
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

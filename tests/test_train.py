@@ -14,11 +14,12 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from cnnzoo import create_model
+from cnnzoo.artifacts.sidecar import save_checkpoint
 from cnnzoo.data import DataBundle, ImageTensors
-from cnnzoo.engine import TrainConfig, Trainer, save_checkpoint, train
-from cnnzoo.engine.ema import ModelEma
-from cnnzoo.engine.mix import mix_batch
-from cnnzoo.engine.optim import lr_factor, param_groups
+from cnnzoo.train import TrainConfig, Trainer, train
+from cnnzoo.train.ema import ModelEma
+from cnnzoo.train.mix import mix_batch
+from cnnzoo.train.optim import lr_factor, param_groups
 
 CLASSES = ["horizontal", "vertical", "checker"]
 
@@ -263,9 +264,9 @@ def test_lr_schedules():
 
 
 def test_crop_pad_option_sets_the_shift():
-    from cnnzoo.engine.config import validate_config
-    from cnnzoo.engine.setup import augment_cfg
     from cnnzoo.errors import CnnzooError
+    from cnnzoo.train.config import validate_config
+    from cnnzoo.train.setup import augment_cfg
 
     base = dict(model="resnet18", data="x", image_size=32, hflip=True, augment="light")
     assert augment_cfg(TrainConfig(**base), (0.5,) * 3, (0.5,) * 3).pad == 4  # 32 // 8

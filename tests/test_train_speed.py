@@ -13,11 +13,11 @@ import torch
 from test_train import cfg, make_bundle
 
 from cnnzoo.cli.main import build_parser
-from cnnzoo.engine import TrainConfig, Trainer, resolve_config, train
-from cnnzoo.engine import precision as prec
-from cnnzoo.engine import threads as th
-from cnnzoo.engine.config import progressive_size
 from cnnzoo.errors import CnnzooError
+from cnnzoo.train import TrainConfig, Trainer, resolve_config, train
+from cnnzoo.train import precision as prec
+from cnnzoo.train import threads as th
+from cnnzoo.train.config import progressive_size
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cnnzoo import CnnzooError, create_model
-from cnnzoo.engine.checkpoint import save_checkpoint
+from cnnzoo.artifacts.sidecar import save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cnnzoo import create_model
-from cnnzoo.registry import get_model_cfg, list_models
+from cnnzoo.models.factory import get_model_cfg, list_models
 from cnnzoo.weights import adapt_input_conv, load_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")

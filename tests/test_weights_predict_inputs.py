@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from cnnzoo import CnnzooError, create_model
-from cnnzoo.engine.predict import Predictor, as_image
+from cnnzoo.infer.predict import Predictor, as_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-from .errors import CnnzooError
-from .lazy import lazy_names
+from cnnzoo.errors import CnnzooError
+from cnnzoo.lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -17,9 +17,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "ResNetSpec": ".models.resnet",
     "build_resnet": ".models.resnet",
-    "create_model": ".registry",
-    "get_model_cfg": ".registry",
-    "list_models": ".registry",
+    "create_model": ".models.factory",
+    "get_model_cfg": ".models.factory",
+    "list_models": ".models.factory",
     "register_model": ".registry",
     "summary": ".summary",
 }

@@ -1,4 +1,5 @@
-"""The model config record (`ModelCfg`) and the normalisation constants: a leaf module, imported
+"""The model config record (`ModelCfg`), the normalisation constants and the precision words: a
+leaf module, imported
 by models, data and engine alike, that imports nothing of cnnzoo's own (no import cycles)."""
 
 from __future__ import annotations
@@ -10,6 +11,15 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 INCEPTION_MEAN = (0.5, 0.5, 0.5)
 INCEPTION_STD = (0.5, 0.5, 0.5)
 INTERPOLATIONS = ("bilinear", "bicubic")
+
+# Precision, one vocabulary for every command: the number formats, and the subsets each job
+# takes. For inference the word also names the path: "fp32" is the exact model as built,
+# "fast-fp32" its folded / fused form (within 1e-4 of it), "bf16" the fast form in bf16, "auto"
+# whichever of these is fastest on the first batch.
+PRECISIONS = ("fp32", "bf16", "fp16")
+TRAIN_PRECISIONS = PRECISIONS
+EXPORT_PRECISIONS = ("fp32", "fp16")
+INFERENCE_PRECISIONS = ("auto", "fp32", "fast-fp32", "bf16")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .errors import CnnzooError
+from cnnzoo.errors import CnnzooError
 
 log = logging.getLogger("cnnzoo")
 _BLOCK = 1 << 20

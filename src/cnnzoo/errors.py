@@ -1,4 +1,5 @@
-"""The one exception type for mistakes a user can fix (bad name, bad file, bad option)."""
+"""The exception types for mistakes a user can fix (bad name, bad file, bad option): the
+command line prints their message as one line and exits with 2."""
 
 
 class CnnzooError(Exception):
@@ -6,5 +7,6 @@ class CnnzooError(Exception):
 
 
 class OptionError(CnnzooError, ValueError):
-    """A model option the builder rejects (a bad stem, block, width...): a user error that is
-    also a ValueError, as the builders raise it."""
+    """An option value that is refused (a model option the builder rejects, a bench flag that
+    does not fit the others, an unknown precision): a user error that is also a ValueError, as
+    the builders raise it."""

@@ -11,7 +11,7 @@ local cache, so that `create_model(name, pretrained=True)` needs no hunting for 
   atomically and resumably (see `download.download`); a cached file needs no network.
 - Each weight set carries the eval transform it was published with (`Transform`: input size,
   crop_pct, interpolation, mean / std) where the model's cfg does not already say it for every
-  set: the cfg describes the default (first) set, `weights_cfg(model, tag)` any of them. The
+  set: the cfg describes the default (first) set, `models.factory.weights_cfg(model, tag)` any of them. The
   table's older rows, one set per model or sets sharing the cfg's transform but for the
   resize (torchvision's V1 / V2 files of ResNet and friends), carry none.
 - `$CNNZOO_WEIGHTS_URL`, when set, is a base URL that serves the same file names (a local
@@ -24,12 +24,12 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from .cfg import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD, ModelCfg
-from .download import download, file_digest
-from .errors import CnnzooError
+from cnnzoo.cfg import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD
+from cnnzoo.download import download, file_digest
+from cnnzoo.errors import CnnzooError
 
 log = logging.getLogger("cnnzoo")
 
@@ -333,24 +333,6 @@ def published_weights(model: str, tag: str | None = None) -> PublishedWeights:
             return row
     raise CnnzooError(
         f"{model} has no weights named {tag!r}; choose from {', '.join(r.tag for r in rows)}"
-    )
-
-
-def weights_cfg(model: str, tag: str | None = None) -> ModelCfg:
-    """`model`'s cfg with the eval transform of its weight set `tag` (default: the first)."""
-    from .registry import get_model_cfg  # a leaf import: the registry never imports hub
-
-    cfg = get_model_cfg(model)
-    t = published_weights(model, tag).transform
-    if t is None:
-        return cfg
-    return replace(
-        cfg,
-        input_size=t.input_size,
-        crop_pct=t.crop_pct,
-        interpolation=t.interpolation,
-        mean=t.mean,
-        std=t.std,
     )
 
 

@@ -70,7 +70,7 @@ def _line(r) -> str:
 
 
 def _settings(args: argparse.Namespace, model: str, zoo: bool):
-    from ..engine.bench import BenchSettings
+    from cnnzoo.benchmark import BenchSettings
 
     def pick(value, single, many):
         return value if value is not None else (many if zoo else single)
@@ -92,11 +92,11 @@ def _settings(args: argparse.Namespace, model: str, zoo: bool):
 
 
 def _run_all(args: argparse.Namespace) -> int:
-    from .. import list_models
-    from ..engine.bench import benchmark_zoo
-    from ..errors import CnnzooError
-    from ..zoo_facts import PUBLISHED_TOP1
-    from ..zoo_table import ZOO_TABLE
+    from cnnzoo import list_models
+    from cnnzoo.benchmark import benchmark_zoo
+    from cnnzoo.errors import CnnzooError
+    from cnnzoo.zoo_facts import PUBLISHED_TOP1
+    from cnnzoo.zoo_table import ZOO_TABLE
 
     names = list_models(args.model or "*")
     if not names:
@@ -121,7 +121,7 @@ def _run_all(args: argparse.Namespace) -> int:
     elif rows:
         print(_line(rows[-1]).split("\n")[1])
     if args.plot and rows:
-        from ..engine.plots import plot_accuracy_vs_speed
+        from cnnzoo.insight.plots import plot_accuracy_vs_speed
 
         points = [
             (name, ZOO_TABLE[name][0], r.images_per_s, PUBLISHED_TOP1[name], ZOO_TABLE[name][2])
@@ -147,8 +147,8 @@ def _run_all(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..engine.bench import benchmark
-    from ..errors import CnnzooError
+    from cnnzoo.benchmark import benchmark
+    from cnnzoo.errors import CnnzooError
 
     if args.threads is not None:
         if args.threads < 1:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import CnnzooError
+from cnnzoo.cfg import INFERENCE_PRECISIONS
+from cnnzoo.errors import CnnzooError
 
 
 def add_checkpoint_option(p: argparse.ArgumentParser) -> None:
@@ -22,7 +23,7 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:N")
     p.add_argument(
         "--precision",
-        choices=["auto", "fp32", "fast-fp32", "bf16"],
+        choices=INFERENCE_PRECISIONS,
         default="auto",
         help="auto (default): the fastest of the exact model and its fast forms (BatchNorm "
         "folded, channels-last, bf16 where the CPU has AMX/AVX512-BF16), timed on the first "
@@ -31,9 +32,12 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
 
 
 def looks_like_checkpoint(path: str) -> bool:
+    # local for start-up time: artifacts imports torch, and this module builds --help
+    from cnnzoo.artifacts.sidecar import BEST_FILE, LAST_FILE
+
     p = Path(path)
     if p.is_dir():
-        return any((p / n).is_file() for n in ("best.safetensors", "last.safetensors"))
+        return any((p / n).is_file() for n in (BEST_FILE, LAST_FILE))
     if p.suffix in (".pth", ".pt"):  # a state dict with a cnnzoo sidecar beside it
         return p.with_suffix(".json").is_file()
     return p.suffix == ".safetensors"

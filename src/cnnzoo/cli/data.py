@@ -100,7 +100,7 @@ def _formats_lines(formats: dict[tuple[int, int, str], int]) -> list[str]:
 def _stats_lines(bundle) -> list[str]:
     """The data's own per-channel mean / std (of its training images), and what training
     normalises with when that is something else (ImageNet's, for folders and Imagenette)."""
-    from ..data.stats import channel_stats
+    from cnnzoo.data.stats import channel_stats
 
     mean, std = channel_stats(bundle.train.images)
     fmt = lambda v: " ".join(f"{x:.4f}" for x in v)  # noqa: E731
@@ -115,7 +115,7 @@ def _stats_lines(bundle) -> list[str]:
 
 def report(bundle) -> str:
     """The text `cnnzoo data` prints for a DataBundle."""
-    from ..data.images import shown
+    from cnnzoo.data.images import shown
 
     n = len(bundle.classes)
     train = _counts(bundle.train.labels, n)
@@ -137,7 +137,7 @@ def report(bundle) -> str:
     out.append(f"{'total':<{width}}  {sum(train):>9,}  {sum(val):>9,}")
     if bundle.source_formats:
         out += ["", *_formats_lines(bundle.source_formats)]
-    from ..engine.imbalance import imbalance_warning
+    from cnnzoo.train.imbalance import imbalance_warning
 
     warning = imbalance_warning(bundle.train.labels, list(bundle.classes))
     if warning:
@@ -157,7 +157,7 @@ def write_grid(bundle, path: Path, per_class: int, seed: int) -> None:
     import matplotlib.pyplot as plt
     import torch
 
-    from ..errors import CnnzooError
+    from cnnzoo.errors import CnnzooError
 
     rows, cols = len(bundle.classes), per_class
     tile = 1.0 if rows <= 20 else 0.5
@@ -208,8 +208,8 @@ def export_images(bundle, out: Path, per_class: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import load_data
-    from ..errors import CnnzooError
+    from cnnzoo.data import load_data
+    from cnnzoo.errors import CnnzooError
 
     if args.per_class < 1:
         raise CnnzooError("--per-class must be at least 1")

@@ -7,7 +7,7 @@ import argparse
 import math
 from pathlib import Path
 
-from .checkpoint_arg import add_checkpoint_option, add_inference_options, split_checkpoint
+from cnnzoo.cli.checkpoint_arg import add_checkpoint_option, add_inference_options, split_checkpoint
 
 HELP = "evaluate a checkpoint: accuracy, per-class P/R/F1, top losses, an HTML report"
 
@@ -97,11 +97,12 @@ def report_path(
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.checkpoint import resolve_checkpoint, write_json
-    from ..engine.evaluate import compute_logits, prepare_evaluation, score_report
-    from ..engine.report import write_error_report
-    from ..errors import CnnzooError
-    from ..export.runtime import load_model
+    from cnnzoo.artifacts.files import write_json
+    from cnnzoo.artifacts.sidecar import resolve_checkpoint
+    from cnnzoo.errors import CnnzooError
+    from cnnzoo.infer.evaluate import compute_logits, prepare_evaluation, score_report
+    from cnnzoo.infer.runtime import load_model
+    from cnnzoo.insight.report import write_error_report
 
     if args.batch_size < 1:
         raise CnnzooError(f"--batch-size must be at least 1 (got {args.batch_size})")

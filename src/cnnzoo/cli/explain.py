@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .checkpoint_arg import add_checkpoint_option, split_checkpoint
+from cnnzoo.cli.checkpoint_arg import add_checkpoint_option, split_checkpoint
 
 HELP = "show where a model looks: Grad-CAM / Grad-CAM++ heat maps over images"
 
@@ -42,10 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..engine.explain import explain_files
-    from ..engine.predict import Predictor, collect_images
-    from ..engine.setup import resolve_device
-    from ..errors import CnnzooError
+    from cnnzoo.errors import CnnzooError
+    from cnnzoo.infer.machine import resolve_device
+    from cnnzoo.infer.predict import Predictor, collect_images
+    from cnnzoo.insight.explain import explain_files
 
     if args.batch_size < 1:
         raise CnnzooError(f"--batch-size must be at least 1 (got {args.batch_size})")

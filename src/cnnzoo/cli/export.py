@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cnnzoo.cfg import EXPORT_PRECISIONS
+
 HELP = "export a checkpoint or model to ONNX or TorchScript, with a parity check"
 
 DESCRIPTION = """\
@@ -51,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="ONNX: any batch size (default: batch 1); TorchScript traces take any batch",
     )
     p.add_argument("--opset", type=int, help="ONNX opset (default: 17)")
-    p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
+    p.add_argument("--precision", choices=EXPORT_PRECISIONS, default="fp32")
     p.add_argument(
         "--no-fold",
         action="store_true",
@@ -70,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _default_output(args: argparse.Namespace) -> Path:
     suffix = ".onnx" if args.format == "onnx" else ".torchscript.pt"
     if args.checkpoint:
-        from ..engine.checkpoint import resolve_checkpoint
+        from cnnzoo.artifacts.sidecar import resolve_checkpoint
 
         ckpt = resolve_checkpoint(args.checkpoint)
         return ckpt.with_name(ckpt.stem + suffix)
@@ -80,13 +82,13 @@ def _default_output(args: argparse.Namespace) -> Path:
 def _from_model(args: argparse.Namespace):
     import torch
 
-    from ..errors import CnnzooError
-    from ..export import model_meta
-    from ..registry import create_model
+    from cnnzoo.errors import CnnzooError
+    from cnnzoo.export import model_meta
+    from cnnzoo.models.factory import create_model
 
     num_classes = args.num_classes
     if num_classes is None and args.weights:  # the weights' classifier says how many classes
-        from ..weights import read_state_dict
+        from cnnzoo.artifacts.statedict import read_state_dict
 
         with torch.device("meta"):
             head = create_model(args.model).classifier_name + ".weight"
@@ -105,9 +107,9 @@ def _from_model(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import CnnzooError
-    from ..export import export_model
-    from ..export.metadata import DEFAULT_OPSET
+    from cnnzoo.errors import CnnzooError
+    from cnnzoo.export import export_model
+    from cnnzoo.infer.metadata import DEFAULT_OPSET
 
     if args.opset is None:
         args.opset = DEFAULT_OPSET
@@ -118,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if args.opset < 7:
         raise CnnzooError(f"--opset must be at least 7 (got {args.opset})")
     if args.checkpoint:
-        from ..engine.checkpoint import load_checkpoint
+        from cnnzoo.infer.load import load_checkpoint
 
         model, meta = load_checkpoint(args.checkpoint)
     else:

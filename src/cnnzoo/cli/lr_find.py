@@ -25,7 +25,7 @@ SKIP = ("out", "lr", "epochs", "sched", "warmup_epochs", "min_lr_ratio", "patien
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from .train import add_config_arguments
+    from cnnzoo.cli.train import add_config_arguments
 
     groups = add_config_arguments(p, skip=SKIP)
     g = p.add_argument_group("range test")
@@ -47,11 +47,11 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from ..engine.checkpoint import write_json
-    from ..engine.lr_find import find_lr, lr_find_title, plot_lr_find
-    from ..engine.trainer import Trainer
-    from ..errors import CnnzooError
-    from .train import config_from_args
+    from cnnzoo.artifacts.files import write_json
+    from cnnzoo.cli.train import config_from_args
+    from cnnzoo.errors import CnnzooError
+    from cnnzoo.train.lr_find import find_lr, lr_find_title, plot_lr_find
+    from cnnzoo.train.trainer import Trainer
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":

@@ -1,7 +1,8 @@
 """Entry point of `cnnzoo`: dispatches to one module per subcommand.
 
 Each subcommand module defines HELP (one line), `add_arguments(parser)` and `run(args) -> int`.
-Modules are imported only for the command that runs, so `cnnzoo --help` stays fast.
+Every subcommand module is imported to build the parser, so each keeps its heavy imports
+(torch and what needs it) inside `run`: `cnnzoo --help` and `cnnzoo models` import no torch.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from ..errors import CnnzooError
+from cnnzoo.errors import CnnzooError
 
 # name -> module; the order is the order of `cnnzoo --help`
 COMMANDS = {
@@ -41,7 +42,7 @@ def _available() -> dict[str, object]:
 
 
 def _version() -> str:
-    from .. import __version__
+    from cnnzoo import __version__
 
     return __version__
 

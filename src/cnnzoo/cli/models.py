@@ -19,9 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import fnmatch
 
-    from ..errors import CnnzooError
-    from ..zoo_facts import PUBLISHED_TOP1
-    from ..zoo_table import ZOO_TABLE
+    from cnnzoo.errors import CnnzooError
+    from cnnzoo.zoo_facts import PUBLISHED_TOP1
+    from cnnzoo.zoo_table import ZOO_TABLE
 
     names = sorted(n for n in ZOO_TABLE if fnmatch.fnmatch(n, args.pattern))
     if not names:

@@ -7,7 +7,7 @@ import csv
 import json
 import sys
 
-from .checkpoint_arg import add_inference_options
+from cnnzoo.cli.checkpoint_arg import add_inference_options
 
 HELP = "classify image files and folders with a trained checkpoint"
 
@@ -65,7 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _table(results, k: int) -> str:
-    from ..data.images import shown
+    from cnnzoo.data.images import shown
 
     rows = [[shown(r.file)] + [f"{c} {100 * p:5.1f}%" for c, _, p in r.top] for r in results]
     head = ["file"] + [f"top-{i + 1}" for i in range(k)]
@@ -78,8 +78,8 @@ def model_and_images(args: argparse.Namespace) -> tuple[str, list[str]]:
     """The model file and the image paths: `predict RUN IMAGES` (a run folder or cnnzoo
     checkpoint) and `predict --backend onnxruntime FILE.onnx IMAGES` name the model as their
     first path."""
-    from ..errors import CnnzooError
-    from .checkpoint_arg import looks_like_checkpoint
+    from cnnzoo.cli.checkpoint_arg import looks_like_checkpoint
+    from cnnzoo.errors import CnnzooError
 
     if args.checkpoint:
         return args.checkpoint, args.paths
@@ -96,10 +96,11 @@ def model_and_images(args: argparse.Namespace) -> tuple[str, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.images import shown
-    from ..engine.predict import collect_images, draw_prediction
-    from ..errors import CnnzooError
-    from ..export.runtime import load_predictor
+    from cnnzoo.data.images import shown
+    from cnnzoo.errors import CnnzooError
+    from cnnzoo.infer.predict import collect_images
+    from cnnzoo.infer.runtime import load_predictor
+    from cnnzoo.insight.annotate import draw_prediction
 
     if args.topk < 1:
         raise CnnzooError(f"--topk must be at least 1 (got {args.topk})")

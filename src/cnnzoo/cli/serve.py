@@ -76,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import CnnzooError
+    from cnnzoo.errors import CnnzooError
 
     for name in ("max_batch", "max_images", "topk"):
         if getattr(args, name) < 1:
@@ -96,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     import torch
 
-    from ..export.runtime import load_predictor, resolve_backend
-    from ..serve import Limits, build_app, model_card
-    from ..serve.server import bind, is_loopback, serve_forever, url_of
+    from cnnzoo.infer.runtime import load_predictor, resolve_backend
+    from cnnzoo.serve import Limits, build_app, model_card
+    from cnnzoo.serve.server import bind, is_loopback, serve_forever, url_of
 
     if args.threads is not None:
         if args.threads < 1:

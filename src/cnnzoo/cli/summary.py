@@ -20,8 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import create_model, summary
-    from ..errors import CnnzooError
+    from cnnzoo import create_model, summary
+    from cnnzoo.errors import CnnzooError
 
     if args.depth < 1:
         raise CnnzooError("--depth must be at least 1")

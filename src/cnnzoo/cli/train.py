@@ -72,7 +72,7 @@ def add_config_arguments(
     p: argparse.ArgumentParser, skip: tuple[str, ...] = ()
 ) -> dict[str, argparse._ArgumentGroup]:
     """One option per TrainConfig field (but those in `skip`), in GROUPS; returns the groups."""
-    from ..engine.config import TrainConfig
+    from cnnzoo.train.config import TrainConfig
 
     groups = {name: p.add_argument_group(title) for name, title in GROUPS.items()}
     hints = typing.get_type_hints(TrainConfig)
@@ -130,7 +130,7 @@ def parse_value(text: str):
 
 
 def parse_model_opts(items: list[str], stem: str | None) -> dict:
-    from ..errors import CnnzooError
+    from cnnzoo.errors import CnnzooError
 
     opts = {}
     for item in items:
@@ -145,7 +145,7 @@ def parse_model_opts(items: list[str], stem: str | None) -> dict:
 
 def config_from_args(args: argparse.Namespace):
     """The TrainConfig the options describe (model options and --stem folded into model_opts)."""
-    from ..engine.config import TrainConfig
+    from cnnzoo.train.config import TrainConfig
 
     fields = [f.name for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)]
     values = {name: getattr(args, name) for name in fields}
@@ -166,8 +166,8 @@ def _without_nproc(argv: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine import distributed
-    from ..errors import CnnzooError
+    from cnnzoo.errors import CnnzooError
+    from cnnzoo.train import distributed
 
     if args.nproc is not None and not distributed.launched_by_torchrun():
         if args.nproc < 1:
@@ -197,9 +197,9 @@ def _resume_command(run_dir, dist) -> str:
 
 
 def _train(args: argparse.Namespace, dist) -> int:
-    from ..engine.config import changed_fields
-    from ..engine.trainer import Trainer
-    from ..errors import CnnzooError
+    from cnnzoo.errors import CnnzooError
+    from cnnzoo.train.config import changed_fields
+    from cnnzoo.train.trainer import Trainer
 
     log = logging.getLogger("cnnzoo")
     progress = not args.no_progress

@@ -1,9 +1,10 @@
 """Datasets decoded once into uint8 tensors, and batch transforms that run on any device."""
 
-from .archives import download_file, extract
-from .images import IMAGE_EXTENSIONS, load_image
-from .load import DATASETS, default_data_dir, load_data
-from .transforms import (
+from cnnzoo.data.archives import download_file, extract
+from cnnzoo.data.images import IMAGE_EXTENSIONS, load_image
+from cnnzoo.data.load import load_data
+from cnnzoo.data.sources import DATASETS, default_data_dir
+from cnnzoo.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     AugmentCfg,
@@ -11,7 +12,7 @@ from .transforms import (
     eval_transform,
     train_transform,
 )
-from .types import DataBundle, ImageTensors
+from cnnzoo.data.types import DataBundle, ImageTensors
 
 __all__ = [
     "DATASETS",

@@ -9,8 +9,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from .. import download
-from ..errors import CnnzooError
+from cnnzoo import download
+from cnnzoo.errors import CnnzooError
 
 log = logging.getLogger("cnnzoo")
 _BLOCK = 1 << 20

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import CnnzooError
+from cnnzoo.errors import CnnzooError
 
 log = logging.getLogger("cnnzoo")
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import CnnzooError
-from . import safe_pickle
-from .archives import obtain
-from .stats import channel_stats
-from .transforms import resize_uint8
-from .types import DataBundle, ImageTensors
+from cnnzoo.data import safe_pickle
+from cnnzoo.data.archives import obtain
+from cnnzoo.data.stats import channel_stats
+from cnnzoo.data.transforms import resize_uint8
+from cnnzoo.data.types import DataBundle, ImageTensors
+from cnnzoo.errors import CnnzooError
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .split import held_out_name, stratified_split
-from .stats import channel_stats
-from .transforms import resize_uint8
-from .types import DataBundle, ImageTensors
+from cnnzoo.data.split import held_out_name, stratified_split
+from cnnzoo.data.stats import channel_stats
+from cnnzoo.data.transforms import resize_uint8
+from cnnzoo.data.types import DataBundle, ImageTensors
 
 
 def load_digits(

@@ -23,9 +23,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ..errors import CnnzooError
-from .cache import DEFAULT_RAM_SHARE, cached_decode, use_disk
-from .images import (
+from cnnzoo.data.cache import DEFAULT_RAM_SHARE, cached_decode, use_disk
+from cnnzoo.data.images import (
     IMAGE_EXTENSIONS,
     ImageReadError,
     decode_square,
@@ -33,9 +32,11 @@ from .images import (
     regular_file_problem,
     shown,
 )
-from .split import held_out_name, stratified_split
-from .transforms import IMAGENET_MEAN, IMAGENET_STD
-from .types import DataBundle, ImageTensors
+from cnnzoo.data.sources import default_data_dir
+from cnnzoo.data.split import held_out_name, stratified_split
+from cnnzoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from cnnzoo.data.types import DataBundle, ImageTensors
+from cnnzoo.errors import CnnzooError
 
 log = logging.getLogger("cnnzoo")
 
@@ -406,8 +407,6 @@ def load_folder(
     files = [f for f, _ in items]
     desc = f"decoding {root.name or root}"
     if use_disk(cache, len(items) * 3 * size * size, ram_share):
-        from .load import default_data_dir
-
         where = Path(cache_dir) if cache_dir else default_data_dir() / "cache"
         decode = functools.partial(decode_chunks, desc=desc, progress=progress)
         images, ok, skipped, formats = cached_decode(

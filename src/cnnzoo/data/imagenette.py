@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import CnnzooError
-from .archives import obtain
+from cnnzoo.data.archives import obtain
+from cnnzoo.errors import CnnzooError
 
 # WordNet id -> name, in WordNet-id order (the class index order)
 IMAGENETTE_CLASSES = {

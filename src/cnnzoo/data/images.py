@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import CnnzooError
+from cnnzoo.errors import CnnzooError
 
 IMAGE_EXTENSIONS: set[str] = {
     ".jpg",

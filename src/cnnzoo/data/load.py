@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from ..errors import CnnzooError
-from .types import DataBundle
-
-DATASETS = ("digits", "cifar10", "cifar100", "imagenette")
-
-
-def default_data_dir() -> Path:
-    """Where downloaded datasets live: $CNNZOO_DATA_DIR, else ~/.cache/cnnzoo."""
-    return Path(os.environ.get("CNNZOO_DATA_DIR") or "~/.cache/cnnzoo").expanduser()
-
-
-def canonical_source(source: str) -> str:
-    """`source` as a run records it: a folder as an absolute path (so eval and --resume find it
-    from any working directory); dataset names and anything else unchanged."""
-    if source in DATASETS:
-        return source
-    path = Path(source).expanduser()
-    return str(path.resolve()) if path.is_dir() else source
+from cnnzoo.data.cifar import load_cifar
+from cnnzoo.data.digits import load_digits
+from cnnzoo.data.folders import load_folder
+from cnnzoo.data.imagenette import imagenette_folder, readable_class_names
+from cnnzoo.data.sources import DATASETS, default_data_dir
+from cnnzoo.data.types import DataBundle
+from cnnzoo.errors import CnnzooError
 
 
 def load_data(
@@ -68,18 +56,11 @@ def load_data(
         )
     root = Path(data_dir).expanduser() if data_dir else default_data_dir()
     if source == "digits":
-        from .digits import load_digits
-
         return load_digits(image_size=image_size, val_split=val_split, seed=seed)
     if source in ("cifar10", "cifar100"):
-        from .cifar import load_cifar
-
         return load_cifar(
             source, data_dir=root, image_size=image_size, download=download, progress=progress
         )
-
-    from .folders import load_folder
-    from .imagenette import imagenette_folder, readable_class_names
 
     if source == "imagenette":
         folder = imagenette_folder(root, image_size, download, progress)

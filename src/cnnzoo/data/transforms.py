@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..cfg import IMAGENET_MEAN, IMAGENET_STD
-from ..errors import CnnzooError
-from .autoaugment import POLICIES, auto_augment
+from cnnzoo.cfg import IMAGENET_MEAN, IMAGENET_STD
+from cnnzoo.data.autoaugment import POLICIES, auto_augment
+from cnnzoo.errors import CnnzooError
 
 CROPS = ("random-resized", "pad-crop", "none")
 
@@ -306,6 +306,12 @@ def train_transform(
     return x
 
 
+def resize_side(input_size: int, crop_pct: float) -> int:
+    """The shorter side an image is resized to before the centre crop of `input_size`: the one
+    place this rule lives (evaluation, exported files' metadata and the server's card use it)."""
+    return math.floor(input_size / crop_pct + 1e-6)
+
+
 def eval_transform(
     batch: torch.Tensor,
     image_size: int,
@@ -320,6 +326,6 @@ def eval_transform(
     _check_batch(batch)
     if not 0 < crop_pct <= 1:
         raise CnnzooError(f"crop_pct must be in (0, 1], got {crop_pct}")
-    side = math.floor(image_size / crop_pct + 1e-6)
+    side = resize_side(image_size, crop_pct)
     x = center_crop(resize_shorter(batch.float(), side, interpolation), image_size)
     return _normalise(x.contiguous(), mean, std)

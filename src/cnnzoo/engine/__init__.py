@@ -1,35 +1,39 @@
-"""Training, evaluation and prediction: `train(TrainConfig(...))`, `load_checkpoint(path)`,
-`Predictor`, `evaluate_checkpoint`; `prepare_inference` / `fast_form`: the fast inference path.
-
-The names load on first use (PEP 562): the command line imports `engine.config` to build its
-options, and that must not import torch for commands that need none (`cnnzoo models`).
-"""
+"""Deprecated: `cnnzoo.engine` was split into `cnnzoo.train`, `cnnzoo.infer`, `cnnzoo.insight`
+and `cnnzoo.artifacts`. The old names still resolve, for one release, with a
+DeprecationWarning naming the new place."""
 
 from __future__ import annotations
 
-from ..lazy import lazy_names
+import importlib
+import warnings
 
-# public name -> module that defines it
-_LAZY = {
-    "RECIPES": ".config",
-    "TrainConfig": ".config",
-    "resolve_config": ".config",
-    "load_checkpoint": ".checkpoint",
-    "read_checkpoint": ".checkpoint",
-    "save_checkpoint": ".checkpoint",
-    "fast_form": ".fast",
-    "prepare_inference": ".fast",
-    "DivergedError": ".trainer",
-    "RunResult": ".trainer",
-    "Trainer": ".trainer",
-    "train": ".trainer",
+# old public name -> the module that now defines it
+_MOVED = {
+    "RECIPES": "cnnzoo.train.config",
+    "TrainConfig": "cnnzoo.train.config",
+    "resolve_config": "cnnzoo.train.config",
+    "DivergedError": "cnnzoo.train.trainer",
+    "RunResult": "cnnzoo.train.trainer",
+    "Trainer": "cnnzoo.train.trainer",
+    "train": "cnnzoo.train.trainer",
+    "load_checkpoint": "cnnzoo.infer.load",
+    "read_checkpoint": "cnnzoo.artifacts.sidecar",
+    "save_checkpoint": "cnnzoo.artifacts.sidecar",
+    "fast_form": "cnnzoo.infer.fast",
+    "prepare_inference": "cnnzoo.infer.fast",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = sorted(_MOVED)
 
 
-__getattr__ = lazy_names(__name__, _LAZY, globals())
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+def __getattr__(name: str):
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    new = _MOVED[name]
+    public = new.rsplit(".", 1)[0] if new.startswith(("cnnzoo.train.", "cnnzoo.infer.")) else new
+    warnings.warn(
+        f"cnnzoo.engine.{name} moved to {public}.{name}; cnnzoo.engine goes in the next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(new), name)

@@ -7,9 +7,9 @@ equal to the PyTorch model before the file is kept; and running exported ONNX fi
     module, meta = load_onnx("model.onnx")     # a torch module backed by onnxruntime
 """
 
-from .exporter import FORMATS, ExportResult, ParityError, export_model, model_meta
-from .parity import ParityReport, check_parity
-from .runtime import BACKENDS, OnnxModule, load_model, load_onnx
+from cnnzoo.export.exporter import FORMATS, ExportResult, ParityError, export_model, model_meta
+from cnnzoo.export.parity import ParityReport, check_parity
+from cnnzoo.infer.runtime import BACKENDS, OnnxModule, load_model, load_onnx
 
 __all__ = [
     "BACKENDS",

@@ -13,11 +13,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..engine.fast import fold_batchnorm
-from ..errors import CnnzooError
-from .metadata import DEFAULT_OPSET, export_metadata
-from .parity import ParityReport, check_parity, parity_images
-from .writers import PRECISIONS, with_precision, write_onnx, write_torchscript
+from cnnzoo.cfg import EXPORT_PRECISIONS
+from cnnzoo.errors import CnnzooError
+from cnnzoo.export.parity import ParityReport, check_parity, parity_images
+from cnnzoo.export.writers import with_precision, write_onnx, write_torchscript
+from cnnzoo.infer.fast import fold_batchnorm
+from cnnzoo.infer.metadata import DEFAULT_OPSET, export_metadata
+from cnnzoo.infer.runtime import load_onnx, load_torchscript
+from cnnzoo.models.factory import get_model_cfg
 
 FORMATS = ("onnx", "torchscript")
 
@@ -48,7 +51,6 @@ def model_meta(
 ) -> dict[str, Any]:
     """The sidecar facts of a registered model used as it is (no training run): the eval
     transform its reference weights were published with; classes named by index unless given."""
-    from ..registry import get_model_cfg
 
     cfg = get_model_cfg(name)
     if classes is not None and len(classes) != num_classes:
@@ -86,12 +88,13 @@ def export_model(
     under a temporary name and moved into place only when parity holds (ParityError with the
     figures otherwise). `fold` folds BatchNorm into the convolutions of a copy first, the part
     of the fast inference form a file can carry; parity is still checked against `model`."""
-    from .runtime import load_onnx, load_torchscript
 
     if fmt not in FORMATS:
         raise CnnzooError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if precision not in PRECISIONS:
-        raise CnnzooError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+    if precision not in EXPORT_PRECISIONS:
+        raise CnnzooError(
+            f"unknown precision {precision!r}; choose {' or '.join(EXPORT_PRECISIONS)}"
+        )
     start = time.perf_counter()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -8,14 +8,15 @@ to the largest logit when that exceeds 1, as the reference parity figures are ju
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..errors import CnnzooError
+from cnnzoo.data import load_data, load_image
+from cnnzoo.errors import CnnzooError
+from cnnzoo.infer.predict import Predictor, collect_images
 
 MIN_AGREEMENT = 0.999
 FP32_TOLERANCE = 1e-4
@@ -69,28 +70,6 @@ class ParityReport:
         }
 
 
-def signal_weights_(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Give an untrained model seeded weights that keep activations of order one through any
-    depth (fan-in scaled matrices, norm scales near 1, small shifts, running variances in
-    [0.5, 1.5]), in place. Fresh initialisations leave some families' logits near 1e-9, where
-    any parity tolerance holds trivially and timings meet denormal numbers."""
-    g = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, t in model.state_dict().items():
-        if not t.is_floating_point():
-            state[key] = t
-        elif key.endswith("running_var"):
-            state[key] = torch.rand(t.shape, generator=g) + 0.5
-        elif t.ndim >= 2:
-            state[key] = torch.randn(t.shape, generator=g) / math.sqrt(t[0].numel())
-        elif key.endswith("weight"):
-            state[key] = 1 + 0.1 * torch.randn(t.shape, generator=g)
-        else:
-            state[key] = 0.1 * torch.randn(t.shape, generator=g)
-    model.load_state_dict(state)
-    return model.eval()
-
-
 def deterministic_images(input_size: int, n: int = DETERMINISTIC_IMAGES) -> list[torch.Tensor]:
     """Seeded smooth colour fields (coarse noise, upsampled) of a non-square size, so the
     resize and crop run as they do on photos."""
@@ -104,7 +83,6 @@ def deterministic_images(input_size: int, n: int = DETERMINISTIC_IMAGES) -> list
 def held_out_images(meta: dict[str, Any], limit: int, progress: bool = True) -> list[torch.Tensor]:
     """Up to `limit` images of the validation split the run held out, spread over it
     (raises CnnzooError when the run's data cannot be loaded here)."""
-    from ..data import load_data
 
     data = meta.get("data") or {}
     source = data.get("source")
@@ -127,8 +105,6 @@ def held_out_images(meta: dict[str, Any], limit: int, progress: bool = True) -> 
 
 def folder_images(folder: str, limit: int) -> list[torch.Tensor]:
     """Up to `limit` readable images found in `folder` (sorted, recursively)."""
-    from ..data import load_image
-    from ..engine.predict import collect_images
 
     files, errors = collect_images([folder])
     if errors and not files:
@@ -179,7 +155,6 @@ def check_parity(
 ) -> ParityReport:
     """Compare the logits of `exported` with those of `reference` (PyTorch, fp32) on
     `images` preprocessed as predict does."""
-    from ..engine.predict import Predictor
 
     prep = Predictor(reference, meta)
     max_diff, max_logit, agree = 0.0, 0.0, 0

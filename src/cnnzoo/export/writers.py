@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import CnnzooError
-from .metadata import DEFAULT_OPSET, META_KEY, TORCHSCRIPT_FILE
+from cnnzoo.cfg import EXPORT_PRECISIONS
+from cnnzoo.errors import CnnzooError
+from cnnzoo.infer.metadata import DEFAULT_OPSET, META_KEY, TORCHSCRIPT_FILE
 
-PRECISIONS = ("fp32", "fp16")
 # what TorchScript's extra files hold besides the sidecar: the facts a C++ consumer needs
 PREPROCESSING_FILE = "preprocessing.json"
 _PREPROCESSING_KEYS = (
@@ -53,8 +53,10 @@ class _Fp16(nn.Module):
 
 
 def with_precision(model: nn.Module, precision: str) -> nn.Module:
-    if precision not in PRECISIONS:
-        raise CnnzooError(f"unknown precision {precision!r}; choose {' or '.join(PRECISIONS)}")
+    if precision not in EXPORT_PRECISIONS:
+        raise CnnzooError(
+            f"unknown precision {precision!r}; choose {' or '.join(EXPORT_PRECISIONS)}"
+        )
     return _Fp16(model).eval() if precision == "fp16" else model
 
 

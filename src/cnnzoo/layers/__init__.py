@@ -1,12 +1,12 @@
 """Building blocks shared by every family: each block type is written once, here."""
 
-from .activations import make_activation
-from .conv import ConvNormAct, DepthwiseSeparableConv, same_padding
-from .drop import DropPath, drop_path
-from .head import ClassifierHead, global_pool
-from .norm import LayerNorm2d
-from .se import SqueezeExcite, make_divisible
-from .shuffle import channel_shuffle
+from cnnzoo.layers.activations import make_activation
+from cnnzoo.layers.conv import ConvNormAct, DepthwiseSeparableConv, same_padding
+from cnnzoo.layers.drop import DropPath, drop_path
+from cnnzoo.layers.head import ClassifierHead, global_pool
+from cnnzoo.layers.norm import LayerNorm2d
+from cnnzoo.layers.se import SqueezeExcite, make_divisible
+from cnnzoo.layers.shuffle import channel_shuffle
 
 __all__ = [
     "ClassifierHead",
@@ -23,19 +23,19 @@ __all__ = [
     "same_padding",
 ]
 
-from .inverted_residual import FusedMBConv, InvertedResidual  # noqa: E402
+from cnnzoo.layers.inverted_residual import FusedMBConv, InvertedResidual  # noqa: E402
 
 __all__ += ["FusedMBConv", "InvertedResidual"]
 
-from .bottleneck import ResBottleneck  # noqa: E402
-from .dense import DenseBlock, DenseLayer, Transition  # noqa: E402
-from .inception import (  # noqa: E402
+from cnnzoo.layers.bottleneck import ResBottleneck  # noqa: E402
+from cnnzoo.layers.dense import DenseBlock, DenseLayer, Transition  # noqa: E402
+from cnnzoo.layers.inception import (  # noqa: E402
     ConvBnAct,
     Inception,
     InceptionResidual,
     four_branch,
 )
-from .shuffle_unit import ShuffleV2Unit  # noqa: E402
+from cnnzoo.layers.shuffle_unit import ShuffleV2Unit  # noqa: E402
 
 __all__ += [
     "ConvBnAct",

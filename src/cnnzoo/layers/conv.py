@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from .activations import make_activation
+from cnnzoo.layers.activations import make_activation
 
 
 def same_padding(kernel_size: int, dilation: int = 1) -> int:

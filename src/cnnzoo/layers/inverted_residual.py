@@ -21,9 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .conv import ConvNormAct
-from .drop import DropPath
-from .se import SqueezeExcite
+from cnnzoo.layers.conv import ConvNormAct
+from cnnzoo.layers.drop import DropPath
+from cnnzoo.layers.se import SqueezeExcite
 
 
 class InvertedResidual(nn.Module):

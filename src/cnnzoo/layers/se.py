@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .activations import make_activation
+from cnnzoo.layers.activations import make_activation
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:

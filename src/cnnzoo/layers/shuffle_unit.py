@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .shuffle import channel_shuffle
+from cnnzoo.layers.shuffle import channel_shuffle
 
 
 def _pw(cin: int, cout: int) -> list[nn.Module]:

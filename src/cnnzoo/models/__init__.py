@@ -1,13 +1,13 @@
 """Every model family; importing this package registers them all."""
 
-from . import resnet  # noqa: F401
-from . import resnet_d  # noqa: F401
-from . import resnetv2  # noqa: F401
-from . import convnext  # noqa: F401
-from . import mobilenet  # noqa: F401
-from . import efficientnet  # noqa: F401
-from . import shufflenet  # noqa: F401
-from . import densenet  # noqa: F401
-from . import inception, inception_resnet  # noqa: F401
-from . import regnet  # noqa: F401
-from . import mnasnet  # noqa: F401
+from cnnzoo.models import resnet  # noqa: F401
+from cnnzoo.models import resnet_d  # noqa: F401
+from cnnzoo.models import resnetv2  # noqa: F401
+from cnnzoo.models import convnext  # noqa: F401
+from cnnzoo.models import mobilenet  # noqa: F401
+from cnnzoo.models import efficientnet  # noqa: F401
+from cnnzoo.models import shufflenet  # noqa: F401
+from cnnzoo.models import densenet  # noqa: F401
+from cnnzoo.models import inception, inception_resnet  # noqa: F401
+from cnnzoo.models import regnet  # noqa: F401
+from cnnzoo.models import mnasnet  # noqa: F401

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..cfg import ModelCfg
-from ..errors import OptionError
-from ..layers.head import global_pool
+from cnnzoo.cfg import ModelCfg
+from cnnzoo.errors import OptionError
+from cnnzoo.layers.head import global_pool
 
 
 class Classifier(nn.Module):

@@ -31,11 +31,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..cfg import ModelCfg
-from ..layers import DropPath, LayerNorm2d
-from ..registry import register_model
-from .base import Classifier, check_stem
-from .features import Feature, FeatureInfo
+from cnnzoo.cfg import ModelCfg
+from cnnzoo.layers import DropPath, LayerNorm2d
+from cnnzoo.models.base import Classifier, check_stem
+from cnnzoo.models.features import Feature, FeatureInfo
+from cnnzoo.registry import register_model
 
 LN_EPS = 1e-6
 

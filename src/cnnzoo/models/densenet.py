@@ -21,11 +21,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..cfg import ModelCfg
-from ..layers.dense import DenseBlock, Transition
-from ..registry import register_model
-from .base import Classifier, check_stem
-from .features import Feature, FeatureInfo
+from cnnzoo.cfg import ModelCfg
+from cnnzoo.layers.dense import DenseBlock, Transition
+from cnnzoo.models.base import Classifier, check_stem
+from cnnzoo.models.features import Feature, FeatureInfo
+from cnnzoo.registry import register_model
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..cfg import ModelCfg
-from ..layers import ConvNormAct, FusedMBConv, InvertedResidual, make_divisible
-from ..layers.head import ClassifierHead
-from ..registry import register_model
-from .base import Classifier, check_stem, init_conv_bn
-from .features import stage_end_features
+from cnnzoo.cfg import ModelCfg
+from cnnzoo.layers import ConvNormAct, FusedMBConv, InvertedResidual, make_divisible
+from cnnzoo.layers.head import ClassifierHead
+from cnnzoo.models.base import Classifier, check_stem, init_conv_bn
+from cnnzoo.models.features import stage_end_features
+from cnnzoo.registry import register_model
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import OptionError
+from cnnzoo.errors import OptionError
 
 
 @dataclass(frozen=True)

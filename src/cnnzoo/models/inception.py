@@ -35,10 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..cfg import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD, ModelCfg
-from ..errors import OptionError
-from ..layers.head import global_pool
-from ..layers.inception import (
+from cnnzoo.cfg import IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD, ModelCfg
+from cnnzoo.errors import OptionError
+from cnnzoo.layers.head import global_pool
+from cnnzoo.layers.inception import (
     Branch,
     Conv,
     ConvBnAct,
@@ -51,9 +51,9 @@ from ..layers.inception import (
     make_layer,
     spec_stride,
 )
-from ..registry import register_model
-from .base import Classifier, check_stem
-from .features import Feature, FeatureInfo
+from cnnzoo.models.base import Classifier, check_stem
+from cnnzoo.models.features import Feature, FeatureInfo
+from cnnzoo.registry import register_model
 
 GoogLeNetOutputs = namedtuple("GoogLeNetOutputs", ["logits", "aux_logits2", "aux_logits1"])
 InceptionOutputs = namedtuple("InceptionOutputs", ["logits", "aux_logits"])

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from ..cfg import INCEPTION_MEAN, INCEPTION_STD, ModelCfg
-from ..layers.inception import (
+from cnnzoo.cfg import INCEPTION_MEAN, INCEPTION_STD, ModelCfg
+from cnnzoo.layers.inception import (
     IR_A_BRANCHES,
     IR_B_BRANCHES,
     IR_C_BRANCHES,
@@ -28,8 +28,8 @@ from ..layers.inception import (
     Residual,
     Stack,
 )
-from ..registry import register_model
-from .inception import InceptionNet, InceptionSpec, Table
+from cnnzoo.models.inception import InceptionNet, InceptionSpec, Table
+from cnnzoo.registry import register_model
 
 AVG = Pool("avg", 3, 1, 1, count_include_pad=False)  # the TF "SAME" average pool
 MAX = Pool("max", 3, 2)

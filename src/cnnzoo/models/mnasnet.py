@@ -22,12 +22,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..cfg import ModelCfg
-from ..layers import InvertedResidual, make_divisible
-from ..layers.head import ClassifierHead
-from ..registry import register_model
-from .base import Classifier, check_stem, init_conv_bn
-from .features import stage_end_features
+from cnnzoo.cfg import ModelCfg
+from cnnzoo.layers import InvertedResidual, make_divisible
+from cnnzoo.layers.head import ClassifierHead
+from cnnzoo.models.base import Classifier, check_stem, init_conv_bn
+from cnnzoo.models.features import stage_end_features
+from cnnzoo.registry import register_model
 
 BN_MOMENTUM = 1 - 0.9997
 STEM = (32, 16)  # the first conv's width, the separable conv's output width

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..cfg import ModelCfg
-from ..layers import ConvNormAct, InvertedResidual, make_divisible
-from ..layers.head import ClassifierHead, global_pool
-from ..registry import register_model
-from .base import Classifier, check_stem, init_conv_bn
-from .features import stage_end_features
+from cnnzoo.cfg import ModelCfg
+from cnnzoo.layers import ConvNormAct, InvertedResidual, make_divisible
+from cnnzoo.layers.head import ClassifierHead, global_pool
+from cnnzoo.models.base import Classifier, check_stem, init_conv_bn
+from cnnzoo.models.features import stage_end_features
+from cnnzoo.registry import register_model
 
 # ---------------------------------------------------------------- MobileNetV2 table
 # The paper's Table 2: expansion t, output channels c, repeats n, stride s of the first repeat.

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..cfg import ModelCfg
-from ..layers import ConvNormAct, ResBottleneck, make_divisible
-from ..layers.head import global_pool
-from ..registry import register_model
-from .base import Classifier, check_stem, init_conv_bn
-from .features import Feature, FeatureInfo
+from cnnzoo.cfg import ModelCfg
+from cnnzoo.layers import ConvNormAct, ResBottleneck, make_divisible
+from cnnzoo.layers.head import global_pool
+from cnnzoo.models.base import Classifier, check_stem, init_conv_bn
+from cnnzoo.models.features import Feature, FeatureInfo
+from cnnzoo.registry import register_model
 
 QUANT = 8  # widths are multiples of 8
 STEM_WIDTH = 32

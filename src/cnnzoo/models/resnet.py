@@ -20,13 +20,13 @@ from functools import partial
 import torch
 from torch import nn
 
-from ..cfg import ModelCfg
-from ..errors import OptionError
-from ..layers import DropPath, SqueezeExcite
-from ..layers.shortcut import SHORTCUTS, conv1x1, conv3x3, deep_stem, shortcut
-from ..registry import register_model
-from .base import Classifier, check_stem, init_conv_bn
-from .features import Feature, FeatureInfo
+from cnnzoo.cfg import ModelCfg
+from cnnzoo.errors import OptionError
+from cnnzoo.layers import DropPath, SqueezeExcite
+from cnnzoo.layers.shortcut import SHORTCUTS, conv1x1, conv3x3, deep_stem, shortcut
+from cnnzoo.models.base import Classifier, check_stem, init_conv_bn
+from cnnzoo.models.features import Feature, FeatureInfo
+from cnnzoo.registry import register_model
 
 
 class BasicBlock(nn.Module):

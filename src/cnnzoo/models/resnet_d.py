@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from functools import partial
 
-from ..cfg import ModelCfg
-from ..registry import register_model
-from .resnet import ResNet, ResNetSpec, _stages
+from cnnzoo.cfg import ModelCfg
+from cnnzoo.models.resnet import ResNet, ResNetSpec, _stages
+from cnnzoo.registry import register_model
 
 PAPER = "He et al. 2018, Bag of Tricks for Image Classification with Convolutional Neural Networks"
 

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..cfg import INCEPTION_MEAN, INCEPTION_STD, ModelCfg
-from ..layers import DropPath
-from ..layers.head import global_pool
-from ..registry import register_model
-from .base import Classifier, check_stem
-from .features import Feature, FeatureInfo
+from cnnzoo.cfg import INCEPTION_MEAN, INCEPTION_STD, ModelCfg
+from cnnzoo.layers import DropPath
+from cnnzoo.layers.head import global_pool
+from cnnzoo.models.base import Classifier, check_stem
+from cnnzoo.models.features import Feature, FeatureInfo
+from cnnzoo.registry import register_model
 
 
 class BatchNormReLU(nn.BatchNorm2d):

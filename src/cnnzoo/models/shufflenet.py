@@ -16,12 +16,12 @@ from functools import partial
 import torch
 from torch import nn
 
-from ..cfg import ModelCfg
-from ..layers import ConvNormAct
-from ..layers.shuffle_unit import ShuffleV2Unit
-from ..registry import register_model
-from .base import Classifier, check_stem
-from .features import Feature, FeatureInfo
+from cnnzoo.cfg import ModelCfg
+from cnnzoo.layers import ConvNormAct
+from cnnzoo.layers.shuffle_unit import ShuffleV2Unit
+from cnnzoo.models.base import Classifier, check_stem
+from cnnzoo.models.features import Feature, FeatureInfo
+from cnnzoo.registry import register_model
 
 
 @dataclass(frozen=True)

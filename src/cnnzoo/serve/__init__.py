@@ -1,7 +1,7 @@
 """The prediction server: a Starlette app with dynamic batching, limits, an optional bearer
 token and a web page, served by uvicorn on loopback unless told otherwise.
 
-    from cnnzoo.export.runtime import load_predictor
+    from cnnzoo.infer.runtime import load_predictor
     from cnnzoo.serve import build_app, model_card, serving
     predictor = load_predictor("model.onnx")
     app = build_app(predictor, model_card(predictor.meta, "model.onnx", "onnxruntime"))
@@ -9,9 +9,9 @@ token and a web page, served by uvicorn on loopback unless told otherwise.
         ...
 """
 
-from .app import build_app
-from .card import model_card
-from .server import serving
-from .uploads import Limits, UploadError
+from cnnzoo.serve.app import build_app
+from cnnzoo.serve.card import model_card
+from cnnzoo.serve.server import serving
+from cnnzoo.serve.uploads import Limits, UploadError
 
 __all__ = ["Limits", "UploadError", "build_app", "model_card", "serving"]

@@ -22,9 +22,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from ..engine.predict import Prediction, Predictor
-from .batcher import Batcher
-from .uploads import Limits, UploadError, decode_upload
+from cnnzoo.infer.predict import Prediction, Predictor
+from cnnzoo.serve.batcher import Batcher
+from cnnzoo.serve.uploads import Limits, UploadError, decode_upload
 
 # the page is one static file: inline CSS and JS, nothing fetched from elsewhere
 _PAGE_POLICY = (

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..export.metadata import interpolation, resize_side
+from cnnzoo.data.transforms import resize_side
+from cnnzoo.infer.metadata import interpolation
 
 
 def model_card(meta: dict[str, Any], source: str | Path, backend: str) -> dict[str, Any]:

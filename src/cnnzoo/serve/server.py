@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..errors import CnnzooError
+from cnnzoo.errors import CnnzooError
 
 
 def is_loopback(host: str) -> bool:

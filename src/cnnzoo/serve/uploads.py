@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from cnnzoo.data.images import MAX_ASPECT, ImageReadError, open_rgb
+
 
 class UploadError(Exception):
     """A request the server refuses: `status` (4xx) and a one-line `message`."""
@@ -56,7 +58,6 @@ def image_size(data: bytes, name: str) -> tuple[int, int]:
 def decode_upload(data: bytes, name: str, limits: Limits) -> torch.Tensor:
     """uint8 [3, H, W] RGB of one uploaded file, or UploadError (400 unreadable, 413 too
     many pixels)."""
-    from ..data.images import MAX_ASPECT, ImageReadError, open_rgb
 
     if not data:
         raise UploadError(400, f"{name}: empty upload")

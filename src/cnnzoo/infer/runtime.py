@@ -14,8 +14,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import CnnzooError
-from .metadata import TORCHSCRIPT_FILE, parse_metadata
+from cnnzoo.errors import CnnzooError
+from cnnzoo.infer.load import load_checkpoint
+from cnnzoo.infer.machine import resolve_device
+from cnnzoo.infer.metadata import TORCHSCRIPT_FILE, parse_metadata
+from cnnzoo.infer.predict import Predictor
 
 BACKENDS = ("pytorch", "onnxruntime")
 
@@ -119,14 +122,12 @@ def load_model(
 ) -> tuple[nn.Module, dict[str, Any], torch.device]:
     """(model, sidecar, device) for a checkpoint / run folder (pytorch backend) or an .onnx
     file (onnxruntime, on the CPU). `device`: auto, cpu, cuda:N."""
-    from ..engine.setup import resolve_device
 
     if resolve_backend(backend, path) == "onnxruntime":
         if device not in ("auto", "cpu"):
             raise CnnzooError("the onnxruntime backend runs on the CPU; leave --device out")
         module, meta = load_onnx(path)
         return module, meta, torch.device("cpu")
-    from ..engine.checkpoint import load_checkpoint
 
     dev = resolve_device(device)
     model, meta = load_checkpoint(path, dev)
@@ -143,7 +144,6 @@ def load_predictor(
     """An engine `Predictor` for a checkpoint or an exported .onnx file: the same
     preprocessing and output whichever backend runs the model. `precision`: the inference
     path of a PyTorch model (engine.fast); another runtime runs its model as loaded."""
-    from ..engine.predict import Predictor
 
     model, meta, dev = load_model(path, backend, device)
     return Predictor(model, meta, dev, tta=tta, precision=precision)

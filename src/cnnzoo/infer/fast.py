@@ -20,11 +20,10 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ..errors import OptionError
-from .fuse import fuse_conv_ops
-from .machine import bf16_is_native
-
-PRECISIONS = ("auto", "fp32", "fast-fp32", "bf16")
+from cnnzoo.cfg import INFERENCE_PRECISIONS
+from cnnzoo.errors import OptionError
+from cnnzoo.infer.fuse import fuse_conv_ops
+from cnnzoo.infer.machine import bf16_is_native
 
 # exact types only: a subclass may change what forward does (ResNetV2's BatchNormReLU adds a
 # ReLU; a weight-standardised conv rescales its weight), and folding would drop that
@@ -271,8 +270,10 @@ def prepare_inference(
       `example[:probe_batch]`, alternately, after one warm-up call each, and keeps the fastest
       (3 to 10 rounds, more while they take under `probe_seconds`).
     """
-    if precision not in PRECISIONS:
-        raise OptionError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision not in INFERENCE_PRECISIONS:
+        raise OptionError(
+            f"unknown precision {precision!r}; choose one of {', '.join(INFERENCE_PRECISIONS)}"
+        )
     model.eval()
     if not is_eager_network(model):  # another runtime (onnxruntime, TorchScript) runs as it is
         if precision in ("fast-fp32", "bf16"):

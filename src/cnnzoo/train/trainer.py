@@ -35,23 +35,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.types import DataBundle
-from ..errors import CnnzooError
-from . import checkpoint as ck
-from . import checks, distributed
-from .config import TrainConfig, apply_resume_changes, changed_fields, progressive_size
-from .early_stop import patience_reason
-from .ema import ModelEma
-from .evaluate import autocast, compute_logits, score
-from .imbalance import balanced_order, inverse_frequency_weights, weighted_soft_cross_entropy
-from .loop_state import LoopState
-from .mix import mix_batch, smooth_one_hot, soft_cross_entropy
-from .optim import build_optimizer, head_prefix, lr_factor, set_lr
-from .precision import autocast_dtype, check_precision, choose_precision
-from .records import epoch_line, write_metrics
-from .setup import STATE_FILE, RunSetup, prepare_run
-from .signals import StopRequests
-from .threads import ThreadPolicy, usable_cpus
+from cnnzoo import __version__
+from cnnzoo.artifacts.files import WriteError, previous_path, remove_temp_files, write_json
+from cnnzoo.artifacts.sidecar import BEST_FILE, CONFIG_FILE, CURVES_FILE, LAST_FILE, save_checkpoint
+from cnnzoo.artifacts.tensors import prefixed, read_newest_good, save_tensors, unprefixed
+from cnnzoo.data.transforms import train_transform
+from cnnzoo.data.types import DataBundle
+from cnnzoo.errors import CnnzooError
+from cnnzoo.infer.evaluate import autocast, compute_logits, score
+from cnnzoo.insight.plots import plot_curves, run_title
+from cnnzoo.train import checks, distributed
+from cnnzoo.train.config import TrainConfig, apply_resume_changes, changed_fields, progressive_size
+from cnnzoo.train.early_stop import patience_reason
+from cnnzoo.train.ema import ModelEma
+from cnnzoo.train.imbalance import (
+    balanced_order,
+    inverse_frequency_weights,
+    weighted_soft_cross_entropy,
+)
+from cnnzoo.train.loop_state import LoopState
+from cnnzoo.train.lr_find import use_lr_find
+from cnnzoo.train.mix import mix_batch, smooth_one_hot, soft_cross_entropy
+from cnnzoo.train.optim import build_optimizer, head_prefix, lr_factor, set_lr
+from cnnzoo.train.precision import autocast_dtype, check_precision, choose_precision
+from cnnzoo.train.records import epoch_line, write_metrics
+from cnnzoo.train.setup import STATE_FILE, RunSetup, prepare_run
+from cnnzoo.train.signals import StopRequests
+from cnnzoo.train.state import load_optimizer, optimizer_tensors
+from cnnzoo.train.threads import ThreadPolicy, usable_cpus
 
 log = logging.getLogger("cnnzoo")
 # a loss at or above this share of ln(classes), a quarter into the run, is worth a warning
@@ -76,11 +87,7 @@ class RunResult:
 
     @property
     def best_checkpoint(self) -> Path:
-        return self.run_dir / "best.safetensors"
-
-    @property
-    def last_checkpoint(self) -> Path:
-        return self.run_dir / "last.safetensors"
+        return self.run_dir / BEST_FILE
 
 
 def _setup_field(name: str) -> property:
@@ -132,7 +139,7 @@ class Trainer:
                 run_dir.rmdir()  # nothing was written: leave no empty folder behind
             raise
         if self.dist.is_main:
-            removed = ck.remove_temp_files(self.run_dir)
+            removed = remove_temp_files(self.run_dir)
             if removed:
                 log.info("removed %d temp file(s) left by a killed write", len(removed))
 
@@ -212,8 +219,6 @@ class Trainer:
         if cfg.compile:
             self.train_model = torch.compile(self.train_model)
         if cfg.lr == "auto":
-            from .lr_find import use_lr_find
-
             use_lr_find(self)
 
     def _choose_precision(self) -> str:
@@ -249,15 +254,16 @@ class Trainer:
         """The trainer of `run_dir` as its last save left it (an epoch's end, or any step with
         --checkpoint-every). `changes` (TrainConfig field -> value) may extend the run
         (`epochs`; its schedule then changes from here on), move it (`device`), say where a
-        named dataset is now (`data_dir`), lower the lr after a divergence (`lr`) or change
-        how often it saves (`checkpoint_every`) and what it tolerates (`skip_nonfinite`); any
-        other change is refused (`config.apply_resume_changes`), from Python as from the
+        named dataset is now (`data_dir`), lower the lr after a divergence (`lr`), change
+        how often it saves (`checkpoint_every`), what it tolerates (`skip_nonfinite`), where
+        and how its disk cache lives (`cache`, `cache_dir`, `cache_ram`) and how many threads
+        it uses (`threads`): `config.RESUMABLE_CHANGES`. Any other change is refused (`config.apply_resume_changes`), from Python as from the
         command line. A damaged state file is named and its previous copy used."""
         run_dir = Path(run_dir)
         path = run_dir / STATE_FILE
-        if not path.is_file() and not ck.previous_path(path).is_file():
+        if not path.is_file() and not previous_path(path).is_file():
             raise CnnzooError(f"nothing to resume: {path} not found")
-        tensors, meta, used = ck.read_newest_good(path)
+        tensors, meta, used = read_newest_good(path)
         checks.check_state(meta, used)
         saved = TrainConfig.from_dict(meta["config"])
         cfg = apply_resume_changes(saved, changes or {}, int(meta["epoch"]))
@@ -286,11 +292,11 @@ class Trainer:
 
     def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """The whole resumable state (every rank's share gathered; a collective under DDP)."""
-        opt_t, opt_meta = ck.optimizer_tensors(self.optimizer)
+        opt_t, opt_meta = optimizer_tensors(self.optimizer)
         mid_epoch = self.loop.batch > 0
         tensors = {
-            **ck.prefixed("model", self.model.state_dict()),
-            **ck.prefixed("optim", opt_t),
+            **prefixed("model", self.model.state_dict()),
+            **prefixed("optim", opt_t),
             # the epoch in progress is redrawn from the generator state at its start
             "rng/data": self.order_state if mid_epoch else self.gen.get_state(),
         }
@@ -298,7 +304,7 @@ class Trainer:
             for rank, value in enumerate(self.dist.gather(t)):
                 tensors[self._rank_key(key, rank)] = value
         if self.ema is not None:
-            tensors.update(ck.prefixed("ema", self.ema.state_dict()))
+            tensors.update(prefixed("ema", self.ema.state_dict()))
         meta = {
             "config": self.cfg.to_dict(),
             **self.loop.to_meta(),
@@ -312,10 +318,10 @@ class Trainer:
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         self.loop = LoopState.from_meta(meta, self.steps_per_epoch)
-        self.model.load_state_dict(ck.unprefixed("model", tensors))
-        ck.load_optimizer(self.optimizer, ck.unprefixed("optim", tensors), meta["optimizer"])
+        self.model.load_state_dict(unprefixed("model", tensors))
+        load_optimizer(self.optimizer, unprefixed("optim", tensors), meta["optimizer"])
         if self.ema is not None:
-            self.ema.load_state_dict(ck.unprefixed("ema", tensors))
+            self.ema.load_state_dict(unprefixed("ema", tensors))
         self.gen.set_state(tensors["rng/data"])
         self.order_state = self.gen.get_state()
         rank = self.dist.rank
@@ -348,12 +354,12 @@ class Trainer:
         error = None
         if self.dist.is_main:
             try:
-                ck.save_tensors(self.run_dir / STATE_FILE, tensors, meta, keep_previous=True)
+                save_tensors(self.run_dir / STATE_FILE, tensors, meta, keep_previous=True)
             except CnnzooError as e:
                 error = str(e)
         error = self.dist.broadcast(error)
         if error is not None:
-            raise ck.WriteError(error)
+            raise WriteError(error)
         self.saved_step = self.loop.step
 
     def _check_finite(self) -> None:
@@ -392,7 +398,6 @@ class Trainer:
 
     def checkpoint_info(self, row: dict[str, Any], weights_kind: str) -> dict[str, Any]:
         """The sidecar: everything predict and eval need, plus where the weights came from."""
-        from .. import __version__
 
         cfg = self.cfg
         return {
@@ -662,7 +667,7 @@ class Trainer:
         cfg, loop = self.cfg, self.loop
         show_log_lines()
         if self.dist.is_main:
-            ck.write_json(self.run_dir / "config.json", cfg.to_dict())
+            write_json(self.run_dir / CONFIG_FILE, cfg.to_dict())
         if loop.epoch == 0 and loop.step == 0:
             log.info(
                 "training %s on %s: %d train / %d %s images, %d classes, %dpx, recipe %s, "
@@ -704,9 +709,7 @@ class Trainer:
             return self._result(interrupted=self.stops.received or "a stop signal")
         done = loop.epoch >= cfg.epochs or self.stopped_early
         if done and loop.history and self.dist.is_main:
-            from .plots import plot_curves, run_title
-
-            plot_curves(loop.history, self.run_dir / "curves.png", run_title(self))
+            plot_curves(loop.history, self.run_dir / CURVES_FILE, run_title(self))
         return self._result()
 
     def _epochs(self, stop_after: int | None) -> bool:
@@ -782,9 +785,9 @@ class Trainer:
         # would make a resumed run skip this epoch
         if self.dist.is_main:
             info = self.checkpoint_info(row, kind)
-            ck.save_checkpoint(self.run_dir / "last.safetensors", weights, info)
+            save_checkpoint(self.run_dir / LAST_FILE, weights, info)
             if row["is_best"]:
-                ck.save_checkpoint(self.run_dir / "best.safetensors", weights, info)
+                save_checkpoint(self.run_dir / BEST_FILE, weights, info)
             write_metrics(self.run_dir, loop.history)
         self.save_state()
         log.info(epoch_line(row, self.cfg.epochs))
@@ -818,7 +821,6 @@ def show_log_lines() -> None:
 
 
 def _train_transform(batch: torch.Tensor, aug, generator: torch.Generator) -> torch.Tensor:
-    from ..data.transforms import train_transform
 
     return train_transform(batch, aug, generator)
 
@@ -845,9 +847,8 @@ def train(
 
     `bundle` replaces `load_data(cfg.data, ...)` (handy for data already in memory);
     `stop_after` ends this call after that many epochs, as if stopped, to be resumed later.
-    With `resume`, `cfg` holds the changes to the run (only epochs, device, data_dir, lr,
-    checkpoint_every and skip_nonfinite may differ from its own settings, as with
-    `cnnzoo train --resume`). Under torchrun, every process calls this and trains its share.
+    With `resume`, `cfg` holds the changes to the run (only `config.RESUMABLE_CHANGES` may
+    differ from its own settings, as with `cnnzoo train --resume`). Under torchrun, every process calls this and trains its share.
     """
     dist = distributed.init_from_env(cfg.device if cfg is not None else "auto")
     if resume is not None:

@@ -15,34 +15,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data.types import DataBundle
-from ..errors import CnnzooError
-from . import checkpoint as ck
-from .config import TrainConfig, resolve_config, validate_config
-from .distributed import Dist
-from .evaluate import Preprocess
-from .optim import freeze_backbone
-
-STATE_FILE = "state.safetensors"
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto (the first CUDA GPU, else the CPU), cpu, cuda or cuda:N, checked to exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        dev = None
-    if dev is None or dev.type not in ("cpu", "cuda"):
-        raise CnnzooError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
-    if dev.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise CnnzooError(f"--device {name} asked for, but no CUDA GPU is available")
-        if dev.index is not None and dev.index >= count:
-            raise CnnzooError(f"--device {name}: this machine has {count} GPU(s), cuda:0..")
-    return dev
+from cnnzoo.artifacts.sidecar import STATE_FILE, checkpoint_facts, resolve_checkpoint
+from cnnzoo.data import load_data
+from cnnzoo.data.sources import canonical_source
+from cnnzoo.data.stats import channel_stats
+from cnnzoo.data.transforms import default_augment
+from cnnzoo.data.types import DataBundle
+from cnnzoo.errors import CnnzooError
+from cnnzoo.hub import fetch_weights
+from cnnzoo.infer.evaluate import Preprocess
+from cnnzoo.infer.machine import resolve_device
+from cnnzoo.models.factory import create_model, get_entry
+from cnnzoo.train import checks
+from cnnzoo.train.config import TrainConfig, resolve_config, validate_config
+from cnnzoo.train.distributed import Dist, convert_sync_batchnorm
+from cnnzoo.train.optim import freeze_backbone
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -81,7 +68,6 @@ def claim_run_dir(out: str | None, cfg: TrainConfig) -> tuple[Path, bool]:
 
 def augment_cfg(cfg: TrainConfig, mean, std):
     """The AugmentCfg for a preset: none | shift | light | standard | strong."""
-    from ..data.transforms import default_augment
 
     base = default_augment(cfg.image_size, tuple(mean), tuple(std), hflip=bool(cfg.hflip))
     pad = max(1, cfg.image_size // 8) if cfg.crop_pad is None else cfg.crop_pad
@@ -156,8 +142,6 @@ def prepare_run(
     """Check `cfg`, claim the run folder (or take `run_dir` of a resumed run), load the data
     and build the model. `saved` is a resumed run's state metadata: its weights come from the
     state, so the original --weights file may be gone."""
-    from ..data.load import canonical_source
-    from ..registry import get_entry
 
     validate_config(cfg)  # cheap checks first: a typo should not wait for the data to load
     # paths absolute, so that eval and --resume work from any folder
@@ -166,12 +150,10 @@ def prepare_run(
     get_entry(cfg.model)
     load_weights = cfg.weights if saved is None else None
     if cfg.pretrained and saved is None:  # the published file, fetched into the cache
-        from ..hub import fetch_weights
-
         load_weights = str(fetch_weights(cfg.model, progress=progress))
     if load_weights is not None:
         if Path(load_weights).is_dir():  # a cnnzoo run folder: its best checkpoint
-            load_weights = str(ck.resolve_checkpoint(load_weights))
+            load_weights = str(resolve_checkpoint(load_weights))
             cfg = dataclasses.replace(cfg, weights=load_weights)
         if not Path(load_weights).is_file():
             raise CnnzooError(f"weights file not found: {cfg.weights}")
@@ -190,8 +172,6 @@ def prepare_run(
 
 def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) -> RunSetup:
     if bundle is None:
-        from ..data import load_data
-
         bundle = load_data(
             cfg.data,
             data_dir=cfg.data_dir,
@@ -208,12 +188,10 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
         raise CnnzooError(f"{cfg.data}: no training images")
     cfg = resolve_config(cfg, bundle.image_size)
     classes = list(bundle.classes)
-    from . import checks
 
     checks.before_training(cfg, bundle, run_dir)
 
     # model: seeded so that the same config gives the same initial weights
-    from ..registry import create_model
 
     torch.manual_seed(cfg.seed)
     in_chans = int(bundle.train.images.shape[1])
@@ -232,11 +210,9 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
     if saved is not None and "mean" in saved:
         mean, std = tuple(saved["mean"]), tuple(saved["std"])
     elif cfg.stats:  # asked for: the data's own, measured on its training images
-        from ..data.stats import channel_stats
-
         mean, std = channel_stats(bundle.train.images)
     elif load_weights is not None and in_chans == 3:
-        facts = ck.checkpoint_facts(load_weights)
+        facts = checkpoint_facts(load_weights)
         mean = tuple(facts.get("mean") or model.cfg.mean)
         std = tuple(facts.get("std") or model.cfg.std)
     crop_pct = 0.875 if cfg.augment in ("standard", "strong") else 1.0
@@ -244,8 +220,6 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
         freeze_backbone(model)
     model.to(device)
     if cfg.sync_bn and dist.enabled:
-        from .distributed import convert_sync_batchnorm
-
         model = convert_sync_batchnorm(model, device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)

@@ -12,7 +12,7 @@ Every option left at None is filled by `resolve_config` from a recipe chosen by 
 All recipes: cosine schedule after a linear warm-up over a share of the run (5%; 1/30 for
 small, 10% for finetune: 2 epochs of large's 40, 0.25 of a 5-epoch run),
 batch 128 (64 for large and finetune, 32 for digits); label smoothing 0.1 for large and finetune; no EMA, mixup or cutmix unless asked.
-AdamW (`--opt adamw`) defaults to lr 1e-3 and wd 0.05 instead.
+AdamW (`--opt adamw`) defaults to wd 0.05 and lr 1e-3 (fine-tuning: the recipe's lr / 100, 1e-4).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CnnzooError
+from cnnzoo.cfg import TRAIN_PRECISIONS
+from cnnzoo.errors import CnnzooError
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "onecycle", "flatcos", "constant")
 AUGMENTS = ("none", "shift", "light", "standard", "strong")
 FREEZE = ("none", "backbone")
-PRECISIONS = ("fp32", "bf16", "fp16")
 CLASS_WEIGHTS = ("none", "auto")
 SAMPLERS = ("shuffle", "balanced")
 
@@ -231,7 +231,7 @@ class TrainConfig:
         None,
         "autocast precision, forced (fp32 unless --amp chooses)",
         group="runtime",
-        choices=PRECISIONS,
+        choices=TRAIN_PRECISIONS,
     )
     channels_last: bool = option(False, "NHWC memory format", group="runtime")
     compile: bool = option(False, "torch.compile the model", group="runtime")
@@ -417,8 +417,8 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.cache in ("auto", "memory", "disk"), "--cache must be auto, memory or disk"),
         (0 < cfg.cache_ram <= 1, f"--cache-ram must be a share in (0, 1] (got {cfg.cache_ram})"),
         (0 <= cfg.seed <= MAX_SEED, f"--seed must be in [0, 2**63 - 2] (got {cfg.seed})"),
-        (cfg.precision is None or cfg.precision in PRECISIONS,
-         f"--precision must be one of {', '.join(PRECISIONS)}"),
+        (cfg.precision is None or cfg.precision in TRAIN_PRECISIONS,
+         f"--precision must be one of {', '.join(TRAIN_PRECISIONS)}"),
         (cfg.threads is None or cfg.threads >= 1, "--threads must be at least 1"),
         (cfg.patience >= 0, "--patience must not be negative"),
         (cfg.class_weights in CLASS_WEIGHTS, "--class-weights must be none or auto"),
@@ -432,11 +432,13 @@ def validate_config(cfg: TrainConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise CnnzooError(message)
-    from ..registry import check_overrides
+    # function-local for start-up time: the CLI builds its options from this module, and the
+    # model factory imports torch (`cnnzoo models` and `--help` import none)
+    from cnnzoo.models.factory import check_overrides
 
     check_overrides(cfg.model, cfg.model_opts)
     if "stem" in cfg.model_opts:  # cheap, so before any data loads; the same check as the models
-        from ..models.base import check_stem
+        from cnnzoo.models.base import check_stem  # local: torch, as above
 
         check_stem(cfg.model_opts["stem"])
 
@@ -456,7 +458,7 @@ def apply_resume_changes(
     """`saved` with `changes` (TrainConfig field -> value) applied, as a resumed run may take
     them: only RESUMABLE_CHANGES may differ from the run's own settings; anything else is
     refused with one line naming the options, rather than silently ignored."""
-    from ..data.load import canonical_source
+    from cnnzoo.data.sources import canonical_source  # local: cnnzoo.data imports torch
 
     bad = []
     for key, value in changes.items():

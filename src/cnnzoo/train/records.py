@@ -8,7 +8,8 @@ import json
 import math
 from pathlib import Path
 
-from .checkpoint import _atomic_write_bytes
+from cnnzoo.artifacts.files import atomic_write_bytes
+from cnnzoo.artifacts.sidecar import METRICS_CSV, METRICS_JSONL
 
 
 def _clean(v):
@@ -19,7 +20,7 @@ def write_metrics(run_dir: Path, history: list[dict]) -> None:
     """Rewrite both files from the whole history (kept in the training state), so a resumed run
     never repeats or loses a line."""
     lines = "".join(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n" for row in history)
-    _atomic_write_bytes(run_dir / "metrics.jsonl", lines.encode())
+    atomic_write_bytes(run_dir / METRICS_JSONL, lines.encode())
     keys: list[str] = []
     for row in history:
         keys += [k for k in row if k not in keys]
@@ -28,7 +29,7 @@ def write_metrics(run_dir: Path, history: list[dict]) -> None:
     w.writeheader()
     for row in history:
         w.writerow({k: ("" if _clean(v) is None else v) for k, v in row.items()})
-    _atomic_write_bytes(run_dir / "metrics.csv", buf.getvalue().encode())
+    atomic_write_bytes(run_dir / METRICS_CSV, buf.getvalue().encode())
 
 
 def epoch_line(row: dict, epochs: int) -> str:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..cfg import ModelCfg
-from ..errors import CnnzooError
-
-if TYPE_CHECKING:
-    from .fast import InferencePath
+from cnnzoo.cfg import ModelCfg
+from cnnzoo.data import load_data
+from cnnzoo.data.sources import canonical_source
+from cnnzoo.data.transforms import eval_transform
+from cnnzoo.errors import CnnzooError
+from cnnzoo.infer.fast import InferencePath, prepare_inference
+from cnnzoo.infer.load import load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,6 @@ class Preprocess:
         return cls(cfg.input_size, cfg.mean, cfg.std, cfg.crop_pct, cfg.interpolation)
 
     def __call__(self, batch_u8: torch.Tensor) -> torch.Tensor:
-        from ..data.transforms import eval_transform
 
         return eval_transform(
             batch_u8, self.input_size, self.mean, self.std, self.crop_pct, self.interpolation
@@ -210,8 +211,6 @@ def prepare_evaluation(
     (model, sidecar) to score instead of loading `checkpoint` (e.g. an exported file in another
     runtime). `precision` picks the inference path of a PyTorch model
     (engine.fast.prepare_inference; "fp32" is the exact model)."""
-    from .checkpoint import load_checkpoint
-    from .fast import prepare_inference
 
     if split not in ("train", "val", "test"):
         raise CnnzooError(f"--split must be train, val or test (got {split!r})")
@@ -244,8 +243,6 @@ def checkpoint_split(
     default) is split the same way, so `val` holds no training image; other data is scored on
     its own val/test folder, or whole when it has none. Returns (images, data, split name,
     whether it is the training data)."""
-    from ..data import load_data
-    from ..data.load import canonical_source
 
     trained_on = meta.get("data", {})
     data = data or trained_on.get("source")

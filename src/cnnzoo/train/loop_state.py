@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CnnzooError
+from cnnzoo.errors import CnnzooError
 
 
 @dataclass

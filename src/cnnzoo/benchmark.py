@@ -3,6 +3,7 @@ spread), peak memory, and the machine it ran on. `cnnzoo bench` prints what `ben
 
 from __future__ import annotations
 
+import math
 import resource
 import statistics
 import time
@@ -12,8 +13,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import OptionError
-from .machine import machine_info
+from cnnzoo import create_model
+from cnnzoo.errors import OptionError
+from cnnzoo.export.writers import write_onnx
+from cnnzoo.infer.fast import fast_form
+from cnnzoo.infer.machine import machine_info
+from cnnzoo.infer.runtime import OnnxModule
+from cnnzoo.models.factory import get_model_cfg
 
 
 @dataclass
@@ -51,6 +57,28 @@ class BenchResult:
         return {**settings, **d}
 
 
+def signal_weights_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give an untrained model seeded weights that keep activations of order one through any
+    depth (fan-in scaled matrices, norm scales near 1, small shifts, running variances in
+    [0.5, 1.5]), in place. Fresh initialisations leave some families' logits near 1e-9, where
+    any parity tolerance holds trivially and timings meet denormal numbers."""
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for key, t in model.state_dict().items():
+        if not t.is_floating_point():
+            state[key] = t
+        elif key.endswith("running_var"):
+            state[key] = torch.rand(t.shape, generator=g) + 0.5
+        elif t.ndim >= 2:
+            state[key] = torch.randn(t.shape, generator=g) / math.sqrt(t[0].numel())
+        elif key.endswith("weight"):
+            state[key] = 1 + 0.1 * torch.randn(t.shape, generator=g)
+        else:
+            state[key] = 0.1 * torch.randn(t.shape, generator=g)
+    model.load_state_dict(state)
+    return model.eval()
+
+
 def _peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -77,8 +105,6 @@ def build_step(s: BenchSettings, model: nn.Module, x: torch.Tensor):
 
             return step
         if s.optimize:
-            from .fast import fast_form
-
             run = fast_form(model, x[:1], dtype or torch.float32, compile=s.compile)
 
             def step() -> None:
@@ -119,9 +145,6 @@ def onnx_session(model: nn.Module, x: torch.Tensor) -> nn.Module:
     torch's thread count."""
     import tempfile
 
-    from ..export.runtime import OnnxModule
-    from ..export.writers import write_onnx
-
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.onnx"
         write_onnx(model, path, x, {})
@@ -152,8 +175,6 @@ def check_settings(s: BenchSettings) -> None:
 
 def benchmark(s: BenchSettings) -> BenchResult:
     """Time `s.iters` iterations after `s.warmup` untimed ones on random input."""
-    from .. import create_model
-    from ..registry import get_model_cfg
 
     check_settings(s)
     device = torch.device(s.device)
@@ -161,7 +182,8 @@ def benchmark(s: BenchSettings) -> BenchResult:
         raise OptionError("--device cuda, but torch sees no CUDA device here; use --device cpu")
     size = s.input_size or get_model_cfg(s.model).input_size
     torch.manual_seed(0)
-    model = create_model(s.model, num_classes=s.num_classes).to(device)
+    # seeded weights with activations of order one: fresh inits meet denormal numbers
+    model = signal_weights_(create_model(s.model, num_classes=s.num_classes)).to(device)
     x = torch.randn(s.batch, 3, size, size, device=device)
     step = build_step(s, model, x)
     if device.type == "cuda":

@@ -12,13 +12,16 @@ from pathlib import Path
 
 import torch
 
-from ..data.types import DataBundle
-from ..errors import CnnzooError
-from .config import TrainConfig
+from cnnzoo.artifacts.files import write_text
+from cnnzoo.artifacts.sidecar import SKIPPED_FILE
+from cnnzoo.data.images import shown
+from cnnzoo.data.types import DataBundle
+from cnnzoo.errors import CnnzooError
+from cnnzoo.models.factory import create_model, get_model_cfg
+from cnnzoo.train.config import TrainConfig, validate_config
 
 log = logging.getLogger("cnnzoo")
 
-SKIPPED_FILE = "skipped.tsv"
 # A training input more than this many times the side the images are stored at is refused:
 # it only blows up memory and compute with interpolated pixels.
 MAX_UPSCALE = 4
@@ -75,7 +78,6 @@ def check_model_input(cfg: TrainConfig, in_chans: int, num_classes: int) -> None
     """Refuse an input size the model cannot take (inception_v3 at 32 px), naming about the
     smallest one that works. Runs on the meta device: shapes only, no memory, no arithmetic;
     only below the model's native size, where such a failure is possible."""
-    from ..registry import create_model, get_model_cfg
 
     size = int(cfg.image_size)
     native = int(get_model_cfg(cfg.model).input_size)
@@ -105,8 +107,6 @@ def write_skipped(run_dir: Path, skipped: list[tuple[str, str]]) -> Path | None:
     """All the files left out of the data, one `path<TAB>reason` per line, in the run folder."""
     if not skipped:
         return None
-    from ..data.images import shown
-    from .checkpoint import write_text
 
     path = Path(run_dir) / SKIPPED_FILE
     lines = [f"{shown(f)}\t{why}" for f, why in skipped]
@@ -150,7 +150,6 @@ def check_state(meta: dict, path: Path) -> None:
                 f"{path}: {message}; the state file is damaged or was edited, so the run "
                 "cannot resume from it (start again, or restore the file)"
             )
-    from .config import validate_config
 
     try:
         validate_config(TrainConfig.from_dict(cfg))

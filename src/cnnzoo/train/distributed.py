@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import CnnzooError
+from cnnzoo.errors import CnnzooError
+from cnnzoo.train.signals import STOP_SIGNALS
 
 
 @dataclass(frozen=True)
@@ -162,8 +163,6 @@ def run_forwarding_signals(cmd: list[str]) -> int:
     (to itself when it started none); its exit code, or 128 + the signal's number when a
     signal stopped it cleanly."""
     import signal
-
-    from .signals import STOP_SIGNALS
 
     proc = subprocess.Popen(cmd, start_new_session=True)
     received: list[int] = []

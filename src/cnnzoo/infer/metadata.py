@@ -9,21 +9,16 @@ ONNX `metadata_props` (string to string) or TorchScript extra files.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
-from ..errors import CnnzooError
+from cnnzoo.data.transforms import resize_side
+from cnnzoo.errors import CnnzooError
 
 FORMAT = "cnnzoo-export-v1"
 DEFAULT_OPSET = 17
 META_KEY = "cnnzoo"
 TORCHSCRIPT_FILE = "cnnzoo.json"  # the extra file inside a TorchScript archive
 REQUIRED = ("model", "num_classes", "classes", "input_size", "mean", "std")
-
-
-def resize_side(input_size: int, crop_pct: float) -> int:
-    """Shorter side the image is resized to before the centre crop (as in eval_transform)."""
-    return math.floor(input_size / crop_pct + 1e-6)
 
 
 def interpolation(meta: dict[str, Any]) -> str:

@@ -1,5 +1,5 @@
-"""The machine a figure was measured on: CPU name and the flags that decide what bf16 costs,
-cores, threads, load, torch version, GPU."""
+"""The machine: which device to run on (`resolve_device`), and what a figure was measured on
+(CPU name and the flags that decide what bf16 costs, cores, threads, load, torch, GPU)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import os
 import platform
 
 import torch
+
+from cnnzoo.errors import CnnzooError
 
 # CPU flags that decide what bf16 costs: AMX tiles, AVX512 with bf16 dot products
 BF16_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f")
@@ -59,3 +61,22 @@ def bf16_is_native(device: torch.device) -> bool:
         return False
     flags = cpu_features()
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto (the first CUDA GPU, else the CPU), cpu, cuda or cuda:N, checked to exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise CnnzooError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise CnnzooError(f"--device {name} asked for, but no CUDA GPU is available")
+        if dev.index is not None and dev.index >= count:
+            raise CnnzooError(f"--device {name}: this machine has {count} GPU(s), cuda:0..")
+    return dev

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CnnzooError
-from .cam import CamExplainer
-from .predict import Predictor
+from cnnzoo.data import load_image
+from cnnzoo.errors import CnnzooError
+from cnnzoo.infer.predict import Predictor
+from cnnzoo.insight.annotate import draw_lines, heat_overlay, label_lines, save
+from cnnzoo.insight.cam import CamExplainer
 
 
 @dataclass
@@ -69,8 +71,6 @@ def explain_files(
     """Write OUT/NNNNN_STEM.png for each readable file: the image with its map and label (and
     the true class, green or red, for a file in a folder named after a class).
     Returns the explanations, the (file, reason) of unreadable files and the layer used."""
-    from ..data import load_image
-    from .annotate import draw_lines, heat_overlay, label_lines, save
 
     target = class_index(predictor.classes, class_name)
     explainer = CamExplainer(predictor.model, layer, method)

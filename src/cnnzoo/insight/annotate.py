@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from cnnzoo.infer.predict import Prediction
+
 MIN_SIDE = 224
 GREEN, RED, YELLOW = (40, 200, 60), (230, 40, 40), (255, 230, 0)
 
@@ -80,3 +82,13 @@ def heat_overlay(image: torch.Tensor, cam: torch.Tensor, alpha: float = 0.45) ->
 def save(im: Image.Image, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     im.save(path)
+
+
+def draw_prediction(
+    image: torch.Tensor, pred: Prediction, path: str | Path, true: str | None = None
+) -> None:
+    """Save `image` (uint8 [C, H, W]) with its top class and probability written on it, and
+    the true class when known (green when right, red when wrong). Small images are enlarged
+    by a whole factor without blur; the text follows the picture's size."""
+    name, _, prob = pred.top[0]
+    save(draw_lines(enlarge(to_pil(image)), label_lines(name, prob, true)), path)

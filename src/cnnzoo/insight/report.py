@@ -15,6 +15,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from cnnzoo.artifacts.sidecar import CURVES_FILE
+from cnnzoo.insight.annotate import draw_lines, enlarge, heat_overlay, label_lines, to_pil
+from cnnzoo.insight.cam import CamExplainer
+from cnnzoo.insight.explain import seen_images
+from cnnzoo.insight.plots import plot_confusion
+
 
 def class_metrics(confusion: list[list[int]], classes: list[str]) -> dict[str, dict[str, float]]:
     """name -> precision, recall, f1 (percent; NaN when undefined) and support (true images);
@@ -86,7 +92,6 @@ def top_losses(logits: torch.Tensor, labels: torch.Tensor, k: int = 16) -> list[
 def top_loss_tiles(images: torch.Tensor, losses: list[TopLoss], classes: list[str]) -> list:
     """One labelled picture per top loss: predicted class and probability, then the truth
     (red when wrong, green when right)."""
-    from .annotate import draw_lines, enlarge, label_lines, to_pil
 
     tiles = []
     for t in losses:
@@ -114,9 +119,6 @@ def grid(tiles: list, columns: int = 4, gap: int = 4):
 def cam_tiles(ev, losses: list[TopLoss], classes: list[str]) -> tuple[list[tuple], str | None]:
     """(map of the predicted class, map of the true class) over each top-loss image, and the
     layer the maps were read at."""
-    from .annotate import draw_lines, heat_overlay
-    from .cam import CamExplainer
-    from .explain import seen_images
 
     model = ev.model
     if (
@@ -256,7 +258,6 @@ def write_error_report(ev, logits: torch.Tensor, report: dict, stem: Path, top_k
     """Add the error analysis to `report` and write its pictures and page beside `stem`:
     STEM-confusion.png (normalised), STEM-confusion-counts.png, STEM-top-losses.png and
     STEM.html. Returns the report."""
-    from .plots import plot_confusion
 
     classes = report["classes"]
     report["class_metrics"] = class_metrics(report["confusion"], classes)
@@ -284,11 +285,10 @@ def write_error_report(ev, logits: torch.Tensor, report: dict, stem: Path, top_k
     cams, layer = cam_tiles(ev, losses[:12], classes)
     report["cam_layer"] = layer
     pictures = {k: files[k].read_bytes() for k in ("confusion", "confusion_counts")}
-    curves = Path(report["checkpoint"]).parent / "curves.png"
+    curves = Path(report["checkpoint"]).parent / CURVES_FILE
     if curves.is_file():
         pictures["curves"] = curves.read_bytes()
     cards = []
-    from .annotate import enlarge, to_pil
 
     for item, t, pair in zip(report["top_losses"], losses, cams, strict=False):
         plain = enlarge(to_pil(ev.images[t.index]))
@@ -296,7 +296,6 @@ def write_error_report(ev, logits: torch.Tensor, report: dict, stem: Path, top_k
                  ("map of the true class", png_bytes(pair[1]))]  # fmt: skip
         cards.append({**item, "pictures": shots})
     report["files"] = {k: str(v) for k, v in files.items()}
-    report["confusion_png"] = report["files"]["confusion"]
     files["html"].write_text(render_html(report, pictures, cards), encoding="utf-8")
     return report
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CnnzooError
+from cnnzoo.errors import CnnzooError
 
 METHODS = ("gradcam", "gradcam++")
 

@@ -19,8 +19,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import CnnzooError
-from .optim import set_lr
+from cnnzoo.artifacts.files import write_json
+from cnnzoo.data.transforms import train_transform
+from cnnzoo.errors import CnnzooError
+from cnnzoo.infer.evaluate import autocast
+from cnnzoo.insight.plots import pyplot
+from cnnzoo.train.optim import set_lr
 
 
 @dataclass
@@ -134,7 +138,6 @@ def lr_find_title(trainer) -> str:
 
 def plot_lr_find(result: LrFindResult, path: str | Path, title: str = "") -> None:
     """Smoothed (and raw) loss against lr on a log axis, the suggestion marked."""
-    from .plots import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -161,7 +164,6 @@ def plot_lr_find(result: LrFindResult, path: str | Path, title: str = "") -> Non
 def trainer_batches(trainer, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Augmented training batches as `trainer` makes them, from generators of their own (the
     trainer's data order and augmentation are left as they are)."""
-    from ..data.transforms import train_transform
 
     cfg, dev = trainer.cfg, trainer.device
     gen = torch.Generator().manual_seed(seed)
@@ -183,7 +185,6 @@ def find_lr(
     progress: bool = False,
 ) -> LrFindResult:  # fmt: skip
     """The range test on a Trainer's model, optimiser, data, augmentation, modes and loss."""
-    from .evaluate import autocast
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         with autocast(trainer.device, trainer.amp_dtype):
@@ -210,8 +211,6 @@ def use_lr_find(trainer) -> LrFindResult:
     the run's lr), keep the curve (lr_find.png) and the figures (lr_find.json) in the run."""
     import dataclasses
     import logging
-
-    from .checkpoint import write_json
 
     result = find_lr(trainer, steps=AUTO_STEPS, progress=trainer.progress)
     trainer.setup.cfg = dataclasses.replace(trainer.cfg, lr=result.suggestion)

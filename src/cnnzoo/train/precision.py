@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CnnzooError
-from .config import PRECISIONS
-from .machine import bf16_is_native
+from cnnzoo.cfg import TRAIN_PRECISIONS as PRECISIONS
+from cnnzoo.errors import CnnzooError
+from cnnzoo.infer.machine import bf16_is_native
 
 log = logging.getLogger("cnnzoo")
 

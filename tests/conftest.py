@@ -19,16 +19,37 @@ DATASETS = Path(os.environ.get("CNNZOO_DATASETS", SHARED / "datasets"))
 torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 
-@cache
-def reference_models() -> dict:
-    path = REFERENCE / "models.json"
+ZOO2 = REFERENCE / "zoo2"  # the second part of the zoo: the same kinds of facts, merged in
+
+
+def _json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
 @cache
+def reference_models() -> dict:
+    return {**_json(REFERENCE / "models.json"), **_json(ZOO2 / "models.json")}
+
+
+@cache
 def published() -> dict:
-    path = REFERENCE / "published.json"
-    return json.loads(path.read_text())["models"] if path.is_file() else {}
+    """torchvision's weight sets per model. zoo2's published.json lists timm's tags beside them
+    (entries with a "tag" instead of "weights"): those are in `timm_tags()`."""
+    models = dict(_json(REFERENCE / "published.json").get("models", {}))
+    for name, rows in _json(ZOO2 / "published.json").get("models", {}).items():
+        if all("weights" in r for r in rows):
+            models[name] = rows
+    return models
+
+
+@cache
+def timm_tags() -> dict:
+    """timm's pretrained tags per model (Hugging Face id, preprocessing, top-1)."""
+    tags = dict(_json(REFERENCE / "timm_tags.json").get("models", {}))
+    for name, rows in _json(ZOO2 / "published.json").get("models", {}).items():
+        if all("tag" in r for r in rows):
+            tags[name] = rows
+    return tags
 
 
 @cache
@@ -44,12 +65,10 @@ def parity_module():
 
 @cache
 def parity_outputs() -> dict:
-    path = REFERENCE / "parity.safetensors"
-    if not path.is_file():
-        return {}
     from safetensors.torch import load_file
 
-    return load_file(str(path))
+    paths = [REFERENCE / "parity.safetensors", ZOO2 / "parity.safetensors"]
+    return {k: v for p in paths if p.is_file() for k, v in load_file(str(p)).items()}
 
 
 def need_reference():

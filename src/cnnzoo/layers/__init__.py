@@ -46,3 +46,19 @@ __all__ += [
     "Transition",
     "four_branch",
 ]
+
+from .activations import ScaledTanh  # noqa: E402
+from .fire import Fire  # noqa: E402
+from .lecun import LENET5_C3_TABLE, ConnectionTableConv, Subsampling  # noqa: E402
+from .shuffle import ChannelShuffle  # noqa: E402
+from .shuffle_unit import ShuffleV1Unit  # noqa: E402
+
+__all__ += [
+    "LENET5_C3_TABLE",
+    "ChannelShuffle",
+    "ConnectionTableConv",
+    "Fire",
+    "ScaledTanh",
+    "ShuffleV1Unit",
+    "Subsampling",
+]

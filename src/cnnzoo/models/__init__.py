@@ -8,3 +8,6 @@ from . import efficientnet  # noqa: F401
 from . import shufflenet  # noqa: F401
 from . import densenet  # noqa: F401
 from . import inception, inception_resnet  # noqa: F401
+from . import vgg  # noqa: F401
+from . import squeezenet  # noqa: F401
+from . import mobilenetv1  # noqa: F401

@@ -22,12 +22,17 @@ SRC = Path(cnnzoo.__file__).parent
 PER_FAMILY = [
     "resnet18", "resnet20", "seresnet50", "resnetv2_50", "convnext_tiny", "mobilenet_v2",
     "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x0_5", "densenet121", "googlenet",
-    "inception_v3", "inception_v4", "inception_resnet_v2",
+    "inception_v3", "inception_v4", "inception_resnet_v2", "alexnet", "vgg11", "squeezenet1_1",
+    "mobilenetv1_100", "shufflenet_v1_x0_5_g3", "lenet5",
 ]  # fmt: skip
 # valid (unpadded) convolutions lose border pixels: maps are a little smaller than size / stride
-VALID_PADDING = {"inception_v3", "inception_v4", "inception_resnet_v2"}
+VALID_PADDING = {
+    "inception_v3", "inception_v4", "inception_resnet_v2", "alexnet", "squeezenet1_0",
+    "squeezenet1_1", "lenet5",
+}  # fmt: skip
 # the deepest default map is taken before the end of forward_features (as timm's is)
-DEEPEST_BEFORE_END = {"resnetv2", "efficientnet", "mobilenet_v2"}
+# (LeNet-5's C5 is a full connection to S4 in conv form: S4 is its deepest map)
+DEEPEST_BEFORE_END = {"resnetv2", "efficientnet", "mobilenet_v2", "lenet"}
 
 # what timm's features_only gives for the architectures it has (channels, reductions)
 TIMM_FEATURES = {
@@ -43,6 +48,9 @@ TIMM_FEATURES = {
     "inception_v4": ([64, 160, 384, 1024, 1536], [2, 4, 8, 16, 32]),
     "inception_resnet_v2": ([64, 192, 320, 1088, 1536], [2, 4, 8, 16, 32]),
     "resnetv2_50": ([64, 256, 512, 1024, 2048], [2, 4, 8, 16, 32]),
+    "vgg16": ([64, 128, 256, 512, 512, 512], [1, 2, 4, 8, 16, 32]),
+    "vgg11_bn": ([64, 128, 256, 512, 512, 512], [1, 2, 4, 8, 16, 32]),
+    "mobilenetv1_100": ([64, 128, 256, 512, 1024], [2, 4, 8, 16, 32]),
 }
 
 

@@ -26,6 +26,7 @@ ZOO_TABLE: dict[str, tuple[str, int, int, int]] = {
     "inception_resnet_v2": ("inception_resnet_v2", 299, 55843464, 13155794016),
     "inception_v3": ("inception_v3", 299, 23834568, 5713216096),
     "inception_v4": ("inception_v4", 299, 42679816, 12253974624),
+    "lenet5": ("lenet", 32, 61150, 561720),
     "mobilenet_v2": ("mobilenet_v2", 224, 3504872, 300774272),
     "mobilenet_v3_large": ("mobilenet_v3", 224, 5483032, 216589760),
     "mobilenet_v3_small": ("mobilenet_v3", 224, 2542856, 56510400),

@@ -11,3 +11,4 @@ from . import inception, inception_resnet  # noqa: F401
 from . import vgg  # noqa: F401
 from . import squeezenet  # noqa: F401
 from . import mobilenetv1  # noqa: F401
+from . import lenet  # noqa: F401

@@ -13,6 +13,10 @@ runs as a function in the head, so the last spatial layer is the last of `featur
 Feature maps (`features_only`): the layer before each max-pool and the last pool, as timm's
 VGG gives them (six maps, reductions 1 to 32); AlexNet's the same way (reductions 4 to 32).
 
+The adaptive pool exports to ONNX where the last map's side is a multiple of the pool's (at
+224 px: 6x6 / 7x7) or divides it (1x1 at 32 px for VGG); torch's exporter has no general
+adaptive pool.
+
 Small input (CIFAR, 32x32): `stem="cifar"` gives the first conv stride 1 with "same" padding
 and skips the first max-pool (weights keep their shapes): VGG ends on a 2x2 map instead of 1x1,
 AlexNet on 7x7 instead of not running at all (it needs 63 px).
@@ -97,6 +101,16 @@ ALEXNET = PlainSpec(
 )
 
 
+def _adaptive_pool(x: torch.Tensor, side: int) -> torch.Tensor:
+    """torchvision's adaptive average pool to side x side. A map whose sides divide `side`
+    (1x1 at 32 px for VGG) is pooled by repeating each cell, which is what the adaptive pool
+    computes there and, unlike it, exports to ONNX."""
+    h, w = x.shape[-2:]
+    if h < side and w < side and side % h == 0 and side % w == 0:
+        return x.repeat_interleave(side // h, 2).repeat_interleave(side // w, 3)
+    return F.adaptive_avg_pool2d(x, side)
+
+
 class PlainConvNet(Classifier):
     """A conv / max-pool stack with torchvision's AlexNet / VGG head."""
 
@@ -157,7 +171,7 @@ class PlainConvNet(Classifier):
         return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = F.adaptive_avg_pool2d(x, self.pool_out).flatten(1)
+        x = _adaptive_pool(x, self.pool_out).flatten(1)
         x = self.classifier[:-1](x)
         return x if pre_logits else self.classifier[-1](x)
 
@@ -171,8 +185,9 @@ ALEXNET_PAPER = "Krizhevsky et al. 2012, ImageNet Classification with Deep CNNs;
 VGG_CFG = ModelCfg("vgg", source="torchvision", paper=VGG_PAPER)
 
 
-def _make_vgg(config: str, batch_norm: bool, **kw) -> PlainConvNet:
-    return PlainConvNet(VGG_CONFIGS[config], **{"batch_norm": batch_norm, **kw})
+def _make_vgg(config: str, bn: bool, **kw) -> PlainConvNet:
+    # the name's batch-norm setting, unless batch_norm= says otherwise
+    return PlainConvNet(VGG_CONFIGS[config], **{"batch_norm": bn, **kw})
 
 
 @register_model(ModelCfg("alexnet", source="torchvision", paper=ALEXNET_PAPER))

@@ -56,6 +56,13 @@ def timm_published() -> dict:
 
 
 @cache
+def timm_tags() -> dict:
+    """timm's pretrained tags per model, both parts of the zoo (Hugging Face id,
+    preprocessing, top-1)."""
+    return {**_json(REFERENCE / "timm_tags.json").get("models", {}), **timm_published()}
+
+
+@cache
 def parity_module():
     path = REFERENCE / "parity.py"
     if not path.is_file():
@@ -68,15 +75,10 @@ def parity_module():
 
 @cache
 def parity_outputs() -> dict:
-    path = REFERENCE / "parity.safetensors"
-    if not path.is_file():
-        return {}
     from safetensors.torch import load_file
 
-    outputs = load_file(str(path))
-    if (ZOO2 / "parity.safetensors").is_file():
-        outputs.update(load_file(str(ZOO2 / "parity.safetensors")))
-    return outputs
+    paths = [REFERENCE / "parity.safetensors", ZOO2 / "parity.safetensors"]
+    return {k: v for p in paths if p.is_file() for k, v in load_file(str(p)).items()}
 
 
 def missing(what: str) -> None:

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 import torch
-from conftest import missing, published, reference_models, timm_published
+from conftest import missing, published, reference_models, timm_published, timm_tags
 
 from cnnzoo import create_model
 from cnnzoo.download import download
@@ -109,9 +109,9 @@ def test_table_lists_every_torchvision_file_and_every_timm_model():
         if model not in registered:
             continue
         entries = PUBLISHED[model]
-        assert {(e.tag, e.file) for e in entries} == {(r["weights"], r["url"]) for r in rows}
-        # the default, what ModelCfg describes: torchvision's own where the facts say, else
-        # the best
+        files = {(r["weights"], r["url"].rsplit("/", 1)[-1]) for r in rows}  # URL or file name
+        assert {(e.tag, e.file) for e in entries} == files
+        # the default, what ModelCfg describes: the reference's own where it says, else the best
         flagged = [r for r in rows if r.get("default")]
         best = flagged[0] if flagged else max(rows, key=lambda r: r["acc1"])
         assert entries[0].tag == best["weights"] and len(entries) == len(rows)
@@ -165,6 +165,26 @@ def test_weights_cfg_gives_each_sets_transform():
     ra4 = weights_cfg("resnet50d", "ra4_e3600_r224_in1k")
     assert ra4.mean == ra4.std == (0.5, 0.5, 0.5) and ra4.crop_pct == 0.95
     assert weights_cfg("resnet50") == get_model_cfg("resnet50")
+
+
+def test_timm_defaults_are_published_tags_with_their_preprocessing():
+    """A timm-sourced model's default tag is one timm publishes for it, and the model's config
+    is that tag's eval transform (size, crop, interpolation, normalisation)."""
+    tags = timm_tags()
+    if not tags:
+        pytest.skip("timm tags not found (set CNNZOO_REFERENCE)")
+    for model, entries in PUBLISHED.items():
+        cfg = get_model_cfg(model)
+        if cfg.source != "timm":
+            continue
+        row = next((t for t in tags.get(model, []) if t["tag"] == entries[0].tag), None)
+        assert row is not None, f"{model}.{entries[0].tag} is not a timm tag"
+        assert (cfg.input_size, cfg.interpolation) == (row["input_size"], row["interpolation"])
+        # the resize side is what the crop fraction decides
+        side = round(cfg.input_size / cfg.crop_pct)
+        assert side == round(row["input_size"] / row["crop_pct"]), model
+        assert cfg.mean == pytest.approx(tuple(row["mean"])), model
+        assert cfg.std == pytest.approx(tuple(row["std"])), model
 
 
 def test_model_without_published_weights_is_one_line_error(home):

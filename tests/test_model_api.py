@@ -23,12 +23,24 @@ PER_FAMILY = [
     "resnet18", "resnet20", "seresnet50", "resnetv2_50", "convnext_tiny", "mobilenet_v2",
     "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x0_5", "densenet121", "googlenet",
     "inception_v3", "inception_v4", "inception_resnet_v2", "resnet18d", "regnet_x_400mf",
-    "efficientnet_v2_s", "mnasnet0_5",
+    "efficientnet_v2_s", "mnasnet0_5", "alexnet", "vgg11", "squeezenet1_1",
+    "mobilenetv1_100", "shufflenet_v1_x0_5_g3", "lenet5",
 ]  # fmt: skip
 # valid (unpadded) convolutions lose border pixels: maps are a little smaller than size / stride
-VALID_PADDING = {"inception_v3", "inception_v4", "inception_resnet_v2"}
+VALID_PADDING = {
+    "inception_v3", "inception_v4", "inception_resnet_v2", "alexnet", "squeezenet1_0",
+    "squeezenet1_1", "lenet5",
+}  # fmt: skip
 # the deepest default map is taken before the end of forward_features (as timm's is)
-DEEPEST_BEFORE_END = {"resnetv2", "efficientnet", "efficientnet_v2", "mobilenet_v2", "mnasnet"}
+# (LeNet-5's C5 is a full connection to S4 in conv form: S4 is its deepest map)
+DEEPEST_BEFORE_END = {
+    "resnetv2",
+    "efficientnet",
+    "efficientnet_v2",
+    "mobilenet_v2",
+    "mnasnet",
+    "lenet",
+}
 
 # what timm's features_only gives for the architectures it has (channels, reductions)
 TIMM_FEATURES = {
@@ -54,6 +66,9 @@ TIMM_FEATURES = {
     "efficientnet_v2_m": ([24, 48, 80, 176, 512], [2, 4, 8, 16, 32]),
     "efficientnet_v2_l": ([32, 64, 96, 224, 640], [2, 4, 8, 16, 32]),
     "mnasnet1_0": ([16, 24, 40, 96, 320], [2, 4, 8, 16, 32]),
+    "vgg16": ([64, 128, 256, 512, 512, 512], [1, 2, 4, 8, 16, 32]),
+    "vgg11_bn": ([64, 128, 256, 512, 512, 512], [1, 2, 4, 8, 16, 32]),
+    "mobilenetv1_100": ([64, 128, 256, 512, 1024], [2, 4, 8, 16, 32]),
 }
 
 

@@ -36,10 +36,16 @@ FAMILIES = {
     "regnet": "regnet_y_400mf",
     "efficientnet_v2": "efficientnet_v2_s",
     "mnasnet": "mnasnet0_5",
+    "alexnet": "alexnet",
+    "vgg": "vgg11",
+    "squeezenet": "squeezenet1_1",
+    "mobilenet_v1": "mobilenetv1_100",
+    "shufflenet_v1": "shufflenet_v1_x0_5_g3",
+    "lenet": "lenet5",
 }
 # the grey-image check runs a forward pass: on a few families with different stems
 FORWARD = ["resnet18", "resnet20", "efficientnet_b0", "mobilenet_v3_small", "densenet121",
-           "shufflenet_v2_x0_5", "googlenet", "resnet18d"]  # fmt: skip
+           "shufflenet_v2_x0_5", "googlenet", "resnet18d", "squeezenet1_1", "lenet5"]  # fmt: skip
 
 
 def test_every_family_is_covered():

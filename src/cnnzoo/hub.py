@@ -4,9 +4,9 @@ local cache, so that `create_model(name, pretrained=True)` needs no hunting for 
 - The table below holds, per model, the weight sets its reference publishes (torchvision's
   files, or timm's), the first being the default. A file named `<name>-<hex>.<ext>` carries the
   start of its SHA-256 (torchvision and timm check it the same way); it is checked here too.
-  inception_v4 and inception_resnet_v2 are published only on timm's Hugging Face repos, with no
-  checksum that could be found: their file must parse as safetensors, and its SHA-256 is
-  recorded on first download and checked on every later use.
+  inception_v4, inception_resnet_v2 and mobilenetv1_100 are published only on timm's Hugging
+  Face repos, with no checksum that could be found: their file must parse as safetensors, and
+  its SHA-256 is recorded on first download and checked on every later use.
 - Files are cached in `$CNNZOO_HOME/weights` (default `~/.cache/cnnzoo/weights`), downloaded
   atomically and resumably (see `download.download`); a cached file needs no network.
 - Each weight set carries the eval transform it was published with (`Transform`: input size,
@@ -152,6 +152,23 @@ _TABLE: dict[str, list[tuple]] = {
     "densenet201": [("IMAGENET1K_V1", _TV + "densenet201-c1103571.pth")],
     "googlenet": [("IMAGENET1K_V1", _TV + "googlenet-1378be20.pth")],
     "inception_v3": [("IMAGENET1K_V1", _TV + "inception_v3_google-0cc3c7bd.pth")],
+    "alexnet": [("IMAGENET1K_V1", _TV + "alexnet-owt-7be5be79.pth")],
+    "vgg11": [("IMAGENET1K_V1", _TV + "vgg11-8a719046.pth")],
+    "vgg11_bn": [("IMAGENET1K_V1", _TV + "vgg11_bn-6002323d.pth")],
+    "vgg13": [("IMAGENET1K_V1", _TV + "vgg13-19584684.pth")],
+    "vgg13_bn": [("IMAGENET1K_V1", _TV + "vgg13_bn-abd245e5.pth")],
+    "vgg16": [
+        ("IMAGENET1K_V1", _TV + "vgg16-397923af.pth"),
+        # the original Caffe VGG-16's features (ported by amdegroot): its classifier holds no
+        # trained values and its input is 0-255 pixels less their mean (torchvision's
+        # transforms for it); for backbones (features_only), not for classifying
+        ("IMAGENET1K_FEATURES", _TV + "vgg16_features-amdegroot-88682ab5.pth"),
+    ],
+    "vgg16_bn": [("IMAGENET1K_V1", _TV + "vgg16_bn-6c64b313.pth")],
+    "vgg19": [("IMAGENET1K_V1", _TV + "vgg19-dcbb9e9d.pth")],
+    "vgg19_bn": [("IMAGENET1K_V1", _TV + "vgg19_bn-c79401a0.pth")],
+    "squeezenet1_0": [("IMAGENET1K_V1", _TV + "squeezenet1_0-b66bff10.pth")],
+    "squeezenet1_1": [("IMAGENET1K_V1", _TV + "squeezenet1_1-b8a52dc0.pth")],
     # timm: its default tag per model. The GitHub release files are the ones timm's own
     # pretrained configs name for these tags (their names carry a SHA-256 prefix); timm also
     # mirrors them as safetensors on Hugging Face, with no checksum published beside them.
@@ -167,6 +184,12 @@ _TABLE: dict[str, list[tuple]] = {
     "inception_v4": [("tf_in1k", _TIMM_HF + "inception_v4.tf_in1k/resolve/main/model.safetensors")],
     "inception_resnet_v2": [
         ("tf_in1k", _TIMM_HF + "inception_resnet_v2.tf_in1k/resolve/main/model.safetensors")
+    ],
+    "mobilenetv1_100": [
+        (
+            "ra4_e3600_r224_in1k",
+            _TIMM_HF + "mobilenetv1_100.ra4_e3600_r224_in1k/resolve/main/model.safetensors",
+        )
     ],
     # the second part of the zoo: every set with its own transform
     "mnasnet0_5": [

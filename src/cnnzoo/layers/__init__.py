@@ -48,3 +48,19 @@ __all__ += [
     "Transition",
     "four_branch",
 ]
+
+from cnnzoo.layers.activations import ScaledTanh  # noqa: E402
+from cnnzoo.layers.fire import Fire  # noqa: E402
+from cnnzoo.layers.lecun import LENET5_C3_TABLE, ConnectionTableConv, Subsampling  # noqa: E402
+from cnnzoo.layers.shuffle import ChannelShuffle  # noqa: E402
+from cnnzoo.layers.shuffle_unit import ShuffleV1Unit  # noqa: E402
+
+__all__ += [
+    "LENET5_C3_TABLE",
+    "ChannelShuffle",
+    "ConnectionTableConv",
+    "Fire",
+    "ScaledTanh",
+    "ShuffleV1Unit",
+    "Subsampling",
+]

@@ -11,3 +11,7 @@ from cnnzoo.models import densenet  # noqa: F401
 from cnnzoo.models import inception, inception_resnet  # noqa: F401
 from cnnzoo.models import regnet  # noqa: F401
 from cnnzoo.models import mnasnet  # noqa: F401
+from cnnzoo.models import vgg  # noqa: F401
+from cnnzoo.models import squeezenet  # noqa: F401
+from cnnzoo.models import mobilenetv1  # noqa: F401
+from cnnzoo.models import lenet  # noqa: F401

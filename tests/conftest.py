@@ -22,16 +22,44 @@ _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 torch.set_num_threads(max(1, (os.cpu_count() or 1) // _WORKERS))
 
 
-@cache
-def reference_models() -> dict:
-    path = REFERENCE / "models.json"
+ZOO2 = REFERENCE / "zoo2"  # the same kinds of facts for the second part of the zoo
+
+
+def _json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
 @cache
+def reference_models() -> dict:
+    return {**_json(REFERENCE / "models.json"), **_json(ZOO2 / "models.json")}
+
+
+def _zoo2_published() -> dict:
+    return _json(ZOO2 / "published.json").get("models", {})
+
+
+@cache
 def published() -> dict:
-    path = REFERENCE / "published.json"
-    return json.loads(path.read_text())["models"] if path.is_file() else {}
+    """torchvision's weight sets per model: weights, url (the file name), acc1, gmacs, ...;
+    zoo2's also say which is torchvision's default and its crop / resize / interpolation."""
+    models = dict(_json(REFERENCE / "published.json").get("models", {}))
+    for name, rows in _zoo2_published().items():
+        if rows and "weights" in rows[0]:  # torchvision's (timm's tags: timm_published())
+            models[name] = [{**r, "url": r["url"].rsplit("/", 1)[1]} for r in rows]
+    return models
+
+
+@cache
+def timm_published() -> dict:
+    """timm's pretrained tags per zoo2 model: tag, hf_hub_id, url, input_size, crop_pct, ..."""
+    return {n: rows for n, rows in _zoo2_published().items() if rows and "tag" in rows[0]}
+
+
+@cache
+def timm_tags() -> dict:
+    """timm's pretrained tags per model, both parts of the zoo (Hugging Face id,
+    preprocessing, top-1)."""
+    return {**_json(REFERENCE / "timm_tags.json").get("models", {}), **timm_published()}
 
 
 @cache
@@ -47,12 +75,10 @@ def parity_module():
 
 @cache
 def parity_outputs() -> dict:
-    path = REFERENCE / "parity.safetensors"
-    if not path.is_file():
-        return {}
     from safetensors.torch import load_file
 
-    return load_file(str(path))
+    paths = [REFERENCE / "parity.safetensors", ZOO2 / "parity.safetensors"]
+    return {k: v for p in paths if p.is_file() for k, v in load_file(str(p)).items()}
 
 
 def missing(what: str) -> None:

@@ -81,7 +81,10 @@ FAMILIES = [  # (model, input side): one of each family, small enough to run in 
     ("densenet121", 64), ("mobilenet_v2", 64), ("mobilenet_v3_small", 64),
     ("efficientnet_b0", 64), ("convnext_tiny", 64), ("shufflenet_v2_x0_5", 64),
     ("googlenet", 64), ("inception_v3", 160), ("inception_v4", 160),
-    ("inception_resnet_v2", 160),
+    ("inception_resnet_v2", 160), ("resnet18d", 64), ("regnet_y_400mf", 64),
+    ("efficientnet_v2_s", 64), ("mnasnet0_5", 64),
+    ("inception_resnet_v2", 160), ("alexnet", 96), ("vgg11", 64), ("squeezenet1_1", 64),
+    ("mobilenetv1_100", 64), ("shufflenet_v1_x0_5_g3", 64), ("lenet5", 32),
 ]  # fmt: skip
 
 

@@ -41,6 +41,18 @@ FAMILIES = [
     ("inception_v3", None),
     ("inception_v4", 160),
     ("inception_resnet_v2", 160),
+    ("resnet18d", None),  # ResNet-D
+    ("regnet_y_400mf", None),
+    ("efficientnet_v2_s", 128),
+    ("mnasnet0_5", None),
+    # AlexNet's and VGG's 6x6 / 7x7 adaptive pool exports where the last map's side divides it
+    # or is a multiple of it: 1x1 here (6x6 / 7x7 at 224)
+    ("alexnet", 64),
+    ("vgg11", 32),
+    ("squeezenet1_1", None),
+    ("mobilenetv1_100", None),
+    ("shufflenet_v1_x0_5_g3", None),
+    ("lenet5", None),
 ]
 
 

@@ -58,9 +58,10 @@ def test_numeric_parity(name):
 @pytest.mark.parametrize("name", with_reference(set(published()) & set(cnnzoo.list_models())))
 def test_macs_match_published(name):
     need_reference()
-    expected = published()[name][0]["gmacs"]
     model = _build(name, "meta")
     size = model.cfg.input_size
+    rows = published()[name]  # the weight set evaluated at the model's input size, if one says
+    expected = next((r for r in rows if r.get("crop_size") == size), rows[0])["gmacs"]
     got = cnnzoo.summary(model, (1, 3, size, size), device="meta").gmacs
     assert abs(got - expected) <= 0.02 * expected, f"{got:.3f} G vs published {expected} G"
 
@@ -69,3 +70,17 @@ def test_every_reference_model_is_registered():
     """A model dropped from the registry fails here instead of silently going untested."""
     need_reference()
     assert sorted(set(reference_models()) - set(cnnzoo.list_models())) == []
+
+
+def test_stored_top1_is_the_published_default():
+    """zoo_facts' top-1 (what `cnnzoo models` and bench print) is the published accuracy of the
+    weights `pretrained=True` loads: the reference's default set (else its best)."""
+    from cnnzoo.zoo_facts import PUBLISHED_TOP1
+
+    need_reference()
+    for name, rows in published().items():
+        if name not in PUBLISHED_TOP1:
+            continue
+        flagged = [r for r in rows if r.get("default")]
+        best = flagged[0] if flagged else max(rows, key=lambda r: r["acc1"])
+        assert PUBLISHED_TOP1[name] == best["acc1"], name

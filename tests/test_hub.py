@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import weights_mirror
-from conftest import REFERENCE, missing, published
+from conftest import missing, published, timm_tags
 
 import cnnzoo
 from cnnzoo import create_model
@@ -23,7 +23,7 @@ from cnnzoo.cfg import resize_side
 from cnnzoo.download import download
 from cnnzoo.errors import CnnzooError
 from cnnzoo.hub import PUBLISHED, PublishedWeights, cache_dir, fetch_weights, published_weights
-from cnnzoo.models.factory import get_model_cfg
+from cnnzoo.models.factory import get_model_cfg, list_models, weights_cfg
 
 server = weights_mirror.server  # the loopback mirror, a fixture
 
@@ -53,8 +53,7 @@ def _sha(data: bytes) -> str:
 # ---------------------------------------------------------------- the table
 @cache
 def _timm_tags() -> dict:
-    path = REFERENCE / "timm_tags.json"
-    return json.loads(path.read_text())["models"] if path.is_file() else {}
+    return timm_tags()  # both parts of the zoo
 
 
 def test_table_lists_every_torchvision_weight_set_with_its_transform():
@@ -64,7 +63,10 @@ def test_table_lists_every_torchvision_weight_set_with_its_transform():
     ref = published()
     if not ref:
         missing("published.json not found (set CNNZOO_REFERENCE)")
+    registered = set(list_models())  # (an unregistered one fails test_fidelity's check)
     for model, rows in ref.items():
+        if model not in registered:
+            continue
         entries = [e for e in PUBLISHED[model] if e.source == "torchvision"]
         assert entries == PUBLISHED[model][: len(entries)]  # torchvision's sets come first
         by_tag = {e.tag: e for e in entries}
@@ -74,7 +76,15 @@ def test_table_lists_every_torchvision_weight_set_with_its_transform():
             assert (e.file, e.url) == (r["url"], "https://download.pytorch.org/models/" + r["url"])
             assert e.sha256 and len(e.sha256) >= 8 and f"-{e.sha256}." in e.file
             assert (e.top1, e.file_mb, e.licence) == (r["acc1"], r["file_mb"], "bsd-3-clause")
-        assert entries[0].tag == max(rows, key=lambda r: r["acc1"])["weights"]
+            if "crop_size" in r:  # zoo2's facts give each set's transform
+                assert (e.input_size, e.resize, e.interpolation) == (
+                    r["crop_size"],
+                    r["resize_size"],
+                    r["interpolation"],
+                ), e.name
+        # the default: torchvision's own where the facts say (zoo2), else the best
+        flagged = [r for r in rows if r.get("default")]
+        assert entries[0].tag == (flagged or [max(rows, key=lambda r: r["acc1"])])[0]["weights"]
     # the transforms torchvision publishes for a non-default set (not the default's)
     assert published_weights("resnet50", "IMAGENET1K_V1").resize == 256
     assert published_weights("resnet50", "IMAGENET1K_V2").resize == 232
@@ -132,6 +142,15 @@ def test_table_lists_every_timm_tag_as_timm_1_0_31_names_it():
     assert published_weights("inception_resnet_v2").sha256.startswith("dbea26b13a5fc835")
     assert "rwightman" not in published_weights("seresnet50").url  # timm's new organisation
     assert published_weights("resnetv2_50").url.startswith("https://huggingface.co/timm/")
+
+
+def test_weights_cfg_gives_each_sets_transform():
+    swag = weights_cfg("regnet_y_16gf", "IMAGENET1K_SWAG_E2E_V1")
+    assert (swag.input_size, swag.crop_pct, swag.interpolation) == (384, 1.0, "bicubic")
+    assert weights_cfg("regnet_y_16gf").input_size == 224
+    ra4 = weights_cfg("resnet50d", "ra4_e3600_r224_in1k")
+    assert ra4.mean == ra4.std == (0.5, 0.5, 0.5) and ra4.crop_pct == 0.95
+    assert weights_cfg("resnet50") == get_model_cfg("resnet50")
 
 
 def test_model_without_published_weights_is_one_line_error(home):

@@ -22,12 +22,25 @@ SRC = Path(cnnzoo.__file__).parent
 PER_FAMILY = [
     "resnet18", "resnet20", "seresnet50", "resnetv2_50", "convnext_tiny", "mobilenet_v2",
     "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x0_5", "densenet121", "googlenet",
-    "inception_v3", "inception_v4", "inception_resnet_v2",
+    "inception_v3", "inception_v4", "inception_resnet_v2", "resnet18d", "regnet_x_400mf",
+    "efficientnet_v2_s", "mnasnet0_5", "alexnet", "vgg11", "squeezenet1_1",
+    "mobilenetv1_100", "shufflenet_v1_x0_5_g3", "lenet5",
 ]  # fmt: skip
 # valid (unpadded) convolutions lose border pixels: maps are a little smaller than size / stride
-VALID_PADDING = {"inception_v3", "inception_v4", "inception_resnet_v2"}
+VALID_PADDING = {
+    "inception_v3", "inception_v4", "inception_resnet_v2", "alexnet", "squeezenet1_0",
+    "squeezenet1_1", "lenet5",
+}  # fmt: skip
 # the deepest default map is taken before the end of forward_features (as timm's is)
-DEEPEST_BEFORE_END = {"resnetv2", "efficientnet", "mobilenet_v2"}
+# (LeNet-5's C5 is a full connection to S4 in conv form: S4 is its deepest map)
+DEEPEST_BEFORE_END = {
+    "resnetv2",
+    "efficientnet",
+    "efficientnet_v2",
+    "mobilenet_v2",
+    "mnasnet",
+    "lenet",
+}
 
 # what timm's features_only gives for the architectures it has (channels, reductions)
 TIMM_FEATURES = {
@@ -43,6 +56,19 @@ TIMM_FEATURES = {
     "inception_v4": ([64, 160, 384, 1024, 1536], [2, 4, 8, 16, 32]),
     "inception_resnet_v2": ([64, 192, 320, 1088, 1536], [2, 4, 8, 16, 32]),
     "resnetv2_50": ([64, 256, 512, 1024, 2048], [2, 4, 8, 16, 32]),
+    # timm's resnet*d, regnety_004 / regnetx_004 (the same rows), efficientnetv2_s / _m / _l
+    # (tf_efficientnetv2_*), mnasnet_100 / mnasnet_050 (timm's width rounding: MNASNet's)
+    "resnet18d": ([64, 64, 128, 256, 512], [2, 4, 8, 16, 32]),
+    "resnet50d": ([64, 256, 512, 1024, 2048], [2, 4, 8, 16, 32]),
+    "regnet_y_400mf": ([32, 48, 104, 208, 440], [2, 4, 8, 16, 32]),
+    "regnet_x_400mf": ([32, 32, 64, 160, 400], [2, 4, 8, 16, 32]),
+    "efficientnet_v2_s": ([24, 48, 64, 160, 256], [2, 4, 8, 16, 32]),
+    "efficientnet_v2_m": ([24, 48, 80, 176, 512], [2, 4, 8, 16, 32]),
+    "efficientnet_v2_l": ([32, 64, 96, 224, 640], [2, 4, 8, 16, 32]),
+    "mnasnet1_0": ([16, 24, 40, 96, 320], [2, 4, 8, 16, 32]),
+    "vgg16": ([64, 128, 256, 512, 512, 512], [1, 2, 4, 8, 16, 32]),
+    "vgg11_bn": ([64, 128, 256, 512, 512, 512], [1, 2, 4, 8, 16, 32]),
+    "mobilenetv1_100": ([64, 128, 256, 512, 1024], [2, 4, 8, 16, 32]),
 }
 
 
@@ -196,6 +222,24 @@ def test_build_resnet_knows_its_classes_and_cfg():
     assert net.feature_info.channels() == [16, 16, 32]
     big = cnnzoo.build_resnet([(1, 64), (1, 128)], block="bottleneck", num_classes=4)
     assert big.cfg.input_size == 224 and big.num_classes == 4
+
+
+def test_resnet_d_is_two_options_of_the_residual_table():
+    d = cnnzoo.build_resnet([(3, 64), (4, 128), (6, 256), (3, 512)], deep_stem=32, shortcut="avg")
+    assert sum(p.numel() for p in d.parameters()) == 25_576_264  # timm's resnet50d
+    assert isinstance(d.layer2[0].downsample[0], nn.AvgPool2d)
+    assert isinstance(d.layer1[0].downsample[0], nn.Identity)  # stride 1: no pooling
+    with pytest.raises(OptionError, match="unknown shortcut"):
+        cnnzoo.build_resnet([(1, 64)], shortcut="pool")
+
+
+def test_regnet_stages_come_from_the_design_parameters():
+    from cnnzoo.models.regnet import ROWS, stage_plan
+
+    # the paper's RegNetY-400MF: depths 1, 3, 6, 6 and widths 48, 104, 208, 440 (groups of 8)
+    assert stage_plan(ROWS["regnet_y_400mf"]) == [(48, 1, 8), (104, 3, 8), (208, 6, 8), (440, 6, 8)]
+    # a stage narrower than the group width is one group: RegNetX-8GF's 80 < 120
+    assert stage_plan(ROWS["regnet_x_8gf"])[0] == (80, 2, 80)
 
 
 def test_registered_cfg_is_the_references_eval_transform():

@@ -32,10 +32,20 @@ FAMILIES = {
     "inception_v3": "inception_v3",
     "inception_v4": "inception_v4",
     "inception_resnet_v2": "inception_resnet_v2",
+    "resnet-d": "resnet18d",
+    "regnet": "regnet_y_400mf",
+    "efficientnet_v2": "efficientnet_v2_s",
+    "mnasnet": "mnasnet0_5",
+    "alexnet": "alexnet",
+    "vgg": "vgg11",
+    "squeezenet": "squeezenet1_1",
+    "mobilenet_v1": "mobilenetv1_100",
+    "shufflenet_v1": "shufflenet_v1_x0_5_g3",
+    "lenet": "lenet5",
 }
 # the grey-image check runs a forward pass: on a few families with different stems
 FORWARD = ["resnet18", "resnet20", "efficientnet_b0", "mobilenet_v3_small", "densenet121",
-           "shufflenet_v2_x0_5", "googlenet"]  # fmt: skip
+           "shufflenet_v2_x0_5", "googlenet", "resnet18d", "squeezenet1_1", "lenet5"]  # fmt: skip
 
 
 def test_every_family_is_covered():

@@ -191,6 +191,98 @@ _TABLE: dict[str, list] = {
     "densenet201": [tv("IMAGENET1K_V1", "densenet201-c1103571.pth", 76.896, 77.373)],
     "googlenet": [tv("IMAGENET1K_V1", "googlenet-1378be20.pth", 69.778, 49.731, norm="inception")],
     "inception_v3": [tv("IMAGENET1K_V1", "inception_v3_google-0cc3c7bd.pth", 77.294, 103.903, resize=342, crop=299, norm="inception")],
+    # the second part of the zoo (torchvision 0.29.1; zoo2/published.json): default first
+    "alexnet": [tv("IMAGENET1K_V1", "alexnet-owt-7be5be79.pth", 56.522, 233.087)],
+    "vgg11": [tv("IMAGENET1K_V1", "vgg11-8a719046.pth", 69.02, 506.84)],
+    "vgg11_bn": [tv("IMAGENET1K_V1", "vgg11_bn-6002323d.pth", 70.37, 506.881)],
+    "vgg13": [tv("IMAGENET1K_V1", "vgg13-19584684.pth", 69.928, 507.545)],
+    "vgg13_bn": [tv("IMAGENET1K_V1", "vgg13_bn-abd245e5.pth", 71.586, 507.59)],
+    "vgg16": [
+        tv("IMAGENET1K_V1", "vgg16-397923af.pth", 71.592, 527.796),
+        tv("IMAGENET1K_FEATURES", "vgg16_features-amdegroot-88682ab5.pth", None, 527.802),
+    ],
+    "vgg16_bn": [tv("IMAGENET1K_V1", "vgg16_bn-6c64b313.pth", 73.36, 527.866)],
+    "vgg19": [tv("IMAGENET1K_V1", "vgg19-dcbb9e9d.pth", 72.376, 548.051)],
+    "vgg19_bn": [tv("IMAGENET1K_V1", "vgg19_bn-c79401a0.pth", 74.218, 548.143)],
+    "squeezenet1_0": [tv("IMAGENET1K_V1", "squeezenet1_0-b66bff10.pth", 58.092, 4.778)],
+    "squeezenet1_1": [tv("IMAGENET1K_V1", "squeezenet1_1-b8a52dc0.pth", 58.178, 4.729)],
+    "mnasnet0_5": [tv("IMAGENET1K_V1", "mnasnet0.5_top1_67.823-3ffadce67e.pth", 67.734, 8.591)],
+    "mnasnet0_75": [tv("IMAGENET1K_V1", "mnasnet0_75-7090bc5f.pth", 71.18, 12.303, resize=232)],
+    "mnasnet1_0": [tv("IMAGENET1K_V1", "mnasnet1.0_top1_73.512-f206786ef8.pth", 73.456, 16.915)],
+    "mnasnet1_3": [tv("IMAGENET1K_V1", "mnasnet1_3-a4c69d6f.pth", 76.506, 24.246, resize=232)],
+    "regnet_x_400mf": [
+        tv("IMAGENET1K_V2", "regnet_x_400mf-62229a5f.pth", 74.864, 21.257, resize=232),
+        tv("IMAGENET1K_V1", "regnet_x_400mf-adf1edd5.pth", 72.834, 21.258),
+    ],
+    "regnet_x_800mf": [
+        tv("IMAGENET1K_V2", "regnet_x_800mf-94a99ebd.pth", 77.522, 27.945, resize=232),
+        tv("IMAGENET1K_V1", "regnet_x_800mf-ad17e45c.pth", 75.212, 27.945),
+    ],
+    "regnet_x_1_6gf": [
+        tv("IMAGENET1K_V2", "regnet_x_1_6gf-a12f2b72.pth", 79.668, 35.339, resize=232),
+        tv("IMAGENET1K_V1", "regnet_x_1_6gf-e3633e7f.pth", 77.04, 35.339),
+    ],
+    "regnet_x_3_2gf": [
+        tv("IMAGENET1K_V2", "regnet_x_3_2gf-7071aa85.pth", 81.196, 58.756, resize=232),
+        tv("IMAGENET1K_V1", "regnet_x_3_2gf-f342aeae.pth", 78.364, 58.756),
+    ],
+    "regnet_x_8gf": [
+        tv("IMAGENET1K_V2", "regnet_x_8gf-2b70d774.pth", 81.682, 151.456, resize=232),
+        tv("IMAGENET1K_V1", "regnet_x_8gf-03ceed89.pth", 79.344, 151.456),
+    ],
+    "regnet_x_16gf": [
+        tv("IMAGENET1K_V2", "regnet_x_16gf-ba3796d7.pth", 82.716, 207.627, resize=232),
+        tv("IMAGENET1K_V1", "regnet_x_16gf-2007eb11.pth", 80.058, 207.627),
+    ],
+    "regnet_x_32gf": [
+        tv("IMAGENET1K_V2", "regnet_x_32gf-6eb8fdc6.pth", 83.014, 412.039, resize=232),
+        tv("IMAGENET1K_V1", "regnet_x_32gf-9d47f8d0.pth", 80.622, 412.039),
+    ],
+    "regnet_y_400mf": [
+        tv("IMAGENET1K_V2", "regnet_y_400mf-e6988f5f.pth", 75.804, 16.806, resize=232),
+        tv("IMAGENET1K_V1", "regnet_y_400mf-c65dace8.pth", 74.046, 16.806),
+    ],
+    "regnet_y_800mf": [
+        tv("IMAGENET1K_V2", "regnet_y_800mf-58fc7688.pth", 78.828, 24.774, resize=232),
+        tv("IMAGENET1K_V1", "regnet_y_800mf-1b27b58c.pth", 76.42, 24.774),
+    ],
+    "regnet_y_1_6gf": [
+        tv("IMAGENET1K_V2", "regnet_y_1_6gf-0d7bc02a.pth", 80.876, 43.152, resize=232),
+        tv("IMAGENET1K_V1", "regnet_y_1_6gf-b11a554e.pth", 77.95, 43.152),
+    ],
+    "regnet_y_3_2gf": [
+        tv("IMAGENET1K_V2", "regnet_y_3_2gf-9180c971.pth", 81.982, 74.567, resize=232),
+        tv("IMAGENET1K_V1", "regnet_y_3_2gf-b5a9779c.pth", 78.948, 74.567),
+    ],
+    "regnet_y_8gf": [
+        tv("IMAGENET1K_V2", "regnet_y_8gf-dc2b1b54.pth", 82.828, 150.701, resize=232),
+        tv("IMAGENET1K_V1", "regnet_y_8gf-d0d0e4a8.pth", 80.032, 150.701),
+    ],
+    "regnet_y_16gf": [
+        tv("IMAGENET1K_V2", "regnet_y_16gf-3e4a00f9.pth", 82.886, 319.49, resize=232),
+        tv("IMAGENET1K_V1", "regnet_y_16gf-9e6ed7dd.pth", 80.424, 319.49),
+        tv("IMAGENET1K_SWAG_E2E_V1", "regnet_y_16gf_swag-43afe44d.pth", 86.012, 319.49, resize=384, crop=384, interpolation="bicubic"),
+        tv("IMAGENET1K_SWAG_LINEAR_V1", "regnet_y_16gf_lc_swag-f3ec0043.pth", 83.976, 319.49, resize=224, interpolation="bicubic"),
+    ],
+    "regnet_y_32gf": [
+        tv("IMAGENET1K_V2", "regnet_y_32gf-8db6d4b5.pth", 83.368, 554.076, resize=232),
+        tv("IMAGENET1K_V1", "regnet_y_32gf-4dee3f7a.pth", 80.878, 554.076),
+        tv("IMAGENET1K_SWAG_E2E_V1", "regnet_y_32gf_swag-04fdfa75.pth", 86.838, 554.076, resize=384, crop=384, interpolation="bicubic"),
+        tv("IMAGENET1K_SWAG_LINEAR_V1", "regnet_y_32gf_lc_swag-e1583746.pth", 84.622, 554.076, resize=224, interpolation="bicubic"),
+    ],
+    "regnet_y_128gf": [
+        tv("IMAGENET1K_SWAG_E2E_V1", "regnet_y_128gf_swag-c8ce3e52.pth", 88.228, 2461.564, resize=384, crop=384, interpolation="bicubic"),
+        tv("IMAGENET1K_SWAG_LINEAR_V1", "regnet_y_128gf_lc_swag-cbe8ce12.pth", 86.068, 2461.564, resize=224, interpolation="bicubic"),
+    ],
+    "efficientnet_v2_s": [
+        tv("IMAGENET1K_V1", "efficientnet_v2_s-dd5fe13b.pth", 84.228, 82.704, resize=384, crop=384),
+    ],
+    "efficientnet_v2_m": [
+        tv("IMAGENET1K_V1", "efficientnet_v2_m-dc08266a.pth", 85.112, 208.01, resize=480, crop=480),
+    ],
+    "efficientnet_v2_l": [
+        tv("IMAGENET1K_V1", "efficientnet_v2_l-59c71312.pth", 85.808, 454.573, resize=480, crop=480, interpolation="bicubic"),
+    ],
 }
 # fmt: on
 

@@ -156,5 +156,38 @@ TIMM_TAGS: dict[str, list[tuple[str, float, str, int, float, str, str, str]]] = 
         ("tf_in1k", 80.434, "apache-2.0", 299, 0.8975, "bicubic", "inception", ""),
         ("tf_ens_adv_in1k", 79.998, "apache-2.0", 299, 0.8975, "bicubic", "inception", ""),
     ],
+    # the second part of the zoo: ResNet-D and MobileNetV1 (zoo2/published.json), default first
+    "mobilenetv1_100": [
+        ("ra4_e3600_r224_in1k", 75.388, "apache-2.0", 224, 0.875, "bicubic", "inception", ""),
+    ],
+    "resnet18d": [
+        ("ra2_in1k", 72.296, "apache-2.0", 224, 0.875, "bicubic", "imagenet", "timm-gh-old:v0.1-weights/resnet18d_ra2-48a79e06.pth"),
+        ("ra4_e3600_r224_in1k", 74.356, "apache-2.0", 224, 0.9, "bicubic", "inception", ""),
+    ],
+    "resnet26d": [
+        ("bt_in1k", 76.698, "apache-2.0", 224, 0.875, "bicubic", "imagenet", "timm-gh-old:v0.1-weights/resnet26d-69e92c46.pth"),
+    ],
+    "resnet34d": [
+        ("ra2_in1k", 77.108, "apache-2.0", 224, 0.875, "bicubic", "imagenet", "timm-gh-old:v0.1-weights/resnet34d_ra2-f8dcfcaf.pth"),
+    ],
+    "resnet50d": [
+        ("ra2_in1k", 80.546, "apache-2.0", 224, 0.875, "bicubic", "imagenet", "timm-gh-old:v0.1-weights/resnet50d_ra2-464e36ba.pth"),
+        ("a1_in1k", 80.73, "apache-2.0", 224, 0.95, "bicubic", "imagenet", "timm-gh:v0.1-rsb-weights/resnet50d_a1_0-e20cff14.pth"),
+        ("a2_in1k", 80.268, "apache-2.0", 224, 0.95, "bicubic", "imagenet", "timm-gh:v0.1-rsb-weights/resnet50d_a2_0-a3adc64d.pth"),
+        ("a3_in1k", 77.222, "apache-2.0", 160, 0.95, "bicubic", "imagenet", "timm-gh:v0.1-rsb-weights/resnet50d_a3_0-403fdfad.pth"),
+        ("gluon_in1k", 79.08, "apache-2.0", 224, 0.875, "bicubic", "imagenet", "gluon-gh:v0.1/gluon_resnet50_v1d-818a1b1b.pth"),
+        ("ra4_e3600_r224_in1k", 80.956, "apache-2.0", 224, 0.95, "bicubic", "inception", ""),
+    ],
+    "resnet101d": [
+        ("ra2_in1k", 82.254, "apache-2.0", 256, 0.95, "bicubic", "imagenet", "timm-gh-old:v0.1-weights/resnet101d_ra2-2803ffab.pth"),
+        ("gluon_in1k", 80.466, "apache-2.0", 224, 0.875, "bicubic", "imagenet", "gluon-gh:v0.1/gluon_resnet101_v1d-0f9c8644.pth"),
+    ],
+    "resnet152d": [
+        ("ra2_in1k", 83.16, "apache-2.0", 256, 0.95, "bicubic", "imagenet", "timm-gh-old:v0.1-weights/resnet152d_ra2-5cac0439.pth"),
+        ("gluon_in1k", 80.476, "apache-2.0", 224, 0.875, "bicubic", "imagenet", "gluon-gh:v0.1/gluon_resnet152_v1d-bd354e12.pth"),
+    ],
+    "resnet200d": [
+        ("ra2_in1k", 83.25, "apache-2.0", 256, 0.95, "bicubic", "imagenet", "timm-gh-old:v0.1-weights/resnet200d_ra2-bdba9bf9.pth"),
+    ],
 }
 # fmt: on

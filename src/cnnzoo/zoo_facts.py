@@ -1,41 +1,11 @@
-"""Published ImageNet-1K top-1 accuracy (%) per model: the best weights torchvision publishes
-(figures from torchvision 0.29 weight metadata). Models without published torchvision weights
-are absent."""
+"""Published ImageNet-1K top-1 accuracy (%) per model: that of its default weight set, read
+from the weights table (`hub.PUBLISHED`, the one home of the fact). Models without published
+weights are absent. Imports no torch (`cnnzoo models` lists it in a blink)."""
+
+from __future__ import annotations
+
+from cnnzoo.hub import PUBLISHED
 
 PUBLISHED_TOP1: dict[str, float] = {
-    "resnet18": 69.758,
-    "resnet34": 73.314,
-    "resnet50": 80.858,
-    "resnet101": 81.886,
-    "resnet152": 82.284,
-    "resnext50_32x4d": 81.198,
-    "resnext101_32x8d": 82.834,
-    "resnext101_64x4d": 83.246,
-    "wide_resnet50_2": 81.602,
-    "wide_resnet101_2": 82.51,
-    "convnext_tiny": 82.52,
-    "convnext_small": 83.616,
-    "convnext_base": 84.062,
-    "convnext_large": 84.414,
-    "mobilenet_v2": 72.154,
-    "mobilenet_v3_small": 67.668,
-    "mobilenet_v3_large": 75.274,
-    "efficientnet_b0": 77.692,
-    "efficientnet_b1": 79.838,
-    "efficientnet_b2": 80.608,
-    "efficientnet_b3": 82.008,
-    "efficientnet_b4": 83.384,
-    "efficientnet_b5": 83.444,
-    "efficientnet_b6": 84.008,
-    "efficientnet_b7": 84.122,
-    "shufflenet_v2_x0_5": 60.552,
-    "shufflenet_v2_x1_0": 69.362,
-    "shufflenet_v2_x1_5": 72.996,
-    "shufflenet_v2_x2_0": 76.23,
-    "densenet121": 74.434,
-    "densenet161": 77.138,
-    "densenet169": 75.6,
-    "densenet201": 76.896,
-    "googlenet": 69.778,
-    "inception_v3": 77.294,
+    model: sets[0].top1 for model, sets in PUBLISHED.items() if sets and sets[0].top1 is not None
 }

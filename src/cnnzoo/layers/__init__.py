@@ -23,10 +23,11 @@ __all__ = [
     "same_padding",
 ]
 
-from cnnzoo.layers.inverted_residual import InvertedResidual  # noqa: E402
+from cnnzoo.layers.inverted_residual import FusedMBConv, InvertedResidual  # noqa: E402
 
-__all__ += ["InvertedResidual"]
+__all__ += ["FusedMBConv", "InvertedResidual"]
 
+from cnnzoo.layers.bottleneck import ResBottleneck  # noqa: E402
 from cnnzoo.layers.dense import DenseBlock, DenseLayer, Transition  # noqa: E402
 from cnnzoo.layers.inception import (  # noqa: E402
     ConvBnAct,
@@ -42,7 +43,24 @@ __all__ += [
     "DenseLayer",
     "Inception",
     "InceptionResidual",
+    "ResBottleneck",
     "ShuffleV2Unit",
     "Transition",
     "four_branch",
+]
+
+from cnnzoo.layers.activations import ScaledTanh  # noqa: E402
+from cnnzoo.layers.fire import Fire  # noqa: E402
+from cnnzoo.layers.lecun import LENET5_C3_TABLE, ConnectionTableConv, Subsampling  # noqa: E402
+from cnnzoo.layers.shuffle import ChannelShuffle  # noqa: E402
+from cnnzoo.layers.shuffle_unit import ShuffleV1Unit  # noqa: E402
+
+__all__ += [
+    "LENET5_C3_TABLE",
+    "ChannelShuffle",
+    "ConnectionTableConv",
+    "Fire",
+    "ScaledTanh",
+    "ShuffleV1Unit",
+    "Subsampling",
 ]

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
+
+
+class ScaledTanh(nn.Module):
+    """LeNet-5's squashing function f(a) = A tanh(S a), A = 1.7159, S = 2/3 (LeCun et al. 1998,
+    Appendix A): f(1) = 1 and f(-1) = -1."""
+
+    def __init__(self, amplitude: float = 1.7159, slope: float = 2 / 3) -> None:
+        super().__init__()
+        self.amplitude, self.slope = amplitude, slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.amplitude * torch.tanh(self.slope * x)
+
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": lambda: nn.ReLU(inplace=True),
@@ -16,6 +30,7 @@ _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "hsigmoid": lambda: nn.Hardsigmoid(inplace=True),
     "sigmoid": lambda: nn.Sigmoid(),
     "identity": lambda: nn.Identity(),
+    "lecun_tanh": ScaledTanh,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from cnnzoo.layers.activations import make_activation
@@ -52,9 +53,12 @@ class ConvNormAct(nn.Sequential):
 
 
 class DepthwiseSeparableConv(nn.Module):
-    """Depthwise kxk convolution (one filter per channel) followed by a pointwise 1x1 one.
+    """Depthwise kxk convolution (one filter per channel) followed by a pointwise 1x1 one, each
+    with its norm and activation: MobileNetV1's layer pair (its Table 1 lists them as
+    "Conv dw" and "Conv 1x1"). Module names are timm's (conv_dw, bn1, conv_pw, bn2), so
+    timm's MobileNetV1 weights load as they are.
 
-    With `norm=False`, `dw_bias=False`, `pw_bias=True` this is seed 004's example:
+    With `norm=False`, `act=None`, `pw_bias=True` this is seed 004's example:
     3 -> 64 channels at 3x3 costs 3*9 + 3*64 + 64 = 283 parameters instead of 1,792.
     """
 
@@ -68,16 +72,22 @@ class DepthwiseSeparableConv(nn.Module):
         norm: bool = True,
         dw_bias: bool = False,
         pw_bias: bool | None = None,
+        bn_eps: float = 1e-5,
     ) -> None:
         super().__init__()
         pad = same_padding(kernel_size)
-        self.dw = nn.Conv2d(in_chs, in_chs, kernel_size, stride, pad, groups=in_chs, bias=dw_bias)
-        self.dw_norm = nn.BatchNorm2d(in_chs) if norm else nn.Identity()
-        self.dw_act = make_activation(act) if norm else nn.Identity()
-        self.pw = nn.Conv2d(in_chs, out_chs, 1, bias=(not norm) if pw_bias is None else pw_bias)
-        self.pw_norm = nn.BatchNorm2d(out_chs) if norm else nn.Identity()
-        self.pw_act = make_activation(act) if norm else nn.Identity()
+        self.conv_dw = nn.Conv2d(
+            in_chs, in_chs, kernel_size, stride, pad, groups=in_chs, bias=dw_bias
+        )
+        self.bn1 = nn.BatchNorm2d(in_chs, eps=bn_eps) if norm else nn.Identity()
+        self.act1 = make_activation(act)
+        self.conv_pw = nn.Conv2d(
+            in_chs, out_chs, 1, bias=(not norm) if pw_bias is None else pw_bias
+        )
+        self.bn2 = nn.BatchNorm2d(out_chs, eps=bn_eps) if norm else nn.Identity()
+        self.act2 = make_activation(act)
+        self.out_channels = out_chs
 
-    def forward(self, x):
-        x = self.dw_act(self.dw_norm(self.dw(x)))
-        return self.pw_act(self.pw_norm(self.pw(x)))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act1(self.bn1(self.conv_dw(x)))
+        return self.act2(self.bn2(self.conv_pw(x)))

@@ -1,4 +1,5 @@
-"""EfficientNet B0-B7 (Tan & Le 2019): the B0 table of MBConv stages, scaled in width and depth.
+"""EfficientNet B0-B7 (Tan & Le 2019): the B0 table of MBConv stages, scaled in width and depth;
+and EfficientNetV2-S/M/L (Tan & Le 2021): their own tables, whose early stages are fused MBConv.
 
 B0 is a stride-2 3x3 stem, seven stages of MBConv blocks (`layers.InvertedResidual` with SiLU and
 an SE module squeezed to a quarter of the block's *input* width) and a 1x1 conv to 4x the last
@@ -17,6 +18,12 @@ at 288. crop_pct is torchvision's eval crop / resize (e.g. B0 224 / 256, B5-B7 1
 Small input (CIFAR, 32x32): `stem="cifar"` makes the stem conv stride 1; the network then
 downsamples 16x and ends on a 2x2 map (the weights keep their shapes).
 
+V2 is the same network from another table: rows marked fused are `layers.FusedMBConv` blocks
+(one full kxk conv for expansion and depthwise conv, no SE), the stem is as wide as the first
+row's input, the head conv is 1280 wide, and every BatchNorm has eps 1e-3 (torchvision's V2).
+Its cfg is torchvision's eval transform: S at 384 (bilinear), M and L at 480 (bilinear, bicubic),
+no crop margin.
+
 Feature maps (`features_only`): the last stage at each stride, stopping before the 1x1 head conv,
 as timm's EfficientNet gives them.
 """
@@ -30,7 +37,7 @@ import torch
 from torch import nn
 
 from cnnzoo.cfg import ModelCfg
-from cnnzoo.layers import ConvNormAct, InvertedResidual, make_divisible
+from cnnzoo.layers import ConvNormAct, FusedMBConv, InvertedResidual, make_divisible
 from cnnzoo.layers.head import ClassifierHead
 from cnnzoo.models.base import Classifier, check_stem, init_conv_bn
 from cnnzoo.models.features import stage_end_features
@@ -39,7 +46,8 @@ from cnnzoo.registry import register_model
 
 @dataclass(frozen=True)
 class MBConvStage:
-    """One row of the paper's Table 1 (B0)."""
+    """One row of the paper's Table 1 (B0), or of the V2 paper's Table 4 (`fused`: Fused-MBConv,
+    no SE)."""
 
     expand: int
     kernel: int
@@ -47,6 +55,7 @@ class MBConvStage:
     in_chs: int
     out_chs: int
     repeats: int
+    fused: bool = False
 
 
 B0_STAGES: tuple[MBConvStage, ...] = (
@@ -86,8 +95,46 @@ SPECS: dict[str, EfficientNetSpec] = {
     "efficientnet_b6": EfficientNetSpec(1.8, 2.6, 0.5, 528, 528 / 528, **_TF_BN),
     "efficientnet_b7": EfficientNetSpec(2.0, 3.1, 0.5, 600, 600 / 600, **_TF_BN),
 }
-STEM_WIDTH = 32
 HEAD_EXPANSION = 4  # the last 1x1 conv: 320 -> 1280 in B0
+
+# ---------------------------------------------------------------- EfficientNetV2 tables
+_F = {"fused": True}
+#                t  k  s   in  out  n
+V2_STAGES: dict[str, tuple[MBConvStage, ...]] = {
+    "efficientnet_v2_s": (
+        MBConvStage(1, 3, 1, 24, 24, 2, **_F),
+        MBConvStage(4, 3, 2, 24, 48, 4, **_F),
+        MBConvStage(4, 3, 2, 48, 64, 4, **_F),
+        MBConvStage(4, 3, 2, 64, 128, 6),
+        MBConvStage(6, 3, 1, 128, 160, 9),
+        MBConvStage(6, 3, 2, 160, 256, 15),
+    ),
+    "efficientnet_v2_m": (
+        MBConvStage(1, 3, 1, 24, 24, 3, **_F),
+        MBConvStage(4, 3, 2, 24, 48, 5, **_F),
+        MBConvStage(4, 3, 2, 48, 80, 5, **_F),
+        MBConvStage(4, 3, 2, 80, 160, 7),
+        MBConvStage(6, 3, 1, 160, 176, 14),
+        MBConvStage(6, 3, 2, 176, 304, 18),
+        MBConvStage(6, 3, 1, 304, 512, 5),
+    ),
+    "efficientnet_v2_l": (
+        MBConvStage(1, 3, 1, 32, 32, 4, **_F),
+        MBConvStage(4, 3, 2, 32, 64, 7, **_F),
+        MBConvStage(4, 3, 2, 64, 96, 7, **_F),
+        MBConvStage(4, 3, 2, 96, 192, 10),
+        MBConvStage(6, 3, 1, 192, 224, 19),
+        MBConvStage(6, 3, 2, 224, 384, 25),
+        MBConvStage(6, 3, 1, 384, 640, 7),
+    ),
+}
+V2_HEAD = 1280
+#                   dropout  size  interpolation (torchvision's eval transform, no crop margin)
+V2_SPECS: dict[str, tuple[float, int, str]] = {
+    "efficientnet_v2_s": (0.2, 384, "bilinear"),
+    "efficientnet_v2_m": (0.3, 480, "bilinear"),
+    "efficientnet_v2_l": (0.4, 480, "bicubic"),
+}
 
 
 class EfficientNet(Classifier):
@@ -105,6 +152,7 @@ class EfficientNet(Classifier):
         bn_eps: float = 1e-5,
         bn_momentum: float = 0.1,
         stages: tuple[MBConvStage, ...] = B0_STAGES,
+        head_chs: int | None = None,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -116,7 +164,7 @@ class EfficientNet(Classifier):
 
         repeats = [int(math.ceil(s.repeats * depth)) for s in stages]
         total = sum(repeats)
-        cin = chs(STEM_WIDTH)
+        cin = chs(stages[0].in_chs)
         features: list[nn.Module] = [ConvNormAct(in_chans, cin, 3, stem_stride, act="silu", **bn)]
         points = [("features.0", cin, stem_stride)]
         k = 0
@@ -124,25 +172,23 @@ class EfficientNet(Classifier):
             blocks = []
             cout = chs(stage.out_chs)
             for i in range(n):
-                blocks.append(
-                    InvertedResidual(
-                        cin,
-                        cout,
-                        mid_chs=make_divisible(cin * stage.expand, 8),
-                        kernel_size=stage.kernel,
-                        stride=stage.stride if i == 0 else 1,
-                        act="silu",
-                        se_chs=max(1, cin // 4),
-                        se_act="silu",
-                        se_gate="sigmoid",
-                        drop_path=drop_path_rate * k / total,
-                        **bn,
-                    )
-                )
+                common = {
+                    "kernel_size": stage.kernel,
+                    "stride": stage.stride if i == 0 else 1,
+                    "act": "silu",
+                    "drop_path": drop_path_rate * k / total,
+                    **bn,
+                }
+                mid = make_divisible(cin * stage.expand, 8)
+                if stage.fused:
+                    blocks.append(FusedMBConv(cin, cout, mid, **common))
+                else:
+                    se = {"se_chs": max(1, cin // 4), "se_act": "silu", "se_gate": "sigmoid"}
+                    blocks.append(InvertedResidual(cin, cout, mid, **se, **common))
                 cin, k = cout, k + 1
             features.append(nn.Sequential(*blocks))
             points.append((f"features.{len(features) - 1}", cout, stage.stride))
-        last = HEAD_EXPANSION * cin
+        last = head_chs or HEAD_EXPANSION * cin
         features.append(ConvNormAct(cin, last, 1, act="silu", **bn))
         self.features = nn.Sequential(*features)
         self.feature_info = stage_end_features(points)
@@ -234,3 +280,42 @@ def efficientnet_b6(**kwargs) -> EfficientNet:
 def efficientnet_b7(**kwargs) -> EfficientNet:
     """EfficientNet-B7: 66.3M params, 37.7 GMACs at 600."""
     return _create("efficientnet_b7", **kwargs)
+
+
+# ---------------------------------------------------------------- EfficientNetV2
+PAPER_V2 = "Tan & Le 2021, EfficientNetV2: Smaller Models and Faster Training"
+
+
+def _cfg_v2(name: str) -> ModelCfg:
+    _, size, interpolation = V2_SPECS[name]
+    return ModelCfg(
+        "efficientnet_v2",
+        input_size=size,
+        crop_pct=1.0,
+        interpolation=interpolation,
+        source="torchvision",
+        paper=PAPER_V2,
+    )
+
+
+def _create_v2(name: str, **kwargs) -> EfficientNet:
+    kwargs.setdefault("drop_rate", V2_SPECS[name][0])
+    return EfficientNet(stages=V2_STAGES[name], head_chs=V2_HEAD, bn_eps=1e-3, **kwargs)
+
+
+@register_model(_cfg_v2("efficientnet_v2_s"))
+def efficientnet_v2_s(**kwargs) -> EfficientNet:
+    """EfficientNetV2-S: 21.5M params, 8.37 GMACs at 384."""
+    return _create_v2("efficientnet_v2_s", **kwargs)
+
+
+@register_model(_cfg_v2("efficientnet_v2_m"))
+def efficientnet_v2_m(**kwargs) -> EfficientNet:
+    """EfficientNetV2-M: 54.1M params, 24.6 GMACs at 480."""
+    return _create_v2("efficientnet_v2_m", **kwargs)
+
+
+@register_model(_cfg_v2("efficientnet_v2_l"))
+def efficientnet_v2_l(**kwargs) -> EfficientNet:
+    """EfficientNetV2-L: 118.5M params, 56.1 GMACs at 480."""
+    return _create_v2("efficientnet_v2_l", **kwargs)

@@ -173,3 +173,9 @@ def create_model(
                 ", ".join(dropped),
             )
     return model
+
+
+def weights_cfg(model: str, tag: str | None = None) -> ModelCfg:
+    """`model`'s cfg with the eval transform of its published weight set `tag` (default: the
+    first, which the cfg itself describes)."""
+    return published_weights(model, tag).model_cfg(get_model_cfg(model))

@@ -1,9 +1,14 @@
-"""ResNet, ResNeXt, Wide ResNet, SE-ResNe(X)t and the CIFAR ResNets, built from stage tables.
+"""ResNet, ResNeXt, Wide ResNet, SE-ResNe(X)t, ResNet-D and the CIFAR ResNets, from stage tables.
 
 A network is a stem, a list of stages and a head (seed 002's table, generalised). Each named model
 below is one row: block type, blocks per stage, and the ResNeXt knobs (cardinality, width per
 group). Module names follow torchvision (conv1, bn1, layer1.0.conv1, ..., fc), and timm's for the
 SE variants (layerN.M.se.fc1/fc2), so reference checkpoints load as they are.
+
+ResNet-D (He et al. 2018, "Bag of Tricks", timm's resnet*d) is two options of the same table: a
+deep stem (`deep_stem=32`: three 3x3 convs 32-32-64 in place of the 7x7, timm's conv1.0 ...
+conv1.6) and average-pool shortcuts (`shortcut="avg"`: 2x2 average pooling, then the 1x1 conv
+at stride 1, so the projection sees every input pixel; timm's downsample.1 / downsample.2).
 """
 
 from __future__ import annotations
@@ -13,37 +18,15 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnzoo.cfg import ModelCfg
 from cnnzoo.errors import OptionError
 from cnnzoo.layers import DropPath, SqueezeExcite
+from cnnzoo.layers.shortcut import SHORTCUTS, conv1x1, conv3x3, deep_stem, shortcut
 from cnnzoo.models.base import Classifier, check_stem, init_conv_bn
 from cnnzoo.models.features import Feature, FeatureInfo
 from cnnzoo.registry import register_model
-
-
-def conv3x3(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, stride, 1, groups=groups, bias=False)
-
-
-def conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 1, stride, bias=False)
-
-
-class PadShortcut(nn.Module):
-    """The ResNet paper's CIFAR shortcut (option A): subsample, then zero-pad the new channels.
-    It has no parameters, which is why resnet20 has 0.27M of them."""
-
-    def __init__(self, stride: int, extra_channels: int) -> None:
-        super().__init__()
-        self.stride, self.extra = stride, extra_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, :: self.stride, :: self.stride]
-        half = self.extra // 2
-        return F.pad(x, (0, 0, 0, 0, half, self.extra - half))
 
 
 class BasicBlock(nn.Module):
@@ -131,8 +114,10 @@ class ResNetSpec:
     se: float = 0.0  # squeeze ratio of SE blocks (1/16 in SENet), 0 for none
     stem: str = "imagenet"  # "imagenet": 7x7/2 conv + 3x3/2 max-pool; "cifar": 3x3/1 conv
     stem_width: int = 64
-    shortcut: str = "conv"  # "conv": 1x1 conv + BN when shape changes; "pad": parameter-free
+    shortcut: str = "conv"  # "conv": 1x1 conv + BN when shape changes; "pad": parameter-free;
+    # "avg": 2x2 average pool (when strided), then 1x1 conv + BN (ResNet-D)
     first_stride: int = 1  # stride of the first stage
+    deep_stem: int = 0  # width of ResNet-D's 3x3 stem convs (32); 0: one 7x7 (or 3x3 CIFAR) conv
 
 
 class ResNet(Classifier):
@@ -159,8 +144,12 @@ class ResNet(Classifier):
         self.cfg = cfg or _cfg_for_spec(spec)
         self.num_classes = num_classes
         self.spec = spec
+        if spec.shortcut not in SHORTCUTS:
+            raise OptionError(f"unknown shortcut {spec.shortcut!r}; choose from {SHORTCUTS}")
         w = spec.stem_width
-        if spec.stem == "imagenet":
+        if spec.deep_stem:  # the CIFAR stem keeps the three convs (and their weights), stride 1
+            self.conv1 = deep_stem(in_chans, spec.deep_stem, w, 2 if spec.stem == "imagenet" else 1)
+        elif spec.stem == "imagenet":
             self.conv1 = nn.Conv2d(in_chans, w, 7, 2, 3, bias=False)
         else:
             self.conv1 = nn.Conv2d(in_chans, w, 3, 1, 1, bias=False)
@@ -184,10 +173,7 @@ class ResNet(Classifier):
                 s = stride if j == 0 else 1
                 down = None
                 if s != 1 or cin != cout:
-                    if spec.shortcut == "pad":
-                        down = PadShortcut(s, cout - cin)
-                    else:
-                        down = nn.Sequential(conv1x1(cin, cout, s), nn.BatchNorm2d(cout))
+                    down = shortcut(spec.shortcut, cin, cout, s)
                 blocks.append(
                     block(
                         cin, planes, s, down, spec.groups, spec.width_per_group, spec.se, rates[k]
@@ -227,6 +213,7 @@ def build_resnet(
     stem_width: int = 64,
     shortcut: str = "conv",
     first_stride: int = 1,
+    deep_stem: int = 0,
     num_classes: int = 1000,
     in_chans: int = 3,
     **kwargs,
@@ -235,9 +222,19 @@ def build_resnet(
 
     >>> resnet18 = build_resnet([(2, 64), (2, 128), (2, 256), (2, 512)], block="basic")
     >>> resnext = build_resnet([(3, 64), (4, 128), (6, 256), (3, 512)], groups=32, width_per_group=4)
+    >>> resnet50d = build_resnet([(3, 64), (4, 128), (6, 256), (3, 512)], deep_stem=32, shortcut="avg")
     """
     spec = ResNetSpec(
-        block, tuple(stages), groups, width_per_group, se, stem, stem_width, shortcut, first_stride
+        block,
+        tuple(stages),
+        groups,
+        width_per_group,
+        se,
+        stem,
+        stem_width,
+        shortcut,
+        first_stride,
+        deep_stem,
     )
     return ResNet(spec, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
@@ -266,7 +263,6 @@ SPECS: dict[str, ResNetSpec] = {
     "seresnext50_32x4d": ResNetSpec("bottleneck", _stages((3, 4, 6, 3)), 32, 4, se=1 / 16),
     "seresnext101_32x8d": ResNetSpec("bottleneck", _stages((3, 4, 23, 3)), 32, 8, se=1 / 16),
 }
-
 # The ResNet paper's CIFAR-10 networks (its section 4.2): 6n+2 layers, 16/32/64 channels.
 CIFAR_PLANES = (16, 32, 64)
 for _n, _name in (

@@ -1,8 +1,16 @@
-"""ShuffleNetV2 (Ma et al. 2018), the four widths of the paper's table 5, with torchvision's names.
+"""ShuffleNet V1 (Zhang et al. 2017) and V2 (Ma et al. 2018) from their tables: V2 with
+torchvision's names, V1 from the paper alone (no reference implementation: its names follow V2's).
 
-A 3x3/2 stem conv and 3x3/2 max-pool, three stages of ShuffleNetV2 units (layers/shuffle_unit.py;
-the first unit of each stage has stride 2), a 1x1 conv to 1024 (2048 for x2.0) channels, global
-average pool, linear classifier.
+Both are a 3x3/2 stem conv and 3x3/2 max-pool, three stages of shuffle units
+(layers/shuffle_unit.py; the first unit of each stage has stride 2) and global average pool ->
+linear classifier; V2 adds a 1x1 conv to 1024 (2048 for x2.0) channels before the pool.
+
+V1 (the paper's Table 1): stages of 4, 8 and 4 units whose output widths depend on the number of
+groups g of the 1x1 group convs (g=3: 240/480/960), each unit's bottleneck a quarter of its
+output; the first 1x1 conv of stage 2 is not grouped. `width` (the paper's "ShuffleNet s x")
+scales every width; at 0.5x a stem or bottleneck width that g does not divide is rounded up to a
+multiple of g (the stem of 0.5x g=8 is 16, not 12) so the group convs split evenly; 1x is
+exactly the paper's.
 
 CIFAR option: `stem="cifar"` makes the stem conv stride 1 and drops the max-pool, so a 32x32 input
 reaches the stages at 32x32 and the last stage at 4x4 (the ImageNet stem would leave 1x1).
@@ -10,6 +18,7 @@ reaches the stages at 32x32 and the last stage at 4x4 (the ImageNet stem would l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -18,7 +27,7 @@ from torch import nn
 
 from cnnzoo.cfg import ModelCfg
 from cnnzoo.layers import ConvNormAct
-from cnnzoo.layers.shuffle_unit import ShuffleV2Unit
+from cnnzoo.layers.shuffle_unit import ShuffleV1Unit, ShuffleV2Unit
 from cnnzoo.models.base import Classifier, check_stem
 from cnnzoo.models.features import Feature, FeatureInfo
 from cnnzoo.registry import register_model
@@ -40,13 +49,36 @@ SPECS: dict[str, ShuffleNetV2Spec] = {
     "shufflenet_v2_x2_0": ShuffleNetV2Spec((24, 244, 488, 976, 2048)),
 }
 
+# ShuffleNet V1, the paper's Table 1 at 1x: output channels of stages 2, 3, 4 per group count g
+V1_STAGE_WIDTHS: dict[int, tuple[int, int, int]] = {
+    1: (144, 288, 576),
+    2: (200, 400, 800),
+    3: (240, 480, 960),
+    4: (272, 544, 1088),
+    8: (384, 768, 1536),
+}
+V1_STEM, V1_REPEATS = 24, (4, 8, 4)
 
-class ShuffleNetV2(Classifier):
+# a unit factory: (in channels, out channels, stride, index of the stage from 0) -> unit
+UnitFn = Callable[[int, int, int, int], nn.Module]
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+class ShuffleNet(Classifier):
+    """Stem, max-pool, three stages of `unit`s, an optional 1x1 conv (`last` > 0), the head."""
+
     classifier_name = "fc"
 
     def __init__(
         self,
-        spec: ShuffleNetV2Spec,
+        stem_chs: int,
+        stage_chs: tuple[int, ...],
+        repeats: tuple[int, ...],
+        unit: UnitFn,
+        last: int = 0,
         num_classes: int = 1000,
         in_chans: int = 3,
         stem: str = "imagenet",
@@ -55,32 +87,32 @@ class ShuffleNetV2(Classifier):
         super().__init__()
         self.num_classes = num_classes
         stride = 2 if check_stem(stem) == "imagenet" else 1
-        stem_chs, *stage_chs, last = spec.channels
         self.conv1 = ConvNormAct(in_chans, stem_chs, 3, stride)
         self.maxpool = nn.MaxPool2d(3, 2, 1) if stem == "imagenet" else nn.Identity()
-        # maps at every stride: stem conv, max-pool, each stage but the last, the final 1x1 conv
+        # maps at every stride: stem conv, max-pool, each stage (but the last when a 1x1 conv
+        # follows it at the same stride), the final 1x1 conv
         self.feature_info = FeatureInfo(
             [Feature("conv1", stem_chs, stride), Feature("maxpool", stem_chs, stride**2)]
         )
         reduction = stride**2
         cin = stem_chs
         self.stage_names = []
-        for i, (n, cout) in enumerate(zip(spec.repeats, stage_chs, strict=True)):
-            units = [
-                ShuffleV2Unit(cin if j == 0 else cout, cout, 2 if j == 0 else 1) for j in range(n)
-            ]
+        for i, (n, cout) in enumerate(zip(repeats, stage_chs, strict=True)):
+            units = [unit(cin if j == 0 else cout, cout, 2 if j == 0 else 1, i) for j in range(n)]
             name = f"stage{i + 2}"
             self.add_module(name, nn.Sequential(*units))
             self.stage_names.append(name)
             reduction *= 2
-            if i < len(stage_chs) - 1:
+            if i < len(stage_chs) - 1 or not last:
                 self.feature_info.append(Feature(name, cout, reduction))
             cin = cout
-        self.conv5 = ConvNormAct(cin, last, 1)
-        self.feature_info.append(Feature("conv5", last, reduction))
-        self.num_features = last
+        self.conv5 = ConvNormAct(cin, last, 1) if last else None
+        if last:
+            self.feature_info.append(Feature("conv5", last, reduction))
+            cin = last
+        self.num_features = cin
         self.head_drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(last, num_classes) if num_classes else nn.Identity()
+        self.fc = nn.Linear(cin, num_classes) if num_classes else nn.Identity()
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -89,32 +121,111 @@ class ShuffleNetV2(Classifier):
         x = self.maxpool(self.conv1(x))
         for name in self.stage_names:
             x = getattr(self, name)(x)
-        return self.conv5(x)
+        return x if self.conv5 is None else self.conv5(x)
 
 
-CFG = partial(
+def shufflenet_v2(spec: ShuffleNetV2Spec, **kw) -> ShuffleNet:
+    stem_chs, *stage_chs, last = spec.channels
+
+    def unit(cin: int, cout: int, stride: int, stage: int) -> nn.Module:
+        return ShuffleV2Unit(cin, cout, stride)
+
+    return ShuffleNet(stem_chs, tuple(stage_chs), spec.repeats, unit, last, **kw)
+
+
+def shufflenet_v1(groups: int, width: float = 1.0, **kw) -> ShuffleNet:
+    """ShuffleNet V1 with `groups` (1, 2, 3, 4 or 8) at `width` x the paper's 1x widths."""
+    if groups not in V1_STAGE_WIDTHS:
+        raise ValueError(f"groups must be one of {sorted(V1_STAGE_WIDTHS)}, got {groups}")
+    stage_chs = tuple(int(c * width) for c in V1_STAGE_WIDTHS[groups])
+    stem_chs = _round_up(int(V1_STEM * width), groups)
+
+    def unit(cin: int, cout: int, stride: int, stage: int) -> nn.Module:
+        mid = _round_up(cout // 4, groups)
+        return ShuffleV1Unit(cin, cout, mid, groups, stride, group_first=cin != stem_chs)
+
+    return ShuffleNet(stem_chs, stage_chs, V1_REPEATS, unit, **kw)
+
+
+V2_CFG = partial(
     ModelCfg,
     "shufflenet_v2",
     source="torchvision",
     paper="Ma et al. 2018, ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design",
 )
+V1_CFG = ModelCfg(
+    "shufflenet_v1",
+    source="paper",
+    paper="Zhang et al. 2017, ShuffleNet: An Extremely Efficient CNN for Mobile Devices",
+)
 
 
-@register_model(CFG())  # torchvision: resize 256, crop 224
-def shufflenet_v2_x0_5(**kw) -> ShuffleNetV2:
-    return ShuffleNetV2(SPECS["shufflenet_v2_x0_5"], **kw)
+@register_model(V2_CFG())  # torchvision: resize 256, crop 224
+def shufflenet_v2_x0_5(**kw) -> ShuffleNet:
+    return shufflenet_v2(SPECS["shufflenet_v2_x0_5"], **kw)
 
 
-@register_model(CFG())
-def shufflenet_v2_x1_0(**kw) -> ShuffleNetV2:
-    return ShuffleNetV2(SPECS["shufflenet_v2_x1_0"], **kw)
+@register_model(V2_CFG())
+def shufflenet_v2_x1_0(**kw) -> ShuffleNet:
+    return shufflenet_v2(SPECS["shufflenet_v2_x1_0"], **kw)
 
 
-@register_model(CFG(crop_pct=224 / 232))  # resize 232
-def shufflenet_v2_x1_5(**kw) -> ShuffleNetV2:
-    return ShuffleNetV2(SPECS["shufflenet_v2_x1_5"], **kw)
+@register_model(V2_CFG(crop_pct=224 / 232))  # resize 232
+def shufflenet_v2_x1_5(**kw) -> ShuffleNet:
+    return shufflenet_v2(SPECS["shufflenet_v2_x1_5"], **kw)
 
 
-@register_model(CFG(crop_pct=224 / 232))
-def shufflenet_v2_x2_0(**kw) -> ShuffleNetV2:
-    return ShuffleNetV2(SPECS["shufflenet_v2_x2_0"], **kw)
+@register_model(V2_CFG(crop_pct=224 / 232))
+def shufflenet_v2_x2_0(**kw) -> ShuffleNet:
+    return shufflenet_v2(SPECS["shufflenet_v2_x2_0"], **kw)
+
+
+# ShuffleNet V1: shufflenet_v1_x{width}_g{groups}, the paper's "ShuffleNet s x (g = G)"
+@register_model(V1_CFG)
+def shufflenet_v1_x1_0_g1(**kw) -> ShuffleNet:
+    return shufflenet_v1(1, 1.0, **kw)
+
+
+@register_model(V1_CFG)
+def shufflenet_v1_x1_0_g2(**kw) -> ShuffleNet:
+    return shufflenet_v1(2, 1.0, **kw)
+
+
+@register_model(V1_CFG)
+def shufflenet_v1_x1_0_g3(**kw) -> ShuffleNet:
+    return shufflenet_v1(3, 1.0, **kw)
+
+
+@register_model(V1_CFG)
+def shufflenet_v1_x1_0_g4(**kw) -> ShuffleNet:
+    return shufflenet_v1(4, 1.0, **kw)
+
+
+@register_model(V1_CFG)
+def shufflenet_v1_x1_0_g8(**kw) -> ShuffleNet:
+    return shufflenet_v1(8, 1.0, **kw)
+
+
+@register_model(V1_CFG)
+def shufflenet_v1_x0_5_g1(**kw) -> ShuffleNet:
+    return shufflenet_v1(1, 0.5, **kw)
+
+
+@register_model(V1_CFG)
+def shufflenet_v1_x0_5_g2(**kw) -> ShuffleNet:
+    return shufflenet_v1(2, 0.5, **kw)
+
+
+@register_model(V1_CFG)
+def shufflenet_v1_x0_5_g3(**kw) -> ShuffleNet:
+    return shufflenet_v1(3, 0.5, **kw)
+
+
+@register_model(V1_CFG)
+def shufflenet_v1_x0_5_g4(**kw) -> ShuffleNet:
+    return shufflenet_v1(4, 0.5, **kw)
+
+
+@register_model(V1_CFG)
+def shufflenet_v1_x0_5_g8(**kw) -> ShuffleNet:
+    return shufflenet_v1(8, 0.5, **kw)

@@ -59,7 +59,7 @@ def test_all_prints_a_table_and_plots(capsys, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model", "resnet20", "--batch", "0"], "at least 1"),
+        (["--model", "resnet20", "--batch", "0"], "--batch must be in [1, "),
         (["--model", "nope"], "unknown model"),
         (["--model", "resnet20", "--optimize", "--mode", "train"], "inference form"),
         (["--model", "resnet20", "--plot", "x.png"], "add --all"),

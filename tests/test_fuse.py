@@ -56,6 +56,8 @@ def test_fused_form_in_every_family(name):
         assert n == 0
     elif name.startswith("resnetv2"):  # weight-standardised convs: not plain nn.Conv2d
         assert n == 0 and fused is model
+    elif name == "lenet5":  # its activation, 1.7159 tanh(2x/3), is no oneDNN post-op
+        assert n == 0 and fused is model
     else:
         assert n > 0 and count(fused, FusedConv2d) == n
 

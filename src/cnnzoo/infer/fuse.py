@@ -201,6 +201,10 @@ def fuse_conv_ops(
         return model, 0
     try:
         gm = fx.symbolic_trace(model)
+    except Exception as e:  # control flow fx cannot trace: fuse the parts that trace
+        log.debug("no trace of %s (%s); fusing its children", type(model).__name__, e)
+        return _fuse_children(model, example, rtol)
+    try:
         ShapeProp(gm).propagate(example)
         count = _rewrite(gm)
         if count == 0:
@@ -209,10 +213,46 @@ def fuse_conv_ops(
         if not _agrees(want, got, rtol):
             log.debug("fused %s differs from the model; kept unfused", type(model).__name__)
             return model, 0
-    except Exception as e:  # untraceable models run unfused, as before
+    except Exception as e:  # what cannot be fused runs unfused, as before
         log.debug("no conv fusion for %s: %s", type(model).__name__, e)
         return model, 0
     return gm, count
+
+
+def _fuse_children(model: nn.Module, example: torch.Tensor, rtol: float) -> tuple[nn.Module, int]:
+    """A model whose own forward does not trace (a shape-dependent branch in its head, as
+    VGG's and AlexNet's pooling) can still have children that do (their `features`): fuse
+    each child on the input it sees in one run, in a shallow copy that shares the weights,
+    and keep the copy only if its output equals the model's."""
+    inputs: dict[str, torch.Tensor] = {}
+
+    def keep(name: str):
+        def hook(module, args):
+            if name not in inputs and len(args) == 1 and isinstance(args[0], torch.Tensor):
+                inputs[name] = args[0]
+
+        return hook
+
+    handles = [m.register_forward_pre_hook(keep(n)) for n, m in model.named_children()]
+    try:
+        want = model(example)
+    finally:
+        for h in handles:
+            h.remove()
+    copy = type(model).__new__(type(model))
+    copy.__dict__ = {**model.__dict__, "_modules": dict(model._modules)}
+    total = 0
+    for name, x in inputs.items():
+        child = model._modules[name]
+        if _has_hooks(child) or not any(True for _ in child.parameters()):
+            continue
+        fused, n = fuse_conv_ops(child, x, rtol)
+        if n:
+            copy._modules[name] = fused
+            total += n
+    if total == 0 or not _agrees(want, copy(example), rtol):
+        return model, 0
+    return copy, total
 
 
 def _agrees(want: object, got: object, rtol: float) -> bool:

@@ -128,8 +128,9 @@ class Decoder:
 
     async def decode(self, data: bytes, name: str, lease: Lease) -> torch.Tensor:
         loop = asyncio.get_running_loop()
-        draft = self.reduction.draft_side if self.reduction else None
-        found = await loop.run_in_executor(self.pool, probe, data, name, self.limits, draft)
+        found = await loop.run_in_executor(
+            self.pool, probe, data, name, self.limits, self.reduction
+        )
         turn = self.slots if found.decode_bytes > SMALL_DECODE_BYTES else contextlib.nullcontext()
         try:
             async with turn:

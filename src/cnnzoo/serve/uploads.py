@@ -66,6 +66,10 @@ class Reduction:
     side: int
     interpolation: str = "bilinear"
     margin: int = 4  # 4: within ~1/255 of the full-size picture's input (2: ~5/255)
+    keep_pixels: int = 1_000_000  # pictures up to this size are decoded as predict does
+
+    def applies(self, w: float, h: float) -> bool:
+        return w * h > self.keep_pixels and min(w, h) > self.margin * self.side
 
     @property
     def draft_side(self) -> int:
@@ -75,7 +79,7 @@ class Reduction:
 
     def target(self, w: float, h: float) -> tuple[int, int] | None:
         """(width, height) to decode a w x h picture to, or None to keep it as it is."""
-        if min(w, h) <= self.margin * self.side:
+        if not self.applies(w, h):
             return None
         if h <= w:  # the rule of data.transforms.resize_shorter, on the full-size picture
             return self.margin * max(1, round(w * self.side / h)), self.margin * self.side
@@ -92,7 +96,7 @@ class Reduction:
         return im.resize(size, filt)
 
 
-def probe(data: bytes, name: str, limits: Limits, draft_side: int | None = None) -> Probe:
+def probe(data: bytes, name: str, limits: Limits, reduction: Reduction | None = None) -> Probe:
     """Size and decode cost from the header alone, before any pixel is decoded; UploadError
     for an empty, unreadable or too large upload."""
     if not data:
@@ -103,8 +107,9 @@ def probe(data: bytes, name: str, limits: Limits, draft_side: int | None = None)
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
                 w, h = im.size
-                if draft_side and im.format == "JPEG" and min(w, h) >= 2 * draft_side:
-                    im.draft(None, (draft_side, draft_side))  # as open_rgb will decode it
+                draft = reduction.draft_side if reduction and reduction.applies(w, h) else 0
+                if draft and im.format == "JPEG" and min(w, h) >= 2 * draft:
+                    im.draft(None, (draft, draft))  # as open_rgb will decode it
                 dw, dh = im.size
     except Image.DecompressionBombError:
         raise UploadError(413, f"{name}: too many pixels to decode safely") from None
@@ -132,8 +137,10 @@ def decode_upload(
 ) -> torch.Tensor:
     """uint8 [3, H, W] RGB of one uploaded file, or UploadError (400 unreadable, 413 too
     many pixels). With `reduction`, a large picture is made smaller while it is decoded."""
-    draft = reduction.draft_side if reduction else None
-    probe(data, name, limits, draft)
+    found = probe(data, name, limits, reduction)
+    draft = None
+    if reduction is not None and reduction.applies(found.width, found.height):
+        draft = reduction.draft_side
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

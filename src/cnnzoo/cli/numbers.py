@@ -71,6 +71,8 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "max_pixels": (0.000_001, 1_000),
     "max_memory_mb": (16, 1_048_576),
     "max_connections": (1, 100_000),
+    "read_timeout": (0.1, 3_600),
+    "body_timeout": (0.1, 86_400),
 }
 # beyond the range's edge, these must also not equal the low end (a share of 0 is nothing)
 _OPEN_LOW = {"lr", "start_lr", "end_lr", "crop_scale", "cache_ram", "max_body_mb", "max_pixels"}

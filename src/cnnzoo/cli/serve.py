@@ -24,12 +24,23 @@ the preprocessing is the one `cnnzoo predict` uses.
 Concurrent requests are batched: up to --max-batch images per forward pass, waiting at most
 --max-delay-ms for a batch to fill. Bad uploads (not an image, truncated, too large, too many
 pixels) get a 4xx with a one-line reason. It listens on 127.0.0.1 unless --host says
-otherwise; --token (or $CNNZOO_SERVE_TOKEN) makes every request except /health and the page
-carry `Authorization: Bearer TOKEN` (the page asks for it).
+otherwise; a token makes every request except /health and the page carry
+`Authorization: Bearer TOKEN` (the page asks for it). Give it in $CNNZOO_SERVE_TOKEN: a
+--token on the command line is visible to every user of the machine in `ps`. Without a
+token, only the listening address's own names are served (127.0.0.1 and localhost by
+default; --allow-host adds one), and no browser page of another site may post to it.
+
+Hostile clients: a request header must be whole within --read-timeout seconds and a body
+within --body-timeout (with no silence longer than --read-timeout), else 408; at most
+--max-connections are open (one more closes the one idle longest); pictures are made
+smaller while they decode, and decoding and bodies share --max-memory-mb (beyond it: 503
+with Retry-After). A request of many images is served a batch at a time, taking turns with
+small requests. Such events are logged in one line each, a few per 10 s at most.
 
 examples:
   cnnzoo serve --checkpoint runs/RUN
   cnnzoo serve --checkpoint model.onnx --port 8080 --max-batch 32 --max-delay-ms 10
+  CNNZOO_SERVE_TOKEN=$(cat token.txt) cnnzoo serve -c model.onnx --host 0.0.0.0
   curl -s --data-binary @cat.jpg -H 'Content-Type: image/jpeg' localhost:8000/predict
   curl -s -F file=@a.jpg -F file=@b.png 'localhost:8000/predict?topk=3'
 """
@@ -65,9 +76,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-images", type=int, default=32, help="images per request (32)")
     p.add_argument(
+        "--max-memory-mb",
+        type=float,
+        default=1024.0,
+        help="memory for request bodies and decoding pictures, all requests together (1024)",
+    )
+    p.add_argument(
+        "--max-connections", type=int, default=1000, help="open connections at most (1000)"
+    )
+    p.add_argument(
+        "--read-timeout",
+        type=float,
+        default=10.0,
+        help="seconds for a whole request header, and the longest silence in a body (10)",
+    )
+    p.add_argument("--body-timeout", type=float, default=60.0, help="seconds for a whole body (60)")
+    p.add_argument(
         "--token",
         default=os.environ.get("CNNZOO_SERVE_TOKEN"),
-        help="bearer token every request but /health must carry ($CNNZOO_SERVE_TOKEN)",
+        help="bearer token every request but /health and the page must carry; better in "
+        "$CNNZOO_SERVE_TOKEN, which `ps` does not show",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="one more Host name to serve without a token (repeatable)",
     )
     p.add_argument("--topk", type=int, default=5, help="classes per image unless ?topk= (5)")
     p.add_argument("--threads", type=int, help="CPU threads for the model (default: all)")
@@ -78,12 +113,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.errors import CnnzooError
+    from cnnzoo.serve.uploads import DECODE_BYTES_PER_PIXEL
 
     for name in ("max_batch", "max_images", "topk"):
         if getattr(args, name) < 1:
             raise CnnzooError(f"--{name.replace('_', '-')} must be at least 1")
     if args.max_delay_ms < 0 or args.max_body_mb <= 0 or args.max_pixels <= 0:
         raise CnnzooError("--max-delay-ms must be >= 0, --max-body-mb and --max-pixels > 0")
+    decode_mb = args.max_pixels * 1e6 * DECODE_BYTES_PER_PIXEL / 2**20
+    if decode_mb > args.max_memory_mb:
+        raise CnnzooError(
+            f"--max-memory-mb {args.max_memory_mb:g} cannot hold the decoding of one picture of "
+            f"--max-pixels {args.max_pixels:g} ({decode_mb:,.0f} MB); raise the one or lower "
+            "the other"
+        )
     if not 0 <= args.port <= 65535:
         raise CnnzooError(f"--port must be in 0..65535 (got {args.port})")
     if args.token is not None and not args.token.strip():
@@ -100,7 +143,17 @@ def run(args: argparse.Namespace) -> int:
 
     from cnnzoo.infer.runtime import load_predictor, resolve_backend
     from cnnzoo.serve import Limits, build_app, model_card
-    from cnnzoo.serve.server import bind, is_loopback, serve_forever, url_of
+    from cnnzoo.serve.access import served_names
+    from cnnzoo.serve.server import (
+        ConnectionRules,
+        bind,
+        fewer_malloc_arenas,
+        is_loopback,
+        serve_forever,
+        url_of,
+    )
+
+    fewer_malloc_arenas()  # before any thread allocates
 
     if args.threads is not None:
         if args.threads < 1:
@@ -121,7 +174,11 @@ def run(args: argparse.Namespace) -> int:
         limits=limits,
         token=args.token,
         default_topk=args.topk,
+        max_memory_mb=args.max_memory_mb,
+        hosts=served_names(args.host, tuple(args.allow_host)),
+        check_host=True,
     )
+    rules = ConnectionRules(args.max_connections, args.read_timeout, args.body_timeout)
     sock = bind(args.host, args.port)
     if not is_loopback(args.host):
         guard = "a token is required" if args.token else "no token: anyone who can reach it"
@@ -133,5 +190,5 @@ def run(args: argparse.Namespace) -> int:
         f"on {url_of(sock)}/  (batches of up to {args.max_batch}, {args.max_delay_ms:g} ms)",
         flush=True,
     )
-    serve_forever(app, sock, quiet=args.quiet)
+    serve_forever(app, sock, quiet=args.quiet, rules=rules)
     return 0

@@ -11,7 +11,7 @@ import os
 import re
 import stat
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -167,8 +167,16 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")  # L, 1, CMYK, YCbCr, ...
 
 
+# a hook that may make a decoded picture smaller: (upright image, its width and height in
+# pixels of the full-size picture) -> the image to convert to RGB
+Shrink = Callable[[Image.Image, float, float], Image.Image]
+
+
 def open_rgb(
-    path: str, min_side: int | None = None, max_aspect: float | None = None
+    path: str,
+    min_side: int | None = None,
+    max_aspect: float | None = None,
+    shrink: Shrink | None = None,
 ) -> tuple[Image.Image, tuple[int, int, str]]:
     """Decode `path` upright in RGB, plus the source's (width, height, mode).
 
@@ -176,6 +184,8 @@ def open_rgb(
     shorter side stays >= min_side: most of the time of loading large photos saved.
     With `max_aspect`, the longer side is cut down (around the centre) to at most
     max_aspect x the shorter one, before any conversion copies the pixels.
+    With `shrink`, the decoded picture (upright, cut) is handed to it before conversion,
+    with its size in full-size pixels (a JPEG decoded at a reduced scale is smaller).
     Raises ImageReadError.
     """
     with _opened(path) as im:
@@ -184,9 +194,15 @@ def open_rgb(
             im.draft(None, (min_side, min_side))
         try:
             im.load()
-            im = _upright(im)
+            sx, sy = info[0] / im.width, info[1] / im.height  # > 1 after a draft
+            upright = _upright(im)
+            if upright.size != im.size:  # turned a quarter: the scales swap
+                sx, sy = sy, sx
+            im = upright
             if max_aspect:
                 im = _centre_band(im, max_aspect)
+            if shrink is not None:
+                im = shrink(im, im.width * sx, im.height * sy)
             return to_rgb(im), info
         except Exception as e:
             raise ImageReadError(path, _reason(e)) from None

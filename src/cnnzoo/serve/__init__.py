@@ -11,7 +11,7 @@ token and a web page, served by uvicorn on loopback unless told otherwise.
 
 from cnnzoo.serve.app import build_app
 from cnnzoo.serve.card import model_card
-from cnnzoo.serve.server import serving
+from cnnzoo.serve.server import ConnectionRules, serving
 from cnnzoo.serve.uploads import Limits, UploadError
 
-__all__ = ["Limits", "UploadError", "build_app", "model_card", "serving"]
+__all__ = ["ConnectionRules", "Limits", "UploadError", "build_app", "model_card", "serving"]

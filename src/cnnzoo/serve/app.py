@@ -8,29 +8,39 @@ it asks for the token and sends it) needs `Authorization: Bearer <token>`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import hmac
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote
 
+import torch
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from cnnzoo.data.transforms import resize_side
 from cnnzoo.infer.predict import Prediction, Predictor
+from cnnzoo.serve.access import Access
 from cnnzoo.serve.batcher import Batcher
-from cnnzoo.serve.uploads import Limits, UploadError, decode_upload
+from cnnzoo.serve.budget import Lease, MemoryBudget, Overloaded, TooLarge
+from cnnzoo.serve.logs import RateLimitedLog, loop_exception_handler
+from cnnzoo.serve.uploads import Limits, Reduction, UploadError, decode_upload, probe
 
 # the page is one static file: inline CSS and JS, nothing fetched from elsewhere
 _PAGE_POLICY = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
     "img-src blob: data:; connect-src 'self'"
 )
+
+
+# a decode below this many bytes takes no turn: small pictures never wait behind large ones
+SMALL_DECODE_BYTES = 16 * 2**20
+_BUSY = {"Retry-After": "1", "Connection": "close"}
 
 
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
@@ -45,30 +55,43 @@ def whole_number(text: str, digits: int = 18) -> int | None:
     return None
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, lease: Lease | None = None) -> bytes:
     """The request body, refused (413) as soon as it is known to exceed `limit` bytes:
-    from Content-Length before reading, or while streaming a chunked upload."""
+    from Content-Length before reading, or while streaming a chunked upload. With `lease`,
+    the bytes are taken from the memory budget before they are read."""
     text = request.headers.get("content-length", "")
     length = whole_number(text)
     if text and length is None:
         raise UploadError(400, "Content-Length is not a whole number of bytes")
     if length is not None and length > limit:
         raise UploadError(413, f"request body of {length:,} bytes is over the limit of {limit:,}")
+    # a form's files are copied once more by the parser: count them twice
+    copies = 2 if _media_type(request).startswith("multipart/") else 1
+    if lease is not None and length is not None:
+        await lease.take(copies * length)
     chunks, total = [], 0
     async for chunk in request.stream():
         total += len(chunk)
         if total > limit:
             raise UploadError(413, f"request body is over the limit of {limit:,} bytes")
+        if lease is not None and (length is None or total > length):
+            await lease.take(copies * len(chunk))
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-async def uploaded_files(request: Request, limits: Limits) -> list[tuple[str, bytes]]:
+def _media_type(request: Request) -> str:
+    # media types are case-insensitive
+    return request.headers.get("content-type", "").strip().lower()
+
+
+async def uploaded_files(
+    request: Request, limits: Limits, lease: Lease | None = None
+) -> list[tuple[str, bytes]]:
     """(name, bytes) of each uploaded file: multipart form files, or the raw body as one."""
-    body = await read_body(request, limits.max_body_bytes)
-    ctype = request.headers.get("content-type", "")
-    # whatever the type says, the bytes decide; media types are case-insensitive
-    if not ctype.lower().lstrip().startswith("multipart/form-data"):
+    body = await read_body(request, limits.max_body_bytes, lease)
+    # whatever the type says, the bytes decide
+    if not _media_type(request).startswith("multipart/form-data"):
         return [(unquote(request.headers.get("x-filename", "")) or "upload", body)]
     sent = False
 
@@ -92,6 +115,49 @@ async def uploaded_files(request: Request, limits: Limits) -> list[tuple[str, by
     return files
 
 
+class Decoder:
+    """Decodes uploads in a few threads of its own, within the memory budget: a large
+    picture takes one of `slots` turns (and its decode's bytes from the budget) while it
+    decodes; one more thread stays free for small pictures, so they never wait behind
+    large ones."""
+
+    def __init__(self, limits: Limits, reduction: Reduction | None, slots: int = 2) -> None:
+        self.limits, self.reduction = limits, reduction
+        self.pool = ThreadPoolExecutor(slots + 1, thread_name_prefix="cnnzoo-decode")
+        self.slots = asyncio.Semaphore(slots)
+
+    async def decode(self, data: bytes, name: str, lease: Lease) -> torch.Tensor:
+        loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(
+            self.pool, probe, data, name, self.limits, self.reduction
+        )
+        turn = self.slots if found.decode_bytes > SMALL_DECODE_BYTES else contextlib.nullcontext()
+        try:
+            async with turn:
+                await lease.take(found.decode_bytes)
+                try:
+                    image = await loop.run_in_executor(
+                        self.pool, decode_upload, data, name, self.limits, self.reduction
+                    )
+                finally:
+                    await lease.give(found.decode_bytes)
+        except TooLarge as e:
+            raise UploadError(413, f"{name}: decoding it needs {e}; send a smaller image") from None
+        await lease.take(image.nbytes)  # held until the request is answered
+        return image
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def reduction_for(predictor: Predictor) -> Reduction:
+    """What the model's preprocessing needs of a picture: its resize's shorter side."""
+    pre = predictor.preprocess
+    size = pre.input_size
+    longest = max(size) if isinstance(size, (tuple, list)) else int(size)
+    return Reduction(resize_side(longest, pre.crop_pct), pre.interpolation)
+
+
 def build_app(
     predictor: Predictor,
     card: dict[str, Any],
@@ -101,38 +167,56 @@ def build_app(
     limits: Limits | None = None,
     token: str | None = None,
     default_topk: int = 5,
+    max_memory_mb: float = 1024,
+    hosts: set[str] | None = None,
+    check_host: bool = False,
+    log: RateLimitedLog | None = None,
+    decode_slots: int = 2,
 ) -> Starlette:
-    """The ASGI app serving `predictor`; `card` is what GET /model returns."""
+    """The ASGI app serving `predictor`; `card` is what GET /model returns. `hosts` (with
+    `check_host`): the Host names served without a token (None: any address literal)."""
     limits = limits or Limits()
+    log = log or RateLimitedLog()
     batcher = Batcher(predictor.probabilities, max_batch, max_delay_ms)
-    card = {**card, "limits": limits.to_dict(), "max_batch": max_batch}
-    card["max_delay_ms"] = max_delay_ms
-    requests = {"served": 0, "refused": 0}
+    budget = MemoryBudget(int(max_memory_mb * 2**20))
+    decoder = Decoder(limits, reduction_for(predictor), decode_slots)
+    access = Access(token, hosts, check_host)
+    card = {**card, "limits": {**limits.to_dict(), "max_memory_bytes": budget.limit}}
+    card.update(max_batch=max_batch, max_delay_ms=max_delay_ms)
+    requests = {"served": 0, "refused": 0, "disconnected": 0, "overloaded": 0}
 
-    def authorised(request: Request) -> bool:
-        if token is None:
-            return True
-        got = request.headers.get("authorization", "")
-        scheme, _, given = got.strip().partition(" ")  # the scheme is case-insensitive
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), token.encode()
-        )
+    def refused(status: int, message: str, **headers: str) -> JSONResponse:
+        requests["refused"] += 1
+        return _error(status, message, **headers)
 
-    def guarded(endpoint):
+    def guarded(endpoint, needs_token: bool = True, check_host: bool = True):
         async def wrapper(request: Request) -> Response:
-            if not authorised(request):
-                requests["refused"] += 1
-                return _error(
+            problem = (check_host and access.host_problem(request.headers)) or (
+                access.origin_problem(request.method, request.headers)
+            )
+            if problem:
+                return refused(403, problem)
+            if needs_token and not access.authorised(request.headers):
+                return refused(
                     401, "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"}
                 )
             try:
                 return await endpoint(request)
-            except UploadError as e:
-                requests["refused"] += 1
-                return _error(e.status, e.message)
+            except UploadError as e:  # the body may be unread: close rather than drain it
+                close = {"Connection": "close"} if e.status in (408, 413) else {}
+                return refused(e.status, e.message, **close)
+            except Overloaded as e:
+                requests["overloaded"] += 1
+                log("overload", f"503 for a request: {e}")
+                return refused(503, f"{e}; try again shortly", **_BUSY)
+            except TooLarge as e:
+                return refused(413, f"the request needs {e}", Connection="close")
             except HTTPException as e:  # the form parser's refusals (too many files, ...)
-                requests["refused"] += 1
-                return _error(e.status_code, str(e.detail).splitlines()[0])
+                return refused(e.status_code, str(e.detail).splitlines()[0])
+            except ClientDisconnect:
+                requests["disconnected"] += 1
+                log("disconnect", "a client went away before its request was read whole")
+                return Response(status_code=400)  # goes nowhere: the client is gone
 
         return wrapper
 
@@ -141,19 +225,23 @@ def build_app(
         k = whole_number(topk, digits=9)
         if k is None or k < 1:
             raise UploadError(400, f"topk must be a positive whole number (got {topk[:20]!r})")
-        files = await uploaded_files(request, limits)
-        if len(files) > limits.max_images:
-            raise UploadError(413, f"{len(files)} images, over the limit of {limits.max_images}")
-        names, images, errors = [], [], []
-        for name, data in files:  # as predict skips and names unreadable files
-            try:
-                images.append(await run_in_threadpool(decode_upload, data, name, limits))
-                names.append(name)
-            except UploadError as e:
-                errors.append((name, e))
-        if not images:  # nothing to answer: the first refusal, naming every bad file
-            raise UploadError(errors[0][1].status, "; ".join(e.message for _, e in errors))
-        probs = await batcher.submit(images)
+        async with budget.lease() as lease:
+            files = await uploaded_files(request, limits, lease)
+            if len(files) > limits.max_images:
+                raise UploadError(
+                    413, f"{len(files)} images, over the limit of {limits.max_images}"
+                )
+            names, images, errors = [], [], []
+            for name, data in files:  # as predict skips and names unreadable files
+                try:
+                    images.append(await decoder.decode(data, name, lease))
+                    names.append(name)
+                except UploadError as e:
+                    errors.append((name, e))
+            files.clear()  # the bytes are decoded: let them go before the model runs
+            if not images:  # nothing to answer: the first refusal, naming every bad file
+                raise UploadError(errors[0][1].status, "; ".join(e.message for _, e in errors))
+            probs = await batcher.submit(images)
         tops = predictor.top(probs, k)
         requests["served"] += 1
         results = [Prediction(n, t).to_dict() for n, t in zip(names, tops, strict=True)]
@@ -164,7 +252,9 @@ def build_app(
         return JSONResponse(card)
 
     async def stats(request: Request) -> Response:
-        return JSONResponse({**requests, **batcher.stats.to_dict()})
+        guard = getattr(request.app.state, "connections", None)
+        more = guard.to_dict() if guard is not None else {}
+        return JSONResponse({**requests, **batcher.stats.to_dict(), **budget.to_dict(), **more})
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "model": card["model"]})
@@ -179,13 +269,15 @@ def build_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        asyncio.get_running_loop().set_exception_handler(loop_exception_handler(log))
         await batcher.start()
         yield
         await batcher.stop()
+        decoder.close()
 
     routes = [
-        Route("/", page, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
+        Route("/", guarded(page, needs_token=False), methods=["GET"]),
+        Route("/health", guarded(health, needs_token=False, check_host=False), methods=["GET"]),
         Route("/model", guarded(model), methods=["GET"]),
         Route("/stats", guarded(stats), methods=["GET"]),
         Route("/predict", guarded(predict), methods=["POST"]),
@@ -194,4 +286,6 @@ def build_app(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
     app.state.batcher = batcher
+    app.state.budget = budget
+    app.state.log = log
     return app

@@ -1,7 +1,8 @@
 """Dynamic batching: images of concurrent requests run through the model together.
 
 The first request waiting opens a batch; requests arriving within `max_delay_ms` join it
-until it holds `max_batch` images. The model runs in one worker thread, so the event loop
+until it holds `max_batch` images. A larger request is split into batches that take turns
+with the requests arriving meanwhile. The model runs in one worker thread, so the event loop
 keeps accepting (and decoding) requests while a batch computes, and those requests form the
 next batch. `max_batch=1` serves every image on its own.
 """
@@ -9,6 +10,7 @@ next batch. `max_batch=1` serves every image on its own.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,9 +40,26 @@ class BatchStats:
         }
 
 
+class _Job:
+    """One request's images, the rows computed so far, and where the next batch starts."""
+
+    def __init__(self, images: list[torch.Tensor], future: asyncio.Future) -> None:
+        self.images, self.future = images, future
+        self.rows: list[torch.Tensor] = []
+        self.next = 0
+
+    @property
+    def left(self) -> int:
+        return len(self.images) - self.next
+
+
 class Batcher:
     """Collects requests (lists of uint8 images) into batches for `predict(images) ->
-    probabilities [N, classes]`; `await submit(images)` gives that request's rows."""
+    probabilities [N, classes]`; `await submit(images)` gives that request's rows.
+
+    No forward pass holds more than `max_batch` images. A request with more is served a
+    batch at a time, and goes behind the requests that arrived meanwhile after each batch,
+    so a small request waits for at most about one batch, however large the others."""
 
     def __init__(
         self,
@@ -54,12 +73,13 @@ class Batcher:
         self.max_batch = max_batch
         self.max_delay = max(0.0, max_delay_ms) / 1000
         self.stats = BatchStats()
-        self._queue: asyncio.Queue | None = None
+        self._jobs: deque[_Job] = deque()
+        self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="cnnzoo-model")
 
     async def start(self) -> None:
-        self._queue = asyncio.Queue()
+        self._arrived = asyncio.Event()
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
@@ -72,59 +92,73 @@ class Batcher:
         self._worker.shutdown(wait=True)
 
     async def submit(self, images: list[torch.Tensor]) -> torch.Tensor:
-        if self._queue is None:
+        if self._arrived is None:
             raise RuntimeError("Batcher.start() was not awaited")
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put((images, future))
+        if not images:
+            return torch.empty(0)
+        self._jobs.append(_Job(images, future))
+        self._arrived.set()
         return await future
 
-    def _run(self, images: list[torch.Tensor]) -> torch.Tensor:
-        # one request may bring more than max_batch images: run those in slices
-        outs = []
-        for s in range(0, len(images), self.max_batch):
-            chunk = images[s : s + self.max_batch]
-            outs.append(self.predict(chunk))
-            self.stats.add(len(chunk))
-        return torch.cat(outs)
+    async def _wait_for_jobs(self, timeout: float | None) -> bool:
+        assert self._arrived is not None
+        self._arrived.clear()
+        try:
+            await asyncio.wait_for(self._arrived.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
-    async def _gather(self) -> list[tuple[list[torch.Tensor], asyncio.Future]]:
-        assert self._queue is not None
-        pending = [await self._queue.get()]
-        count = len(pending[0][0])
+    async def _gather(self) -> list[tuple[_Job, int, int]]:
+        """(job, first, end) slices of at most max_batch images in all, in arrival order;
+        waits up to max_delay after the first for the batch to fill."""
+        while not self._jobs:
+            await self._wait_for_jobs(None)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_delay
-        while count < self.max_batch:
-            try:
-                if self._queue.empty():
-                    left = deadline - loop.time()
-                    if left <= 0:
-                        break
-                    item = await asyncio.wait_for(self._queue.get(), left)
-                else:
-                    item = self._queue.get_nowait()
-            except (asyncio.TimeoutError, asyncio.QueueEmpty):
-                break
-            pending.append(item)
-            count += len(item[0])
-        return pending
+        batch, room, again = [], self.max_batch, None
+        while room > 0:
+            if not self._jobs:
+                left = deadline - loop.time()
+                if left <= 0 or not await self._wait_for_jobs(left):
+                    break
+                continue
+            job = self._jobs.popleft()
+            if job.future.done():  # the client is gone
+                continue
+            take = min(job.left, room)
+            batch.append((job, job.next, job.next + take))
+            job.next += take
+            room -= take
+            if job.left:
+                again = job  # the rest goes behind everything that waits now
+        if again is not None:
+            self._jobs.append(again)
+        return batch
+
+    def _run(self, images: list[torch.Tensor]) -> torch.Tensor:
+        probs = self.predict(images)
+        self.stats.add(len(images))
+        return probs
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            pending = await self._gather()
-            live = [(ims, fut) for ims, fut in pending if not fut.done()]  # clients gone
-            if not live:
+            batch = await self._gather()
+            if not batch:
                 continue
-            images = [im for ims, _ in live for im in ims]
+            images = [im for job, a, b in batch for im in job.images[a:b]]
             try:
                 probs = await loop.run_in_executor(self._worker, self._run, images)
-            except Exception as e:  # the model failed: every waiting request hears why
-                for _, fut in live:
-                    if not fut.done():
-                        fut.set_exception(e)
+            except Exception as e:  # the model failed: every request in the batch hears why
+                for job, _, _ in batch:
+                    if not job.future.done():
+                        job.future.set_exception(e)
                 continue
             start = 0
-            for ims, fut in live:
-                if not fut.done():
-                    fut.set_result(probs[start : start + len(ims)])
-                start += len(ims)
+            for job, a, b in batch:
+                job.rows.append(probs[start : start + b - a])
+                start += b - a
+                if not job.left and not job.future.done():
+                    job.future.set_result(torch.cat(job.rows))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from cnnzoo.data.transforms import resize_side
@@ -30,7 +31,22 @@ def model_card(meta: dict[str, Any], source: str | Path, backend: str) -> dict[s
         },
         "epoch": meta.get("epoch"),
         "metrics": meta.get("metrics"),
-        "recipe": meta.get("recipe"),
-        "data": meta.get("data"),
-        "export": meta.get("export"),
+        "recipe": without_paths(meta.get("recipe")),
+        "data": without_paths(meta.get("data")),
+        "export": without_paths(meta.get("export")),
     }
+
+
+_ABSOLUTE = re.compile(r"^(/|~|[A-Za-z]:[\\/]|\\\\)")
+
+
+def without_paths(value: Any) -> Any:
+    """`value` with every absolute path (POSIX, Windows, ~) cut to its last part: the card
+    tells clients what the data was called, not where it lies on the server's disk."""
+    if isinstance(value, dict):
+        return {k: without_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_paths(v) for v in value]
+    if isinstance(value, str) and _ABSOLUTE.match(value):
+        return PureWindowsPath(value).name if "\\" in value else Path(value).name
+    return value

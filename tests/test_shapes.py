@@ -121,3 +121,30 @@ def test_folder_stored_with_the_input_aspect(tmp_path):
     assert b.image_size == [20, 30] and b.val.images.shape[-2:] == (20, 30)
     b = load_folder(tmp_path, image_size=16, aspect=(24, 40), progress=False, val_split=0.25)
     assert b.image_size == [16, 27]
+
+
+def test_config_sizes_and_normalisation_are_checked():
+    from cnnzoo.errors import CnnzooError
+    from cnnzoo.train.config import TrainConfig, progressive_size, validate_config
+
+    base = dict(model="resnet20", data="digits")
+    assert TrainConfig(**base, image_size=[32]).image_size == 32
+    assert TrainConfig(**base, image_size=[32, 32]).image_size == 32
+    assert TrainConfig(**base, image_size=(24, 40)).image_size == [24, 40]
+    validate_config(TrainConfig(**base, image_size=[24, 40], mean=[0.5], std=[0.2]))
+    bad = [
+        (dict(image_size=[24, 40, 8]), "--image-size takes one number"),
+        (dict(image_size=[4, 40]), "each in [8, 4096]"),
+        (dict(mean=[0.5, 0.5]), "--mean takes three numbers"),
+        (dict(std=[0.2, 0.0, 0.2]), "--std values must be above 0"),
+        (dict(std=[0.2, -1.0, 0.2]), "--std values must be above 0"),
+        (dict(mean=[float("nan")] * 3), "--mean values must be finite"),
+        (dict(mean=[0.5] * 3, stats=True), "not both"),
+    ]
+    for extra, words in bad:
+        with pytest.raises(CnnzooError, match=words.replace("[", r"\[")):
+            validate_config(TrainConfig(**base, **extra))
+    # progressive: the shorter side grows from the start, the other in proportion
+    assert progressive_size(0, 5, 16, [32, 64]) == [16, 32]
+    assert progressive_size(4, 5, 16, [32, 64]) == [32, 64]
+    assert progressive_size(0, 5, 16, 32) == 16

@@ -64,6 +64,12 @@ def size_value(size: Size) -> int | list[int]:
     return h if h == w else [h, w]
 
 
+def as_size(size: Size) -> int | tuple[int, int]:
+    """A size as code holds it (hashable, comparable): an int for a square, (H, W) else."""
+    h, w = size_hw(size)
+    return h if h == w else (h, w)
+
+
 def size_text(size: Size) -> str:
     """'32' for a square, '24x40' (H x W) for a rectangle."""
     h, w = size_hw(size)

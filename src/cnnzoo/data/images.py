@@ -193,6 +193,13 @@ def open_rgb(
             raise ImageReadError(path, _reason(e)) from None
 
 
+def strip_aspect(size: Size) -> float:
+    """The long-strip cut for an input `size`: MAX_ASPECT, or the size's own aspect (longer
+    over shorter side) when that is larger, so the centre crop never reaches past the cut."""
+    h, w = size_hw(size)
+    return max(float(MAX_ASPECT), max(h, w) / min(h, w))
+
+
 def _centre_band(im: Image.Image, max_aspect: float) -> Image.Image:
     w, h = im.size
     m = min(w, h)
@@ -213,7 +220,7 @@ def decode_square(path: str, size: Size) -> tuple[np.ndarray, tuple[int, int, st
     (bilinear, antialiased): resize to cover H x W, then centre crop, without rounding the
     intermediate size. Plus the source's (width, height, mode)."""
     oh, ow = size_hw(size)
-    im, info = open_rgb(path, min_side=max(oh, ow), max_aspect=MAX_ASPECT)
+    im, info = open_rgb(path, min_side=max(oh, ow), max_aspect=strip_aspect(size))
     w, h = im.size
     if (w, h) != (ow, oh):
         if w * oh >= ow * h:  # wider than the box's aspect: full height, centre of the width

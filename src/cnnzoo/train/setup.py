@@ -208,6 +208,7 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
     if dist.is_main and saved is not None:
         check_data_fingerprint(run_dir, bundle, True, cfg.allow_data_change)
     checks.before_training(cfg, bundle, run_dir)
+    given_normalisation(cfg, (), (), int(bundle.train.images.shape[1]))  # one per channel
     if dist.is_main and saved is None:
         check_data_fingerprint(run_dir, bundle, False, False)
 

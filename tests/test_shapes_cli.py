@@ -164,3 +164,33 @@ def test_bad_values_refused_in_one_line(extra, words, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0], err
     assert not (tmp_path / "r").exists()  # refused before a run folder was left behind
+
+
+def test_serve_card_and_answers_for_the_rectangle(run, tmp_path):
+    """GET /model says H x W and the normalisation; POST /predict answers what predict does,
+    also for a 16 x 56 model on a strip wider than 2:1 (the long-strip cut keeps 3.5:1)."""
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("starlette")
+    from cnnzoo.serve import build_app, model_card, serving
+
+    pred = Predictor.from_checkpoint(str(run), device="cpu", precision="fp32")
+    card = model_card(pred.meta, "best.safetensors", "pytorch")
+    rng = np.random.default_rng(0)
+    strip = tmp_path / "strip.png"
+    Image.fromarray(rng.integers(0, 256, (20, 90, 3), dtype=np.uint8)).save(strip)
+    (want,), _ = pred.predict_files([str(strip)], topk=3)
+    with serving(build_app(pred, card)) as url, httpx.Client(base_url=url) as client:
+        got = client.get("/model").json()["preprocessing"]
+        assert got["crop"] == [24, 40] and got["resize"] == [24, 40]
+        assert got["mean"] == MEAN and got["std"] == STD
+        r = client.post("/predict?topk=3", content=strip.read_bytes())
+        assert r.status_code == 200, r.text
+        probs = [p["prob"] for p in r.json()["results"][0]["predictions"]]
+    assert probs == pytest.approx([p["prob"] for p in want.to_dict()["predictions"]], abs=1e-6)
+    wide = Predictor(pred.model, {**pred.meta, "input_size": [16, 56]}, precision="fp32")
+    (want,), _ = wide.predict_files([str(strip)], topk=3)
+    card = model_card(wide.meta, "wide.safetensors", "pytorch")
+    with serving(build_app(wide, card)) as url, httpx.Client(base_url=url) as client:
+        r = client.post("/predict?topk=3", content=strip.read_bytes())
+        probs = [p["prob"] for p in r.json()["results"][0]["predictions"]]
+    assert probs == pytest.approx([p["prob"] for p in want.to_dict()["predictions"]], abs=1e-6)

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from cnnzoo.data.images import MAX_ASPECT
 from cnnzoo.infer.predict import Prediction, Predictor
 from cnnzoo.serve.batcher import Batcher
 from cnnzoo.serve.uploads import Limits, UploadError, decode_upload
@@ -108,6 +109,7 @@ def build_app(
     card = {**card, "limits": limits.to_dict(), "max_batch": max_batch}
     card["max_delay_ms"] = max_delay_ms
     requests = {"served": 0, "refused": 0}
+    aspect = getattr(predictor, "max_aspect", MAX_ASPECT)  # the long-strip cut, as predict's
 
     def authorised(request: Request) -> bool:
         if token is None:
@@ -147,7 +149,7 @@ def build_app(
         names, images, errors = [], [], []
         for name, data in files:  # as predict skips and names unreadable files
             try:
-                images.append(await run_in_threadpool(decode_upload, data, name, limits))
+                images.append(await run_in_threadpool(decode_upload, data, name, limits, aspect))
                 names.append(name)
             except UploadError as e:
                 errors.append((name, e))

@@ -55,9 +55,11 @@ def image_size(data: bytes, name: str) -> tuple[int, int]:
         ) from None
 
 
-def decode_upload(data: bytes, name: str, limits: Limits) -> torch.Tensor:
+def decode_upload(
+    data: bytes, name: str, limits: Limits, max_aspect: float = MAX_ASPECT
+) -> torch.Tensor:
     """uint8 [3, H, W] RGB of one uploaded file, or UploadError (400 unreadable, 413 too
-    many pixels)."""
+    many pixels). `max_aspect`: the long-strip cut (`Predictor.max_aspect`)."""
 
     if not data:
         raise UploadError(400, f"{name}: empty upload")
@@ -72,7 +74,7 @@ def decode_upload(data: bytes, name: str, limits: Limits) -> torch.Tensor:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             # as predict reads a file: the same limits, the same cut of extreme panoramas
-            im, _ = open_rgb(io.BytesIO(data), max_aspect=MAX_ASPECT)  # type: ignore[arg-type]
+            im, _ = open_rgb(io.BytesIO(data), max_aspect=max_aspect)  # type: ignore[arg-type]
     except ImageReadError as e:
         raise UploadError(400, f"{name}: {e.reason}") from None
     return torch.from_numpy(np.ascontiguousarray(np.asarray(im).transpose(2, 0, 1)))

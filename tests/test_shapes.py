@@ -148,3 +148,15 @@ def test_config_sizes_and_normalisation_are_checked():
     assert progressive_size(0, 5, 16, [32, 64]) == [16, 32]
     assert progressive_size(4, 5, 16, [32, 64]) == [32, 64]
     assert progressive_size(0, 5, 16, 32) == 16
+
+
+def test_sidecar_input_size_an_int_or_h_w():
+    """Checkpoints from before rectangles (an int) still pass; [H, W] passes; else refused."""
+    from cnnzoo.artifacts.sidecar import facts_problem
+
+    meta = {"model": "resnet20", "num_classes": 2, "classes": ["a", "b"], "in_chans": 3,
+            "mean": [0.5] * 3, "std": [0.25] * 3}  # fmt: skip
+    for ok in (32, [24, 40], [4096, 1]):
+        assert facts_problem({**meta, "input_size": ok}) is None
+    for bad in ([24], [24, 40, 3], [0, 40], "24x40", [24.0, 40], True, [True, 40], 5000):
+        assert "input_size" in facts_problem({**meta, "input_size": bad})

@@ -53,15 +53,18 @@ def decode(path: str, rules: dict) -> Image.Image:
 
 
 def to_input(im: Image.Image, rules: dict) -> np.ndarray:
-    """float32 [3, crop, crop]: resized, cropped and normalised by the rules."""
+    """float32 [3, height, width]: resized, cropped and normalised by the rules."""
     rs, crop = rules["resize"], rules["crop"]
     w, h = im.size
-    side = rs["shorter_side"]
+    # cover the box with the aspect kept (rules version 1 had only the square's shorter side)
+    bh, bw = rs["box"] if "box" in rs else (rs["shorter_side"], rs["shorter_side"])
+    if bh * w >= bw * h:
+        nh, nw = bh, max(bw, round(w * bh / h))
+    else:
+        nh, nw = max(bh, round(h * bw / w)), bw
     planes = [Image.fromarray(np.asarray(im)[..., c].astype(np.float32), "F") for c in range(3)]
-    if min(w, h) != side:
-        size = (round(w * side / h), side) if h <= w else (side, round(h * side / w))
-        size = (max(1, size[0]), max(1, size[1]))
-        planes = [p.resize(size, FILTERS[rs["interpolation"]]) for p in planes]
+    if (nh, nw) != (h, w):
+        planes = [p.resize((nw, nh), FILTERS[rs["interpolation"]]) for p in planes]
     x = np.stack([np.asarray(p, dtype=np.float32) for p in planes])
     if rs["clamp"] is not None:
         x = np.clip(x, *rs["clamp"])

@@ -72,8 +72,13 @@ def _images(root: Path) -> list[Path]:
     return list(files.values())
 
 
-@pytest.mark.parametrize("interpolation", ["bicubic", "bilinear"])
-def test_onnx_client_without_torch_reproduces_predict(tmp_path, interpolation, capsys):
+@pytest.mark.parametrize(
+    ("interpolation", "size"),
+    # squares, and rectangles: wide, tall, and one wider than the long-strip cut's 2:1
+    [("bicubic", 32), ("bilinear", 32), ("bicubic", [24, 40]), ("bilinear", [40, 24]),
+     ("bilinear", [16, 56])],
+)  # fmt: skip
+def test_onnx_client_without_torch_reproduces_predict(tmp_path, interpolation, size, capsys):
     torch.manual_seed(0)
     model = create_model("resnet20", num_classes=len(CLASSES)).eval()
     with torch.no_grad():  # spread the logits, so that a wrong rule shows in the probabilities
@@ -81,7 +86,7 @@ def test_onnx_client_without_torch_reproduces_predict(tmp_path, interpolation, c
     run = tmp_path / "run"
     run.mkdir()
     info = {"model": "resnet20", "model_overrides": {}, "num_classes": 4, "in_chans": 3,
-            "classes": CLASSES, "input_size": 32, "crop_pct": 0.875,
+            "classes": CLASSES, "input_size": size, "crop_pct": 0.875,
             "interpolation": interpolation, "mean": [0.45, 0.5, 0.55], "std": [0.2, 0.25, 0.3]}  # fmt: skip
     save_checkpoint(run / "best.safetensors", model, info)
     onnx_file = tmp_path / "model.onnx"
@@ -112,7 +117,7 @@ def test_onnx_client_without_torch_reproduces_predict(tmp_path, interpolation, c
 
 def test_metadata_values_are_typed(tmp_path):
     """ONNX metadata_props: every value one JSON value; TorchScript's preprocessing.json: one
-    typed JSON object (no JSON inside JSON strings)."""
+    typed JSON object (no JSON inside JSON strings). A rectangle's sizes are [H, W] lists."""
     import onnx
 
     torch.manual_seed(0)
@@ -143,3 +148,15 @@ def test_metadata_values_are_typed(tmp_path):
     typed = json.loads(extra["preprocessing.json"])
     assert typed["resize"] == 35 and typed["mean"] == [0.5] * 3 and typed["crop"] == 32
     assert typed["preprocessing"] == rules
+
+    info.update(input_size=[24, 40])
+    save_checkpoint(run / "best.safetensors", model, info)
+    rect = tmp_path / "rect.onnx"
+    assert main(["export", "-c", str(run), "-o", str(rect), "--no-progress"]) == 0
+    facts = {p.key: json.loads(p.value) for p in onnx.load(str(rect)).metadata_props}
+    assert facts["input_size"] == [24, 40] and facts["crop"] == [24, 40]
+    assert facts["resize"] == [26, 44] and facts["input_shape"] == [1, 3, 24, 40]
+    rules = facts["preprocessing"]
+    assert rules["resize"]["box"] == [26, 44] and rules["resize"]["shorter_side"] is None
+    assert (rules["crop"]["height"], rules["crop"]["width"]) == (24, 40)
+    assert facts["cnnzoo"]["input_size"] == [24, 40]  # the sidecar, as the checkpoint has it

@@ -132,6 +132,14 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _is_size(v: Any) -> bool:
+    """A square's side (an int, as every checkpoint before rectangles holds) or [H, W]; each
+    in 1..4096. (artifacts imports nothing of cnnzoo but errors: `cfg.is_size` restated.)"""
+    if isinstance(v, list):
+        return len(v) == 2 and all(_is_int(x) and 1 <= x <= 4096 for x in v)
+    return _is_int(v) and 1 <= v <= 4096
+
+
 def _finite_numbers(v: Any, n: int) -> bool:
     return (
         isinstance(v, list)
@@ -165,8 +173,9 @@ def facts_problem(meta: dict[str, Any]) -> str | None:
         (not _is_int(n) or len(meta.get("classes") or []) == n,
          f"{len(meta.get('classes') or [])} class names for {n} outputs"),
         (_is_int(in_chans) and in_chans in (1, 3), f"in_chans {in_chans!r:.40} is not 1 or 3"),
-        (_is_int(meta.get("input_size")) and 1 <= meta["input_size"] <= 4096,
-         f"input_size {meta.get('input_size')!r:.40} is not a size in pixels"),
+        (_is_size(meta.get("input_size")),
+         f"input_size {meta.get('input_size')!r:.40} is not a size in pixels (an int, or "
+         "[H, W])"),
         (_finite_numbers(meta.get("mean"), in_chans if _is_int(in_chans) else 3)
          and all(abs(x) <= 255 for x in meta["mean"]),
          "mean is not one finite number per channel in [-255, 255]"),

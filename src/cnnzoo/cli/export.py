@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnzoo.cfg import EXPORT_PRECISIONS
+from cnnzoo.cfg import EXPORT_PRECISIONS, size_text
 
 HELP = "export a checkpoint or model to ONNX or TorchScript, with a parity check"
 
@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         details.append(f"{result.batchnorm_folded} BatchNorm folded")
     print(
         f"exported {meta['model']} ({len(meta['classes'])} classes, "
-        f"{meta['input_size']} px) to {result.path}: {result.size_bytes / 1e6:.1f} MB, "
+        f"{size_text(meta['input_size'])} px) to {result.path}: {result.size_bytes / 1e6:.1f} MB, "
         f"{', '.join(details)}, {result.seconds:.1f} s"
     )
     print(result.parity.summary())

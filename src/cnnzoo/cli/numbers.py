@@ -35,6 +35,8 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "image_size": (8, 4096),
     "load_size": (1, 4096),
     "input_size": (8, 4096),
+    "mean": (-255, 255),
+    "std": (0, 255),
     "crop_pad": (0, 2048),
     "crop_scale": (0, 1),
     "min_lr_ratio": (0, 1),
@@ -75,7 +77,9 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "body_timeout": (0.1, 86_400),
 }
 # beyond the range's edge, these must also not equal the low end (a share of 0 is nothing)
-_OPEN_LOW = {"lr", "start_lr", "end_lr", "crop_scale", "cache_ram", "max_body_mb", "max_pixels"}
+_OPEN_LOW = {
+    "lr", "start_lr", "end_lr", "crop_scale", "cache_ram", "max_body_mb", "max_pixels", "std",
+}  # fmt: skip
 
 
 def _shown(x: float) -> str:
@@ -83,27 +87,39 @@ def _shown(x: float) -> str:
 
 
 def check_numbers(args: argparse.Namespace) -> None:
-    """Refuse a non-finite number for any option, and one outside its range (RANGES)."""
+    """Refuse a non-finite number for any option, and one outside its range (RANGES); an
+    option of several numbers (--image-size H W, --mean R G B) has each checked."""
     for dest, value in sorted(vars(args).items()):
-        if dest.startswith("_") or isinstance(value, bool):
+        if dest.startswith("_"):
             continue
-        if not isinstance(value, (int, float)):
-            continue
-        flag = "--" + dest.replace("_", "-")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise CnnzooError(f"{flag} must be a finite number (got {value})")
-        low, high = RANGES.get(dest, (None, None))
-        if dest not in RANGES:  # any other number: at least a sane magnitude
-            low, high = -1e12, 1e12
-        too_low = low is not None and (value < low or (dest in _OPEN_LOW and value <= low))
-        if too_low or (high is not None and value > high):
-            edge = "(" if dest in _OPEN_LOW else "["
-            raise CnnzooError(
-                f"{flag} must be in {edge}{_shown(low)}, {_shown(high)}] (got {_shown(value)})"
-            )
+        if isinstance(value, list) and value and all(_is_number(v) for v in value):
+            for v in value:
+                _check_number(dest, v)
+        elif _is_number(value):
+            _check_number(dest, value)
     warmup, epochs = getattr(args, "warmup_epochs", None), getattr(args, "epochs", None)
     if isinstance(warmup, (int, float)) and isinstance(epochs, int) and warmup > epochs:
         raise CnnzooError(
             f"--warmup-epochs {_shown(warmup)} is longer than the run's {epochs} epochs; "
             "the lr would never reach its peak"
+        )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_number(dest: str, value: float) -> None:
+    """One value of option `dest`: finite and in its range."""
+    flag = "--" + dest.replace("_", "-")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CnnzooError(f"{flag} must be a finite number (got {value})")
+    low, high = RANGES.get(dest, (None, None))
+    if dest not in RANGES:  # any other number: at least a sane magnitude
+        low, high = -1e12, 1e12
+    too_low = low is not None and (value < low or (dest in _OPEN_LOW and value <= low))
+    if too_low or (high is not None and value > high):
+        edge = "(" if dest in _OPEN_LOW else "["
+        raise CnnzooError(
+            f"{flag} must be in {edge}{_shown(low)}, {_shown(high)}] (got {_shown(value)})"
         )

@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 from collections import Counter
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cnnzoo.cfg import Size, size_hw, size_text, size_value
 from cnnzoo.errors import CnnzooError
 
 log = logging.getLogger("cnnzoo")
@@ -63,9 +65,9 @@ def use_disk(mode: str, nbytes: int, ram_share: float = DEFAULT_RAM_SHARE) -> bo
     return total is not None and nbytes > ram_share * total
 
 
-def cache_key(files: list[str], labels: list[int], size: int) -> str:
+def cache_key(files: list[str], labels: list[int], size: Size) -> str:
     """A digest of everything the cached rows depend on."""
-    h = hashlib.sha256(f"cnnzoo-cache-v{DECODER_VERSION}:{size}:{len(files)}\n".encode())
+    h = hashlib.sha256(f"cnnzoo-cache-v{DECODER_VERSION}:{size_text(size)}:{len(files)}\n".encode())
     for f, label in zip(files, labels, strict=True):
         try:
             st = os.stat(f)
@@ -115,9 +117,10 @@ def _locked(path: Path):
 class DiskCache:
     """The cache files of one key in `folder`."""
 
-    def __init__(self, folder: Path, key: str, n: int, size: int) -> None:
-        self.folder, self.key, self.n, self.size = Path(folder), key, n, size
-        self.row = 3 * size * size
+    def __init__(self, folder: Path, key: str, n: int, size: Size) -> None:
+        # the size as JSON holds it (an int, or [H, W]), so that the meta file compares equal
+        self.folder, self.key, self.n, self.size = Path(folder), key, n, size_value(size)
+        self.row = 3 * math.prod(size_hw(size))
         self.data = self.folder / f"{key}.u8"
         self.manifest = self.folder / f"{key}.json"
         self.partial = self.folder / f"{key}.partial"
@@ -260,24 +263,24 @@ def chunk_rows(row_bytes: int) -> int:
     return max(1, min(_CHUNK_MAX, _CHUNK_BYTES // row_bytes))
 
 
-def _map(path: Path, n: int, size: int) -> torch.Tensor:
+def _map(path: Path, n: int, size: Size) -> torch.Tensor:
     """uint8 [n, 3, size, size] backed by `path`: pages are read when a batch touches them
     (copy-on-write, so nothing can change the file)."""
     if n == 0:
-        return torch.empty((0, 3, size, size), dtype=torch.uint8)
-    arr = np.memmap(path, dtype=np.uint8, mode="c", shape=(n, 3, size, size))
+        return torch.empty((0, 3, *size_hw(size)), dtype=torch.uint8)
+    arr = np.memmap(path, dtype=np.uint8, mode="c", shape=(n, 3, *size_hw(size)))
     return torch.from_numpy(arr)
 
 
 def cached_decode(
     files: list[str],
     labels: list[int],
-    size: int,
+    size: Size,
     folder: Path,
     decode_chunks: Callable,
 ) -> tuple[torch.Tensor, np.ndarray, list, Counter]:
     """The rows of the readable `files` from the disk cache in `folder`, built first if
-    needed. Returns (rows [kept, 3, size, size] memory-mapped, ok mask over `files`,
+    needed. Returns (rows [kept, 3, H, W] memory-mapped, ok mask over `files`,
     skipped (file, reason), Counter of source formats). `decode_chunks` is
     `folders.decode_chunks` (with its progress bar and description set)."""
     folder = Path(folder).expanduser()

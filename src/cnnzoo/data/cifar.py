@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cnnzoo.cfg import Size, size_hw, size_value
 from cnnzoo.data import safe_pickle
 from cnnzoo.data.archives import obtain
 from cnnzoo.data.stats import channel_stats
@@ -132,7 +133,7 @@ def load_cifar(
     name: str,
     *,
     data_dir: Path,
-    image_size: int | None = None,
+    image_size: Size | None = None,
     download: bool = False,
     progress: bool = True,
 ) -> DataBundle:
@@ -148,7 +149,7 @@ def load_cifar(
     def part(files: tuple[str, ...]) -> ImageTensors:
         batches = [_read_batch(folder / f, spec.label_key, len(classes)) for f in files]
         images = torch.cat([b[0] for b in batches])
-        if image_size and image_size != 32:
+        if image_size and size_hw(image_size) != (32, 32):
             images = resize_uint8(images, image_size)
         return ImageTensors(images, torch.cat([b[1] for b in batches]))
 
@@ -160,7 +161,7 @@ def load_cifar(
         train=train,
         val=test,
         val_name="test",
-        image_size=int(train.images.shape[-1]),
+        image_size=size_value(tuple(train.images.shape[-2:])),
         mean=mean,
         std=std,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import math
 import os
 import statistics
 import sys
@@ -23,6 +24,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from cnnzoo.cfg import Size, scaled_size, size_hw, size_text, size_value
 from cnnzoo.data.cache import DEFAULT_RAM_SHARE, cached_decode, use_disk
 from cnnzoo.data.images import (
     IMAGE_EXTENSIONS,
@@ -245,20 +247,20 @@ def default_size(files: list[str], samples: int = 64) -> int:
     return max(1, min(DEFAULT_FOLDER_SIZE, int(statistics.median(sides))))
 
 
-def _check_memory(n: int, size: int) -> None:
-    need = n * 3 * size * size
+def _check_memory(n: int, size: Size) -> None:
+    need = n * 3 * math.prod(size_hw(size))
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return
     if need > 0.8 * total:
         raise CnnzooError(
-            f"{n:,} images at {size}x{size} need {need / 1e9:.1f} GB of memory, more than "
+            f"{n:,} images at {size_text(size)} px need {need / 1e9:.1f} GB of memory, more than "
             f"this machine's {total / 1e9:.0f} GB allows; use the disk cache (--cache disk) or "
             "store them smaller (train: --load-size, data: --image-size)"
         )
     if need > 2e9:
-        log.info("storing %d images at %dx%d: %.1f GB", n, size, size, need / 1e9)
+        log.info("storing %d images at %s px: %.1f GB", n, size_text(size), need / 1e9)
 
 
 @dataclass
@@ -276,7 +278,7 @@ class DecodedChunk:
 
 def decode_chunks(
     files: list[str],
-    size: int,
+    size: Size,
     *,
     start: int = 0,
     chunk: int = _CHUNK,
@@ -288,7 +290,7 @@ def decode_chunks(
     bounded whatever the number of files."""
 
     def work(lo: int, hi: int) -> DecodedChunk:
-        rows = np.empty((hi - lo, 3, size, size), dtype=np.uint8)
+        rows = np.empty((hi - lo, 3, *size_hw(size)), dtype=np.uint8)
         good = np.zeros(hi - lo, dtype=bool)
         failed, formats = [], Counter()
         for k in range(hi - lo):
@@ -324,13 +326,13 @@ def decode_chunks(
 
 
 def decode_files(
-    files: list[str], size: int, *, progress: bool = True, desc: str = "decoding"
+    files: list[str], size: Size, *, progress: bool = True, desc: str = "decoding"
 ) -> tuple[torch.Tensor, np.ndarray, list[tuple[str, str]], Counter]:
-    """Decode `files` into uint8 [N, 3, size, size] in memory. Returns (images, ok mask,
+    """Decode `files` into uint8 [N, 3, H, W] in memory (an int size: a square). Returns (images, ok mask,
     skipped (file, reason) sorted by file, Counter of source (width, height, mode)). Rows of
     skipped files are left uninitialised."""
     n = len(files)
-    images = torch.empty((n, 3, size, size), dtype=torch.uint8)
+    images = torch.empty((n, 3, *size_hw(size)), dtype=torch.uint8)
     rows = images.numpy()
     ok = np.zeros(n, dtype=bool)
     skipped: list[tuple[str, str]] = []
@@ -377,7 +379,7 @@ def check_unreadable(
 def load_folder(
     root: str | Path,
     *,
-    image_size: int | None = None,
+    image_size: Size | None = None,
     val_split: float = 0.1,
     seed: int = 0,
     progress: bool = True,
@@ -385,8 +387,12 @@ def load_folder(
     cache: str = "auto",
     cache_dir: str | Path | None = None,
     ram_share: float = DEFAULT_RAM_SHARE,
+    aspect: Size | None = None,
 ) -> DataBundle:
     """Decode an image folder into a DataBundle (ImageNet mean / std, for fine-tuning).
+    image_size: the stored size, an int (a square) or (H, W) (each image resized to cover it,
+    aspect kept, then centre-cropped); unset, `default_size`. `aspect` (H, W): the stored
+    images take its aspect, their shorter side that size's (a rectangular training input).
     More than `max_unreadable` of the files unreadable is an error (1.0: never).
     cache: "memory" (decoded into RAM), "disk" (a memory-mapped file in `cache_dir`, built
     once and reused while the files stay the same) or "auto" (disk when the decoded set
@@ -402,11 +408,13 @@ def load_folder(
         train_items = [train_items[i] for i in tr.tolist()]
         val_name = held_out_name(val_split)
 
-    size = image_size or default_size([f for f, _ in train_items])
+    size = size_value(image_size) if image_size else default_size([f for f, _ in train_items])
+    if aspect is not None:
+        size = scaled_size(aspect, min(size_hw(size)))
     items = train_items + val_items
     files = [f for f, _ in items]
     desc = f"decoding {root.name or root}"
-    if use_disk(cache, len(items) * 3 * size * size, ram_share):
+    if use_disk(cache, len(items) * 3 * math.prod(size_hw(size)), ram_share):
         where = Path(cache_dir) if cache_dir else default_data_dir() / "cache"
         decode = functools.partial(decode_chunks, desc=desc, progress=progress)
         images, ok, skipped, formats = cached_decode(

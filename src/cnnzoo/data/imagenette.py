@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cnnzoo.cfg import Size, size_hw
 from cnnzoo.data.archives import obtain
 from cnnzoo.errors import CnnzooError
 
@@ -49,11 +50,11 @@ def _complete(folder: Path) -> bool:
 
 
 def imagenette_folder(
-    data_dir: Path, image_size: int | None, download: bool, progress: bool
+    data_dir: Path, image_size: Size | None, download: bool, progress: bool
 ) -> Path:
     """The extracted release under data_dir: 160 px when image_size <= 160 (or unset),
     else 320 px. A 320 px copy already there also serves small sizes."""
-    px = 160 if (image_size or 160) <= 160 else 320
+    px = 160 if min(size_hw(image_size or 160)) <= 160 else 320
     for have in (px, 320):
         folder = data_dir / f"imagenette2-{have}"
         if _complete(folder):

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from cnnzoo.cfg import Size, size_hw
 from cnnzoo.errors import CnnzooError
 
 IMAGE_EXTENSIONS: set[str] = {
@@ -208,6 +209,13 @@ def open_rgb(
             raise ImageReadError(path, _reason(e)) from None
 
 
+def strip_aspect(size: Size) -> float:
+    """The long-strip cut for an input `size`: MAX_ASPECT, or the size's own aspect (longer
+    over shorter side) when that is larger, so the centre crop never reaches past the cut."""
+    h, w = size_hw(size)
+    return max(float(MAX_ASPECT), max(h, w) / min(h, w))
+
+
 def _centre_band(im: Image.Image, max_aspect: float) -> Image.Image:
     w, h = im.size
     m = min(w, h)
@@ -222,15 +230,21 @@ def _centre_band(im: Image.Image, max_aspect: float) -> Image.Image:
     return im.crop((0, top, w, top + keep))
 
 
-def decode_square(path: str, size: int) -> tuple[np.ndarray, tuple[int, int, str]]:
-    """uint8 [3, size, size]: shorter side resized to `size` (bilinear, antialiased), centre
-    square kept; plus the source's (width, height, mode)."""
-    im, info = open_rgb(path, min_side=size, max_aspect=MAX_ASPECT)
+def decode_square(path: str, size: Size) -> tuple[np.ndarray, tuple[int, int, str]]:
+    """uint8 [3, H, W] for `size` (an int: a square): the centred box of the image with the
+    aspect W / H, as large as fits (for a square, the centre square), resized to H x W
+    (bilinear, antialiased): resize to cover H x W, then centre crop, without rounding the
+    intermediate size. Plus the source's (width, height, mode)."""
+    oh, ow = size_hw(size)
+    im, info = open_rgb(path, min_side=max(oh, ow), max_aspect=strip_aspect(size))
     w, h = im.size
-    if (w, h) != (size, size):
-        m = min(w, h)
-        box = ((w - m) / 2, (h - m) / 2, (w + m) / 2, (h + m) / 2)
-        im = im.resize((size, size), Image.Resampling.BILINEAR, box=box)
+    if (w, h) != (ow, oh):
+        if w * oh >= ow * h:  # wider than the box's aspect: full height, centre of the width
+            bw, bh = h * ow / oh, float(h)
+        else:
+            bw, bh = float(w), w * oh / ow
+        box = ((w - bw) / 2, (h - bh) / 2, (w + bw) / 2, (h + bh) / 2)
+        im = im.resize((ow, oh), Image.Resampling.BILINEAR, box=box)
     return np.asarray(im).transpose(2, 0, 1), info
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cnnzoo.cfg import Size, size_hw, size_text
 from cnnzoo.data.cifar import load_cifar
 from cnnzoo.data.digits import load_digits
 from cnnzoo.data.folders import load_folder
@@ -17,7 +18,7 @@ def load_data(
     source: str,
     *,
     data_dir: str | None = None,
-    image_size: int | None = None,
+    image_size: Size | None = None,
     val_split: float = 0.1,
     seed: int = 0,
     download: bool = False,
@@ -26,16 +27,20 @@ def load_data(
     cache: str = "auto",
     cache_dir: str | None = None,
     ram_share: float = 0.5,
+    aspect: Size | None = None,
 ) -> DataBundle:
     """Decode a dataset once into uint8 tensors of equal squares.
 
     source: "digits", "cifar10", "cifar100", "imagenette", or a folder (ROOT/CLASS/IMAGE,
     or ROOT/train/CLASS/IMAGE with ROOT/val or ROOT/test beside it; write ./digits for a
     folder that has a dataset's name).
-    image_size: side of the stored squares. Folders: shorter side resized to it, then the
-    centre square; unset, 256 px (what 224-px training needs), or the sources' median
-    shorter side when that is smaller (no upscaling of small images). digits stay 8 px,
-    CIFAR 32 px, Imagenette 160 px unless it is given.
+    image_size: side of the stored squares, or (H, W) of rectangles. Folders: resized to
+    cover it (aspect kept), then the centre crop; unset, 256 px (what 224-px training
+    needs), or the sources' median shorter side when that is smaller (no upscaling of small
+    images). digits stay 8 px, CIFAR 32 px, Imagenette 160 px unless it is given.
+    aspect: a folder's (and Imagenette's) images are stored with this (H, W)'s aspect, their
+    shorter side `image_size` (an int) or the default side: what a rectangular training
+    input needs. digits and CIFAR stay square (the transforms crop them to the aspect).
     val_split: share of each class held out for validation when the source has no val/test
     split of its own (digits, folders without val/ or test/); CIFAR's val is its test set.
     Mean / std: measured on train for digits and CIFAR (trained from scratch); ImageNet's for
@@ -46,8 +51,8 @@ def load_data(
     """
     if not 0.0 <= val_split < 1.0:
         raise CnnzooError(f"--val-split must be in [0, 1), got {val_split}")
-    if image_size is not None and image_size < 1:
-        raise CnnzooError(f"--image-size must be positive, got {image_size}")
+    if image_size is not None and min(size_hw(image_size)) < 1:
+        raise CnnzooError(f"--image-size must be positive, got {size_text(image_size)}")
     if source in DATASETS and Path(source).is_dir():
         raise CnnzooError(
             f"--data {source} names the built-in dataset, but there is also a folder "
@@ -77,6 +82,7 @@ def load_data(
         cache=cache,
         cache_dir=cache_dir or (str(root / "cache") if data_dir else None),
         ram_share=ram_share,
+        aspect=aspect,
     )
     bundle.classes = readable_class_names(bundle.classes)
     if source == "imagenette":

@@ -8,6 +8,11 @@ batch is a pure function of (images, cfg, generator state): resumed training is 
 
 Evaluation: resize the shorter side to image_size / crop_pct (bilinear, antialiased), centre
 crop image_size, normalise.
+
+Sizes are an int (a square) or (H, W). A rectangle is reached by one rule everywhere: resize,
+aspect kept, until the image covers the box (H, W) / crop_pct, then centre-crop H x W
+(`cnnzoo.cfg.resized_shape`); random-resized crops draw their box's aspect around the
+output's (W / H times a ratio from `ratio`), pad-crop pads and crops H x W.
 """
 
 from __future__ import annotations
@@ -18,7 +23,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from cnnzoo.cfg import IMAGENET_MEAN, IMAGENET_STD, resize_side  # noqa: F401 (kept here too)
+from cnnzoo.cfg import (  # noqa: F401 (resize_side kept here too)
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Size,
+    resize_box,
+    resize_side,
+    resized_shape,
+    size_hw,
+)
 from cnnzoo.data.autoaugment import POLICIES, auto_augment
 from cnnzoo.errors import CnnzooError
 
@@ -32,11 +45,11 @@ _ERASE_RATIO = (0.3, 1 / 0.3)
 @dataclass
 class AugmentCfg:
     """What `train_transform` does. `crop`: "random-resized" (area fraction `scale`, aspect
-    `ratio`), "pad-crop" (zero-pad by `pad`, crop back at a random offset) or "none" (resize
-    only). `auto_augment`: None, "trivial" (TrivialAugment-wide) or "rand" (RandAugment,
+    `ratio`, relative to the output's W / H), "pad-crop" (zero-pad by `pad`, crop back at a
+    random offset) or "none" (resize only). `image_size`: an int (square) or (H, W). `auto_augment`: None, "trivial" (TrivialAugment-wide) or "rand" (RandAugment,
     `rand_ops` ops at `rand_magnitude` of 30). `random_erasing`: probability per sample."""
 
-    image_size: int
+    image_size: Size
     crop: str = "random-resized"
     scale: tuple[float, float] = (0.08, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
@@ -50,7 +63,7 @@ class AugmentCfg:
     rand_magnitude: int = 9
 
     def __post_init__(self) -> None:
-        if self.image_size < 1:
+        if min(size_hw(self.image_size)) < 1:
             raise CnnzooError(f"image size must be positive, got {self.image_size}")
         if self.crop not in CROPS:
             raise CnnzooError(f"unknown crop {self.crop!r}; choose one of {', '.join(CROPS)}")
@@ -73,7 +86,7 @@ class AugmentCfg:
 
 
 def default_augment(
-    image_size: int,
+    image_size: Size,
     mean: tuple[float, ...] = IMAGENET_MEAN,
     std: tuple[float, ...] = IMAGENET_STD,
     *,
@@ -82,9 +95,10 @@ def default_augment(
     """The usual recipe for a size: up to 64 px (CIFAR-like), pad by image_size // 8 and
     crop back, plus flips; larger, random-resized crops (scale 0.08..1) plus flips.
     Pass hflip=False where a mirror changes the class (digits, text)."""
-    if image_size <= 64:
+    side = min(size_hw(image_size))
+    if side <= 64:
         return AugmentCfg(
-            image_size, crop="pad-crop", pad=image_size // 8, hflip=hflip, mean=mean, std=std
+            image_size, crop="pad-crop", pad=side // 8, hflip=hflip, mean=mean, std=std
         )
     return AugmentCfg(image_size, crop="random-resized", hflip=hflip, mean=mean, std=std)
 
@@ -118,36 +132,42 @@ def _normalise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...])
     return x.mul_(1 / (255 * s)).sub_(m / s)
 
 
-def resize_shorter(x: torch.Tensor, side: int, interpolation: str = "bilinear") -> torch.Tensor:
-    """Float 0..255 images with their shorter side resized to `side` (bilinear or bicubic,
-    antialiased; bicubic overshoot clamped to 0..255, as an 8-bit image would be)."""
+def resize_cover(x: torch.Tensor, box: Size, interpolation: str = "bilinear") -> torch.Tensor:
+    """Float 0..255 images resized, aspect kept, to cover `box` (an int: the shorter side
+    becomes it; (H, W): `resized_shape`), bilinear or bicubic, antialiased; bicubic overshoot
+    clamped to 0..255, as an 8-bit image would be."""
     if interpolation not in ("bilinear", "bicubic"):
         raise CnnzooError(f"interpolation must be bilinear or bicubic, got {interpolation!r}")
     h, w = x.shape[-2:]
-    if min(h, w) == side:
+    size = resized_shape(h, w, size_hw(box))
+    if size == (h, w):
         return x
-    if h <= w:
-        size = (side, max(1, round(w * side / h)))
-    else:
-        size = (max(1, round(h * side / w)), side)
     x = F.interpolate(x, size=size, mode=interpolation, antialias=True, align_corners=False)
     return x.clamp_(0, 255) if interpolation == "bicubic" else x
 
 
-def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+def resize_shorter(x: torch.Tensor, side: int, interpolation: str = "bilinear") -> torch.Tensor:
+    """Float 0..255 images with their shorter side resized to `side` (`resize_cover` of a
+    square box)."""
+    return resize_cover(x, side, interpolation)
+
+
+def center_crop(x: torch.Tensor, size: Size) -> torch.Tensor:
+    """The centre H x W of each image (top-left offset (extra // 2)); an int is a square."""
+    ch, cw = size_hw(size)
     h, w = x.shape[-2:]
-    top, left = (h - size) // 2, (w - size) // 2
-    return x[..., top : top + size, left : left + size]
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return x[..., top : top + ch, left : left + cw]
 
 
-def resize_uint8(images: torch.Tensor, size: int, chunk: int = 1024) -> torch.Tensor:
-    """uint8 images resized to size x size (shorter side, then centre crop), in chunks so a
-    whole dataset never exists as float."""
+def resize_uint8(images: torch.Tensor, size: Size, chunk: int = 1024) -> torch.Tensor:
+    """uint8 images resized to H x W (an int: a square): resized to cover it, aspect kept,
+    then centre-cropped; in chunks so a whole dataset never exists as float."""
     _check_batch(images)
     n, c = images.shape[:2]
-    out = torch.empty((n, c, size, size), dtype=torch.uint8, device=images.device)
+    out = torch.empty((n, c, *size_hw(size)), dtype=torch.uint8, device=images.device)
     for s in range(0, images.shape[0], chunk):
-        x = center_crop(resize_shorter(images[s : s + chunk].float(), size), size)
+        x = center_crop(resize_cover(images[s : s + chunk].float(), size), size)
         out[s : s + chunk] = x.round_().clamp_(0, 255).to(torch.uint8)
     return out
 
@@ -155,9 +175,9 @@ def resize_uint8(images: torch.Tensor, size: int, chunk: int = 1024) -> torch.Te
 def _crop_boxes(
     n: int, h: int, w: int, scale, ratio, gen, device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random-resized-crop boxes (x0, y0, bw, bh) in pixels, one per sample. Ten candidate
-    boxes per sample are drawn at once; the first that fits is used, else the centre crop
-    of the whole image clamped to the ratio range."""
+    """Random-resized-crop boxes (x0, y0, bw, bh) in pixels, one per sample, of aspect
+    (width / height) in `ratio`. Ten candidate boxes per sample are drawn at once; the first
+    that fits is used, else the centre crop of the whole image clamped to the ratio range."""
     tries = 10
     u = torch.rand(n, tries, 4, generator=gen, device=device)
     area = h * w * (scale[0] + (scale[1] - scale[0]) * u[..., 0])
@@ -183,6 +203,11 @@ def _crop_boxes(
     return (w - bw) * ux, (h - bh) * uy, bw, bh
 
 
+def _pixel_centres(k: int, device: torch.device) -> torch.Tensor:
+    """The centres of k pixels in [-1, 1] (align_corners=False)."""
+    return (torch.arange(k, device=device, dtype=torch.float32) * 2 + 1) / k - 1
+
+
 def _sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -191,8 +216,11 @@ def _random_resized_crop(
     batch: torch.Tensor, cfg: AugmentCfg, flip: torch.Tensor | None, gen
 ) -> torch.Tensor:
     n, c, h, w = batch.shape
-    s = cfg.image_size
-    x0, y0, bw, bh = _crop_boxes(n, h, w, cfg.scale, cfg.ratio, gen, batch.device)
+    oh, ow = size_hw(cfg.image_size)
+    # the box's aspect is drawn around the output's, so a box of ratio 1 is not distorted
+    aspect = ow / oh
+    ratio = (cfg.ratio[0] * aspect, cfg.ratio[1] * aspect)
+    x0, y0, bw, bh = _crop_boxes(n, h, w, cfg.scale, ratio, gen, batch.device)
     # boxes as an affine map from output [-1, 1] to input [-1, 1] (pixel edges, align_corners
     # False); a flip is the same map with the x axis negated
     sx, sy = bw / w, bh / h
@@ -201,21 +229,21 @@ def _random_resized_crop(
     cx, cy = (x0 + bw / 2) / w * 2 - 1, (y0 + bh / 2) / h * 2 - 1
     # the map is axis-aligned, so the sampling grid is separable: x depends on the column
     # only, y on the row only (cheaper than F.affine_grid's full matrix product)
-    centres = (torch.arange(s, device=batch.device, dtype=torch.float32) * 2 + 1) / s - 1
-    gx = sx[:, None] * centres + cx[:, None]
-    gy = sy[:, None] * centres + cy[:, None]
-    grid = torch.stack((gx[:, None, :].expand(n, s, s), gy[:, :, None].expand(n, s, s)), dim=-1)
+    gx = sx[:, None] * _pixel_centres(ow, batch.device) + cx[:, None]
+    gy = sy[:, None] * _pixel_centres(oh, batch.device) + cy[:, None]
+    grid = torch.stack((gx[:, None, :].expand(n, oh, ow), gy[:, :, None].expand(n, oh, ow)), dim=-1)
     # bilinear sampling aliases when a box shrinks more than 2x, so each sample reads from
-    # the level of an antialiased half-size pyramid where its box is at most 2 * s pixels
+    # the level of an antialiased half-size pyramid where its box is at most 2x the output
     # (the normalised grid is the same on every level)
-    level = torch.log2(torch.maximum(bw, bh) / (2 * s)).ceil().clamp(min=0).long()
+    shrink = torch.maximum(bw / ow, bh / oh)
+    level = torch.log2(shrink / 2).ceil().clamp(min=0).long()
     top = int(level.max()) if n else 0
     if top == 0:  # every box at the stored resolution (images at most 2x the crop): one call
         return _sample(batch.float(), grid)
     # x: the samples still needing level k or coarser (uint8 until first shrunk: cheaper to
     # select from); ids: their places in the batch
     x, ids = batch, torch.arange(n, device=batch.device)
-    out = torch.empty(n, c, s, s, device=batch.device)
+    out = torch.empty(n, c, oh, ow, device=batch.device)
     for k in range(top + 1):
         if k:
             deeper = level[ids] >= k
@@ -233,21 +261,21 @@ def _random_resized_crop(
 
 def _pad_crop(batch: torch.Tensor, cfg: AugmentCfg, flip: torch.Tensor | None, gen) -> torch.Tensor:
     n, c, h, w = batch.shape
-    s, p = cfg.image_size, cfg.pad
-    if (h, w) != (s, s):
-        batch = resize_uint8(batch, s)
+    (oh, ow), p = size_hw(cfg.image_size), cfg.pad
+    if (h, w) != (oh, ow):
+        batch = resize_uint8(batch, (oh, ow))
     padded = F.pad(batch, (p, p, p, p)) if p else batch
-    side = s + 2 * p
+    width = ow + 2 * p
     off = torch.randint(0, 2 * p + 1, (n, 2), generator=gen, device=batch.device)
-    ar = torch.arange(s, device=batch.device)
-    rows = off[:, :1] + ar
-    cols = off[:, 1:] + ar
+    ar_h, ar_w = torch.arange(oh, device=batch.device), torch.arange(ow, device=batch.device)
+    rows = off[:, :1] + ar_h
+    cols = off[:, 1:] + ar_w
     if flip is not None:  # a mirrored crop reads its columns right to left
-        cols = torch.where(flip[:, None], off[:, 1:] + (s - 1 - ar), cols)
-    # one gather over the flattened padded image: index of (row, col) is row * side + col
-    lin = (rows[:, :, None] * side + cols[:, None, :]).view(n, 1, s * s).expand(n, c, -1)
-    out = padded.reshape(n, c, side * side).gather(2, lin)
-    return out.view(n, c, s, s).float()
+        cols = torch.where(flip[:, None], off[:, 1:] + (ow - 1 - ar_w), cols)
+    # one gather over the flattened padded image: index of (row, col) is row * width + col
+    lin = (rows[:, :, None] * width + cols[:, None, :]).view(n, 1, oh * ow).expand(n, c, -1)
+    out = padded.reshape(n, c, (oh + 2 * p) * width).gather(2, lin)
+    return out.view(n, c, oh, ow).float()
 
 
 def _random_erase(x: torch.Tensor, p: float, gen) -> torch.Tensor:
@@ -294,8 +322,8 @@ def train_transform(
         x = _pad_crop(batch, cfg, flip, gen)
     else:
         x = batch.float()
-        if x.shape[-2:] != (cfg.image_size, cfg.image_size):
-            x = center_crop(resize_shorter(x, cfg.image_size), cfg.image_size).contiguous()
+        if tuple(x.shape[-2:]) != size_hw(cfg.image_size):
+            x = center_crop(resize_cover(x, cfg.image_size), cfg.image_size).contiguous()
         if flip is not None:
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     if cfg.auto_augment:
@@ -308,18 +336,19 @@ def train_transform(
 
 def eval_transform(
     batch: torch.Tensor,
-    image_size: int,
+    image_size: Size,
     mean: tuple[float, ...],
     std: tuple[float, ...],
     crop_pct: float = 1.0,
     interpolation: str = "bilinear",
 ) -> torch.Tensor:
-    """uint8 [N, C, H, W] -> normalised float32 [N, C, S, S]: shorter side resized to
-    floor(image_size / crop_pct) (`interpolation`, antialiased), centre crop of image_size
-    (top-left offset (extra // 2)), then (x / 255 - mean) / std."""
+    """uint8 [N, C, H, W] -> normalised float32 [N, C, S, S] (or [N, C, H', W'] for a
+    rectangular image_size (H', W')): resized (`interpolation`, antialiased, aspect kept) to
+    cover floor(image_size / crop_pct), which for a square is the shorter side to it; centre
+    crop of image_size (top-left offset (extra // 2)), then (x / 255 - mean) / std."""
     _check_batch(batch)
     if not 0 < crop_pct <= 1:
         raise CnnzooError(f"crop_pct must be in (0, 1], got {crop_pct}")
-    side = resize_side(image_size, crop_pct)
-    x = center_crop(resize_shorter(batch.float(), side, interpolation), image_size)
+    box = resize_box(image_size, crop_pct)
+    x = center_crop(resize_cover(batch.float(), box, interpolation), image_size)
     return _normalise(x.contiguous(), mean, std)

@@ -29,7 +29,7 @@ class DataBundle:
     train: ImageTensors
     val: ImageTensors
     val_name: str  # where val came from: "val", "test", or "held-out 10% of train"
-    image_size: int  # side of the stored (square) images
+    image_size: int | list[int]  # side of the stored squares, or [H, W] of rectangles
     mean: tuple[float, ...]
     std: tuple[float, ...]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)

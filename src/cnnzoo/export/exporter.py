@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from cnnzoo.artifacts.files import check_output, staged_output
-from cnnzoo.cfg import EXPORT_PRECISIONS
+from cnnzoo.cfg import EXPORT_PRECISIONS, size_hw, size_value
 from cnnzoo.errors import CnnzooError
 from cnnzoo.export.parity import ParityReport, check_parity, parity_images
 from cnnzoo.export.writers import with_precision, write_onnx, write_torchscript
@@ -64,7 +64,7 @@ def model_meta(
         "num_classes": num_classes,
         "in_chans": in_chans,
         "classes": classes or [str(i) for i in range(num_classes)],
-        "input_size": cfg.input_size,
+        "input_size": size_value(cfg.input_size),
         "mean": list(cfg.mean),
         "std": list(cfg.std),
         "crop_pct": cfg.crop_pct,
@@ -102,8 +102,8 @@ def export_model(
     model = model.cpu().eval()
     # the images first: a bad --check-images fails before minutes of export
     images, source = parity_images(meta, check_images, check_limit, progress)
-    size, chans = int(meta["input_size"]), int(meta.get("in_chans", 3))
-    example = torch.zeros(1, chans, size, size)
+    size, chans = size_hw(meta["input_size"]), int(meta.get("in_chans", 3))
+    example = torch.zeros(1, chans, *size)
     to_write, folded = model, 0
     if fold:
         # ONNX's exporter folds eval-mode BatchNorm itself; TorchScript keeps it, and a

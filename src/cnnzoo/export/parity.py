@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnzoo.cfg import Size, size_hw
 from cnnzoo.data import load_data, load_image
 from cnnzoo.errors import CnnzooError
 from cnnzoo.infer.predict import Predictor, collect_images
@@ -70,11 +71,12 @@ class ParityReport:
         }
 
 
-def deterministic_images(input_size: int, n: int = DETERMINISTIC_IMAGES) -> list[torch.Tensor]:
-    """Seeded smooth colour fields (coarse noise, upsampled) of a non-square size, so the
-    resize and crop run as they do on photos."""
+def deterministic_images(input_size: Size, n: int = DETERMINISTIC_IMAGES) -> list[torch.Tensor]:
+    """Seeded smooth colour fields (coarse noise, upsampled) of another shape than the input
+    (an int: a square; or (H, W)), so the resize and crop run as they do on photos."""
     g = torch.Generator().manual_seed(0)
-    h, w = max(8, input_size * 5 // 4), max(8, input_size * 3 // 2)
+    ih, iw = size_hw(input_size)
+    h, w = max(8, ih * 5 // 4), max(8, iw * 3 // 2)
     coarse = torch.rand(n, 3, 6, 7, generator=g) * 255
     big = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)
     return list(big.clamp(0, 255).round().to(torch.uint8))
@@ -140,7 +142,7 @@ def parity_images(
         except (CnnzooError, OSError) as e:
             reason = f"the run's data cannot be read here: {e}"
     n = min(limit, DETERMINISTIC_IMAGES)
-    return deterministic_images(int(meta["input_size"]), n), f"deterministic inputs ({reason})"
+    return deterministic_images(meta["input_size"], n), f"deterministic inputs ({reason})"
 
 
 @torch.no_grad()

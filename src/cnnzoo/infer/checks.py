@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from cnnzoo.artifacts.sidecar import facts_problem
+from cnnzoo.cfg import Size, size_hw, size_text
 from cnnzoo.errors import CnnzooError
 from cnnzoo.models.factory import create_model
 
@@ -25,8 +26,9 @@ from cnnzoo.models.factory import create_model
 MAX_FORWARD_BYTES = int(float(os.environ.get("CNNZOO_MAX_FORWARD_MB", 4096)) * 2**20)
 
 
-def forward_bytes(name: str, num_classes: int, in_chans: int, size: int, **opts: Any) -> int:
-    """An upper bound of the activation memory of one image of `size` px through `name`: the
+def forward_bytes(name: str, num_classes: int, in_chans: int, size: Size, **opts: Any) -> int:
+    """An upper bound of the activation memory of one image of `size` px (an int: a square;
+    or (H, W)) through `name`: the
     sum of every layer's float32 output, measured on the meta device (shapes only, nothing
     allocated)."""
     total = 0
@@ -42,7 +44,7 @@ def forward_bytes(name: str, num_classes: int, in_chans: int, size: int, **opts:
     hooks = [m.register_forward_hook(add) for m in model.modules() if not list(m.children())]
     try:
         with torch.no_grad():
-            model(torch.empty(1, in_chans, size, size, device="meta"))
+            model(torch.empty(1, in_chans, *size_hw(size), device="meta"))
     except (RuntimeError, ValueError, TypeError):
         return 0  # the model cannot take this size: the probe says so
     finally:
@@ -53,12 +55,12 @@ def forward_bytes(name: str, num_classes: int, in_chans: int, size: int, **opts:
 
 def check_forward_memory(meta: dict[str, Any], where: str) -> None:
     """Refuse an input size whose forward pass would take more than MAX_FORWARD_BYTES."""
-    size = int(meta["input_size"])
+    size = meta["input_size"]
     need = forward_bytes(meta["model"], int(meta["num_classes"]), int(meta.get("in_chans", 3)),
                          size, **meta.get("model_overrides", {}))  # fmt: skip
     if need > MAX_FORWARD_BYTES:
         raise CnnzooError(
-            f"{where}: input_size {size} would take {need / 2**30:.1f} GB for one image's "
+            f"{where}: input_size {size_text(size)} would take {need / 2**30:.1f} GB for one image's "
             f"forward pass, above the {MAX_FORWARD_BYTES / 2**30:.1f} GB limit "
             "(CNNZOO_MAX_FORWARD_MB); the file's facts are wrong or the size is too large"
         )
@@ -82,9 +84,9 @@ def check_tensor_dtypes(model: nn.Module, tensors: dict[str, torch.Tensor], wher
 
 def probe_input(meta: dict[str, Any], batch: int = 1) -> torch.Tensor:
     """A grey image with a little noise, normalised by the file's mean and std."""
-    chans, size = int(meta.get("in_chans", 3)), int(meta["input_size"])
+    chans, size = int(meta.get("in_chans", 3)), size_hw(meta["input_size"])
     g = torch.Generator().manual_seed(0)
-    pixels = 0.5 + 0.1 * torch.randn(batch, chans, size, size, generator=g)
+    pixels = 0.5 + 0.1 * torch.randn(batch, chans, *size, generator=g)
     mean = torch.tensor(meta["mean"], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(meta["std"], dtype=torch.float32).view(1, -1, 1, 1)
     return (pixels - mean) / std
@@ -124,7 +126,7 @@ def check_exported(model: nn.Module, meta: dict[str, Any], where: str) -> None:
         raise CnnzooError(f"{where}: its cnnzoo metadata does not hold: {problem}")
     shape = getattr(model, "input_shape", None)
     if shape and all(isinstance(d, int) for d in shape[1:]):
-        want = [int(meta.get("in_chans", 3)), int(meta["input_size"]), int(meta["input_size"])]
+        want = [int(meta.get("in_chans", 3)), *size_hw(meta["input_size"])]
         if list(shape[1:]) != want:
             raise CnnzooError(
                 f"{where}: its graph takes {list(shape[1:])} but its metadata says {want}; "

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnzoo.cfg import ModelCfg
+from cnnzoo.cfg import ModelCfg, as_size
 from cnnzoo.data import load_data
 from cnnzoo.data.sources import canonical_source
 from cnnzoo.data.transforms import eval_transform
@@ -24,7 +24,7 @@ class Preprocess:
     """Eval-time preprocessing, as recorded in a checkpoint's sidecar (or, for reference
     weights, in the model's cfg: their published resize, crop and interpolation)."""
 
-    input_size: int
+    input_size: int | tuple[int, int]  # a square's side, or (H, W)
     mean: tuple[float, ...]
     std: tuple[float, ...]
     crop_pct: float = 1.0
@@ -33,7 +33,7 @@ class Preprocess:
     @classmethod
     def from_meta(cls, meta: dict) -> Preprocess:
         return cls(
-            int(meta["input_size"]),
+            as_size(meta["input_size"]),
             tuple(meta["mean"]),
             tuple(meta["std"]),
             float(meta.get("crop_pct", 1.0)),
@@ -43,7 +43,7 @@ class Preprocess:
     @classmethod
     def from_cfg(cls, cfg: ModelCfg) -> Preprocess:
         """The eval transform the reference weights of a model were published with."""
-        return cls(cfg.input_size, cfg.mean, cfg.std, cfg.crop_pct, cfg.interpolation)
+        return cls(as_size(cfg.input_size), cfg.mean, cfg.std, cfg.crop_pct, cfg.interpolation)
 
     def __call__(self, batch_u8: torch.Tensor) -> torch.Tensor:
 

@@ -12,8 +12,10 @@ consumer in another language needs is a key of its own, readable without the sid
 `preprocessing` holds every rule that turns an image file into the model's input, typed
 (`preprocessing_rules`), in the order they apply: decoding (EXIF orientation, palette, alpha
 composited on white, grey, 16-bit and float images, CMYK and other modes, all as
-`cnnzoo.data.images.to_rgb` does it), long-strip cut, resize of the shorter side (filter,
-antialiasing, rounding of the longer side), centre crop, scaling and normalisation, layout.
+`cnnzoo.data.images.to_rgb` does it), long-strip cut, resize (aspect kept, to cover a box:
+for a square input the shorter side to its length; filter, antialiasing, rounding of the
+other side), centre crop, scaling and normalisation, layout. A rectangular input (H x W)
+has `input_size`, `resize` and `crop` as [H, W] lists; a square one as ints.
 tests/onnx_client.py follows it with nothing but onnxruntime, Pillow and numpy and gets
 `cnnzoo predict`'s probabilities.
 """
@@ -23,8 +25,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cnnzoo.cfg import resize_side
-from cnnzoo.data.images import MAX_ASPECT
+from cnnzoo.cfg import resize_box, size_hw, size_value
+from cnnzoo.data.images import strip_aspect
 from cnnzoo.errors import CnnzooError
 
 FORMAT = "cnnzoo-export-v1"
@@ -32,7 +34,7 @@ DEFAULT_OPSET = 17
 META_KEY = "cnnzoo"
 TORCHSCRIPT_FILE = "cnnzoo.json"  # the extra file inside a TorchScript archive
 REQUIRED = ("model", "num_classes", "classes", "input_size", "mean", "std")
-RULES_VERSION = 1
+RULES_VERSION = 2  # 2: rectangular inputs (resize box and rule, crop height and width)
 
 
 def interpolation(meta: dict[str, Any]) -> str:
@@ -42,8 +44,8 @@ def interpolation(meta: dict[str, Any]) -> str:
 
 def preprocessing_rules(meta: dict[str, Any]) -> dict[str, Any]:
     """Every rule from image file to model input, as typed values (see the module docstring)."""
-    size = int(meta["input_size"])
-    crop_pct = float(meta.get("crop_pct", 1.0))
+    (h, w), crop_pct = size_hw(meta["input_size"]), float(meta.get("crop_pct", 1.0))
+    box = resize_box((h, w), crop_pct)
     filt = interpolation(meta)
     return {
         "version": RULES_VERSION,
@@ -60,19 +62,25 @@ def preprocessing_rules(meta: dict[str, Any]) -> dict[str, Any]:
         },
         # the longer side cut around the centre (evenly) to at most this x the shorter one
         # before resizing: the centre crop never reaches further
-        "max_aspect": float(MAX_ASPECT),
+        "max_aspect": strip_aspect((h, w)),
         "max_aspect_cut": "keep = floor(shorter * max_aspect) + (longer - that) % 2; "
         "offset = (longer - keep) // 2",
         "resize": {
-            "shorter_side": resize_side(size, crop_pct),
+            # the image is resized, aspect kept, to cover box [height, width]: for a square
+            # box its shorter side becomes `shorter_side` (null for a rectangular box)
+            "box": list(box),
+            "rule": "if box_h * w >= box_w * h: height = box_h, width = round_half_even(w * "
+            "box_h / h); else: width = box_w, height = round_half_even(h * box_w / w)",
+            "shorter_side": box[0] if box[0] == box[1] else None,
             "longer_side": "round_half_even(longer * shorter_side / shorter)",
             "interpolation": filt,
             "antialias": True,  # Pillow's resampling on float pixels, torch antialias=True
             "on": "float32 0..255",
             "clamp": [0, 255] if filt == "bicubic" else None,
-            "skip_if_shorter_side_equal": True,
+            "skip_if_shorter_side_equal": True,  # for a square box; any box: the same size
+            "skip_if_same_size": True,
         },
-        "crop": {"height": size, "width": size, "offset": "floor((resized - crop) / 2)"},
+        "crop": {"height": h, "width": w, "offset": "floor((resized - crop) / 2)"},
         "scale": 255.0,  # x / scale
         "mean": [float(v) for v in meta["mean"]],
         "std": [float(v) for v in meta["std"]],
@@ -114,13 +122,13 @@ def export_metadata(
         "format": FORMAT,
         "model": str(meta["model"]),
         "classes": list(meta["classes"]),
-        "input_size": int(meta["input_size"]),
+        "input_size": size_value(meta["input_size"]),
         "input_shape": full["export"]["input_shape"],
         "mean": rules["mean"],
         "std": rules["std"],
         "crop_pct": float(meta.get("crop_pct", 1.0)),
-        "resize": rules["resize"]["shorter_side"],
-        "crop": rules["crop"]["height"],
+        "resize": size_value(rules["resize"]["box"]),  # a square: the shorter side
+        "crop": size_value((rules["crop"]["height"], rules["crop"]["width"])),
         "interpolation": rules["resize"]["interpolation"],
         "preprocessing": rules,
         "output": "logits (float32), one per class in the order of `classes`; softmax for "

@@ -15,7 +15,7 @@ from torch import nn
 
 from cnnzoo.cfg import INFERENCE_PRECISIONS
 from cnnzoo.data import IMAGE_EXTENSIONS
-from cnnzoo.data.images import MAX_ASPECT, load_image, pil_to_tensor, shown
+from cnnzoo.data.images import load_image, pil_to_tensor, shown, strip_aspect
 from cnnzoo.errors import CnnzooError
 from cnnzoo.infer.evaluate import Preprocess, check_flip_tta, forward
 from cnnzoo.infer.fast import InferencePath, prepare_inference
@@ -137,6 +137,7 @@ class Predictor:
         self.meta = meta
         self.classes: list[str] = list(meta["classes"])
         self.preprocess = Preprocess.from_meta(meta)
+        self.max_aspect = strip_aspect(self.preprocess.input_size)  # the long-strip cut
         self.in_chans = int(meta.get("in_chans", 3))
 
     @classmethod
@@ -200,8 +201,8 @@ class Predictor:
         for start in range(0, len(files), batch_size):
             batch_files, images = [], []
             for f in files[start : start + batch_size]:
-                try:  # the centre crop keeps at most a square: no need to load more
-                    images.append(load_image(f, max_aspect=MAX_ASPECT))
+                try:  # the centre crop reaches no further than its aspect: load no more
+                    images.append(load_image(f, max_aspect=self.max_aspect))
                     batch_files.append(f)
                 except CnnzooError as e:
                     errors.append((f, str(e)))

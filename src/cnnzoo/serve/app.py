@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from cnnzoo.data.images import MAX_ASPECT
 from cnnzoo.data.transforms import resize_side
 from cnnzoo.infer.predict import Prediction, Predictor
 from cnnzoo.serve.access import Access
@@ -121,8 +122,14 @@ class Decoder:
     decodes; one more thread stays free for small pictures, so they never wait behind
     large ones."""
 
-    def __init__(self, limits: Limits, reduction: Reduction | None, slots: int = 2) -> None:
-        self.limits, self.reduction = limits, reduction
+    def __init__(
+        self,
+        limits: Limits,
+        reduction: Reduction | None,
+        slots: int = 2,
+        max_aspect: float = MAX_ASPECT,
+    ) -> None:
+        self.limits, self.reduction, self.max_aspect = limits, reduction, max_aspect
         self.pool = ThreadPoolExecutor(slots + 1, thread_name_prefix="cnnzoo-decode")
         self.slots = asyncio.Semaphore(slots)
 
@@ -137,7 +144,13 @@ class Decoder:
                 await lease.take(found.decode_bytes)
                 try:
                     image = await loop.run_in_executor(
-                        self.pool, decode_upload, data, name, self.limits, self.reduction
+                        self.pool,
+                        decode_upload,
+                        data,
+                        name,
+                        self.limits,
+                        self.reduction,
+                        self.max_aspect,
                     )
                 finally:
                     await lease.give(found.decode_bytes)
@@ -179,7 +192,8 @@ def build_app(
     log = log or RateLimitedLog()
     batcher = Batcher(predictor.probabilities, max_batch, max_delay_ms)
     budget = MemoryBudget(int(max_memory_mb * 2**20))
-    decoder = Decoder(limits, reduction_for(predictor), decode_slots)
+    aspect = getattr(predictor, "max_aspect", MAX_ASPECT)  # the long-strip cut, as predict's
+    decoder = Decoder(limits, reduction_for(predictor), decode_slots, aspect)
     access = Access(token, hosts, check_host)
     card = {**card, "limits": {**limits.to_dict(), "max_memory_bytes": budget.limit}}
     card.update(max_batch=max_batch, max_delay_ms=max_delay_ms)

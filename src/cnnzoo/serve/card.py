@@ -6,14 +6,14 @@ import re
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
-from cnnzoo.data.transforms import resize_side
+from cnnzoo.cfg import resize_box, size_value
 from cnnzoo.infer.metadata import interpolation
 
 
 def model_card(meta: dict[str, Any], source: str | Path, backend: str) -> dict[str, Any]:
     """Name, classes, preprocessing, metrics and recipe from a checkpoint's (or exported
     file's) sidecar."""
-    size, crop_pct = int(meta["input_size"]), float(meta.get("crop_pct", 1.0))
+    size, crop_pct = size_value(meta["input_size"]), float(meta.get("crop_pct", 1.0))
     return {
         "model": meta["model"],
         "file": Path(source).name,
@@ -22,7 +22,9 @@ def model_card(meta: dict[str, Any], source: str | Path, backend: str) -> dict[s
         "classes": list(meta["classes"]),
         "preprocessing": {
             "in_chans": int(meta.get("in_chans", 3)),
-            "resize": resize_side(size, crop_pct),
+            # a square: the shorter side's length; a rectangle: the [H, W] box the image is
+            # resized to cover (aspect kept) before the centre crop of [H, W]
+            "resize": size_value(resize_box(size, crop_pct)),
             "crop": size,
             "crop_pct": crop_pct,
             "interpolation": f"{interpolation(meta)}, antialiased",

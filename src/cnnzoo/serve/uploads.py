@@ -133,10 +133,15 @@ def image_size(data: bytes, name: str) -> tuple[int, int]:
 
 
 def decode_upload(
-    data: bytes, name: str, limits: Limits, reduction: Reduction | None = None
+    data: bytes,
+    name: str,
+    limits: Limits,
+    reduction: Reduction | None = None,
+    max_aspect: float = MAX_ASPECT,
 ) -> torch.Tensor:
     """uint8 [3, H, W] RGB of one uploaded file, or UploadError (400 unreadable, 413 too
-    many pixels). With `reduction`, a large picture is made smaller while it is decoded."""
+    many pixels). With `reduction`, a large picture is made smaller while it is decoded;
+    `max_aspect` is the long-strip cut (`Predictor.max_aspect`, as predict's)."""
     found = probe(data, name, limits, reduction)
     draft = None
     if reduction is not None and reduction.applies(found.width, found.height):
@@ -148,7 +153,7 @@ def decode_upload(
             im, _ = open_rgb(
                 io.BytesIO(data),  # type: ignore[arg-type]
                 min_side=draft,
-                max_aspect=MAX_ASPECT,
+                max_aspect=max_aspect,
                 shrink=reduction,
             )
     except ImageReadError as e:

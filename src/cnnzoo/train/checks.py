@@ -14,6 +14,7 @@ import torch
 
 from cnnzoo.artifacts.files import write_text
 from cnnzoo.artifacts.sidecar import SKIPPED_FILE
+from cnnzoo.cfg import size_hw, size_text
 from cnnzoo.data.images import shown
 from cnnzoo.data.types import DataBundle
 from cnnzoo.errors import CnnzooError
@@ -58,17 +59,21 @@ def check_data(cfg: TrainConfig, bundle: DataBundle) -> None:
             f"class {none!r} has no {bundle.val_name} image, so its accuracy cannot be "
             "measured; add images to it (or raise --val-split)"
         )
-    if cfg.image_size is not None and cfg.image_size > MAX_UPSCALE * bundle.image_size:
+    stored = size_hw(bundle.image_size)
+    if cfg.image_size is not None and any(
+        want > MAX_UPSCALE * have
+        for want, have in zip(size_hw(cfg.image_size), stored, strict=True)
+    ):
         raise CnnzooError(
-            f"--image-size {cfg.image_size} is more than {MAX_UPSCALE}x the {bundle.image_size} "
-            "px the images are stored at; store them larger with --load-size (folders) or "
+            f"--image-size {size_text(cfg.image_size)} is more than {MAX_UPSCALE}x the "
+            f"{size_text(bundle.image_size)} px the images are stored at; store them larger with --load-size (folders) or "
             "train at a smaller --image-size"
         )
 
 
-def _runs_at(model: torch.nn.Module, in_chans: int, size: int) -> bool:
+def _runs_at(model: torch.nn.Module, in_chans: int, size: int | tuple[int, int]) -> bool:
     try:
-        model(torch.empty(2, in_chans, size, size, device="meta"))
+        model(torch.empty(2, in_chans, *size_hw(size), device="meta"))
     except RuntimeError:
         return False
     return True
@@ -79,8 +84,9 @@ def check_model_input(cfg: TrainConfig, in_chans: int, num_classes: int) -> None
     smallest one that works. Runs on the meta device: shapes only, no memory, no arithmetic;
     only below the model's native size, where such a failure is possible."""
 
-    size = int(cfg.image_size)
-    native = int(get_model_cfg(cfg.model).input_size)
+    # the shorter side is what can be too small: a rectangle runs where its square does
+    size = min(size_hw(cfg.image_size))
+    native = min(size_hw(get_model_cfg(cfg.model).input_size))
     if size >= native:
         return
     with torch.device("meta"):

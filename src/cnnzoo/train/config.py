@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnzoo.cfg import TRAIN_PRECISIONS
+from cnnzoo.cfg import TRAIN_PRECISIONS, is_size, size_hw, size_value
 from cnnzoo.errors import CnnzooError
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -164,12 +164,20 @@ class TrainConfig:
         "augmentation (a lever for short runs)",
         metavar="MIN",
     )
-    image_size: int | None = option(None, "training input side (the data's own)")
+    image_size: int | list[int] | None = option(
+        None,
+        "training input size: one number for a square, or two, H W, for a rectangle (e.g. "
+        "--image-size 24 40: crops, evaluation and exported files all take H x W; images are "
+        "resized, aspect kept, to cover it, then centre-cropped). Default: the data's own",
+        nargs="+",
+        metavar="PX",
+    )
     progressive: int | None = option(
         None,
         "progressive resizing: training crops grow from this side to --image-size over the "
         "run (multiples of 8; the last epoch at full size), so early epochs run faster; "
-        "validation stays at --image-size",
+        "validation stays at --image-size (a rectangle's shorter side starts here, the other "
+        "in proportion)",
         metavar="PX",
     )
     seed: int = option(0, "seed of weights, split, order (0)")
@@ -186,6 +194,24 @@ class TrainConfig:
     )
     stats: bool = option(
         False, "normalise with the data's own mean and std (see cnnzoo data)", group="data"
+    )
+    mean: list[float] | None = option(
+        None,
+        "normalise with this mean, on the 0..1 scale: three numbers (R G B), one for grey "
+        "images; recorded in the checkpoint, so eval, predict, export and serve use it too "
+        "(default: the data's or the weights' own)",
+        group="data",
+        nargs="+",
+        type=float,
+        metavar="M",
+    )
+    std: list[float] | None = option(
+        None,
+        "normalise with this standard deviation (0..1 scale, each above 0), as --mean",
+        group="data",
+        nargs="+",
+        type=float,
+        metavar="S",
     )
     model_opts: dict[str, Any] = option(
         {},
@@ -281,6 +307,17 @@ class TrainConfig:
         metavar="N",
     )
 
+    def __post_init__(self) -> None:
+        # one form for sizes and channel values, as JSON gives them back on --resume: a
+        # square's side an int ([32] and [32, 32] are 32), a rectangle [H, W], values lists
+        size = self.image_size
+        if isinstance(size, (list, tuple)) and len(size) in (1, 2):
+            if all(isinstance(v, int) and not isinstance(v, bool) for v in size):
+                self.image_size = size_value(size)
+        for name in ("mean", "std"):
+            if isinstance(getattr(self, name), tuple):
+                setattr(self, name, list(getattr(self, name)))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -290,18 +327,18 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def data_recipe(data: str, data_image_size: int) -> str:
-    """The from-scratch recipe for this data: digits, small (<= 64 px) or large."""
+def data_recipe(data: str, data_image_size: int | list[int]) -> str:
+    """The from-scratch recipe for this data: digits, small (shorter side <= 64 px) or large."""
     if data == "digits":
         return "digits"
-    return "small" if data_image_size <= 64 else "large"
+    return "small" if min(size_hw(data_image_size)) <= 64 else "large"
 
 
-def pick_recipe(cfg: TrainConfig, data_image_size: int) -> str:
+def pick_recipe(cfg: TrainConfig, data_image_size: int | list[int]) -> str:
     return "finetune" if cfg.weights or cfg.pretrained else data_recipe(cfg.data, data_image_size)
 
 
-def resolve_config(cfg: TrainConfig, data_image_size: int) -> TrainConfig:
+def resolve_config(cfg: TrainConfig, data_image_size: int | list[int]) -> TrainConfig:
     """A copy of `cfg` with every None filled from the recipe for this data, then checked."""
     name = cfg.recipe or pick_recipe(cfg, data_image_size)
     if name not in RECIPES:
@@ -324,7 +361,7 @@ def resolve_config(cfg: TrainConfig, data_image_size: int) -> TrainConfig:
     if out.hflip is None:  # flips come with the cropping presets; --hflip adds them to any
         out.hflip = out.augment not in ("none", "shift")
     if out.image_size is None:
-        out.image_size = data_image_size
+        out.image_size = size_value(data_image_size)
     validate_config(out)
     return out
 
@@ -362,13 +399,51 @@ def _check_types(cfg: TrainConfig) -> None:
             )
 
 
-def progressive_size(epoch: int, epochs: int, start: int, full: int) -> int:
-    """The training crop side of 0-based `epoch` under --progressive: linear from `start` to
-    `full` over the run, in multiples of 8, the last epoch at `full`."""
+def _shown(v: Any) -> str:
+    """A size or list option as typed: 24 40."""
+    if isinstance(v, (list, tuple)):
+        return " ".join(str(x) for x in v)[:40]
+    return f"{v!r:.40}"
+
+
+def _check_channel_values(cfg: TrainConfig) -> None:
+    """--mean / --std: one or three finite numbers each (0..1 scale), std above 0."""
+    for name, low in (("mean", None), ("std", 1e-4)):
+        v = getattr(cfg, name)
+        if v is None:
+            continue
+        if not isinstance(v, list) or len(v) not in (1, 3):
+            raise CnnzooError(
+                f"--{name} takes three numbers (R G B) or one for grey images (got {_shown(v)})"
+            )
+        for x in v:
+            if not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x):
+                raise CnnzooError(f"--{name} values must be finite numbers (got {_shown(v)})")
+            if low is not None and x < low:
+                raise CnnzooError(
+                    f"--std values must be above 0 (at least {low:g}; got {_shown(v)}): each "
+                    "is a divisor"
+                )
+            if abs(x) > 255:
+                raise CnnzooError(
+                    f"--{name} {x:g} is beyond 255; the values are on the 0..1 scale, e.g. "
+                    "0.485 0.456 0.406"
+                )
+
+
+def progressive_size(epoch: int, epochs: int, start: int, full: int | list[int]) -> int | list[int]:
+    """The training crop size of 0-based `epoch` under --progressive: its shorter side linear
+    from `start` to the full size's over the run, in multiples of 8, the last epoch at `full`;
+    a rectangle's other side in proportion (also a multiple of 8, at most the full one)."""
     if epochs <= 1 or epoch >= epochs - 1:
         return full
-    side = start + (full - start) * epoch / (epochs - 1)
-    return min(full, max(8, 8 * round(side / 8)))
+    h, w = size_hw(full)
+    short = min(h, w)
+    side = start + (short - start) * epoch / (epochs - 1)
+    side = min(short, max(8, 8 * round(side / 8)))
+    if h == w:
+        return side
+    return size_value([min(d, max(8, 8 * round(d * side / short / 8))) for d in (h, w)])
 
 
 def progressive_aug(aug, cfg: TrainConfig, epoch: int):
@@ -376,8 +451,10 @@ def progressive_aug(aug, cfg: TrainConfig, epoch: int):
     follows `progressive_size`; otherwise `aug` itself."""
     if not cfg.progressive:
         return aug
-    side = progressive_size(epoch, cfg.epochs, cfg.progressive, cfg.image_size)
-    return aug if side == aug.image_size else dataclasses.replace(aug, image_size=side)
+    size = progressive_size(epoch, cfg.epochs, cfg.progressive, cfg.image_size)
+    if size_hw(size) == size_hw(aug.image_size):
+        return aug
+    return dataclasses.replace(aug, image_size=size)
 
 
 def validate_config(cfg: TrainConfig) -> None:
@@ -385,7 +462,14 @@ def validate_config(cfg: TrainConfig) -> None:
     if not (cfg.model and cfg.data):
         raise CnnzooError("--model and --data are required (or --resume RUN_DIR)")
     _check_types(cfg)
-    size = cfg.image_size
+    if cfg.image_size is not None and not is_size(cfg.image_size, 8, MAX_IMAGE_SIZE):
+        raise CnnzooError(
+            f"--image-size takes one number (a square) or two, H W, each in [8, "
+            f"{MAX_IMAGE_SIZE}] px (got {_shown(cfg.image_size)})"
+        )
+    _check_channel_values(cfg)
+    # the shorter side: what pads, progressive starts and upscaling limits compare with
+    size = None if cfg.image_size is None else min(size_hw(cfg.image_size))
     checks = [
         (cfg.epochs is None or cfg.epochs >= 1, f"--epochs must be at least 1 (got {cfg.epochs})"),
         (cfg.epochs is None or cfg.epochs <= 100_000, f"--epochs {cfg.epochs} is beyond reason"),
@@ -409,10 +493,6 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.clip_grad >= 0, "--clip-grad must not be negative"),
         (0 <= cfg.ema < 1, f"--ema must be a decay in [0, 1), e.g. 0.999 (got {cfg.ema})"),
         (cfg.backbone_lr_scale >= 0, "--backbone-lr-scale must not be negative"),
-        (size is None or size >= 8,
-         f"--image-size must be at least 8 px (got {size}); smaller inputs hold no picture"),
-        (size is None or size <= MAX_IMAGE_SIZE,
-         f"--image-size {size} is above the {MAX_IMAGE_SIZE} px any model here is built for"),
         (cfg.load_size is None or cfg.load_size >= 1, "--load-size must be positive"),
         (cfg.load_size is None or cfg.load_size <= MAX_IMAGE_SIZE,
          f"--load-size {cfg.load_size} is above {MAX_IMAGE_SIZE} px"),
@@ -432,6 +512,8 @@ def validate_config(cfg: TrainConfig) -> None:
         (0 <= cfg.min_lr_ratio <= 1, "--min-lr-ratio must be in [0, 1]"),
         (0 <= cfg.momentum < 1, "--momentum must be in [0, 1)"),
         (not (cfg.pretrained and cfg.weights), "give --pretrained or --weights, not both"),
+        (not (cfg.stats and (cfg.mean is not None or cfg.std is not None)),
+         "--stats measures the mean and std; give it or --mean / --std, not both"),
         (cfg.accum_steps >= 1, f"--accum-steps must be at least 1 (got {cfg.accum_steps})"),
         (cfg.checkpoint_every >= 0, "--checkpoint-every must not be negative (0: per epoch)"),
         (cfg.skip_nonfinite >= 0, "--skip-nonfinite must not be negative"),

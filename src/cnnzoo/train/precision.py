@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnzoo.cfg import TRAIN_PRECISIONS as PRECISIONS
+from cnnzoo.cfg import size_hw
 from cnnzoo.errors import CnnzooError
 from cnnzoo.infer.machine import bf16_is_native
 
@@ -105,7 +106,7 @@ def choose_for_run(
     batch and size, timed with the threads the run will use; else fp32. Said in the log."""
     previous = torch.get_num_threads()
     threads.apply()
-    x = torch.randn(cfg.batch_size, channels, cfg.image_size, cfg.image_size, device=device)
+    x = torch.randn(cfg.batch_size, channels, *size_hw(cfg.image_size), device=device)
     if cfg.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     precision, why = choose_precision(model, x, classes)

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from cnnzoo import __version__
 from cnnzoo.artifacts.files import atomic_write_bytes
 from cnnzoo.artifacts.sidecar import METRICS_CSV, METRICS_JSONL
+from cnnzoo.cfg import size_text, size_value
 from cnnzoo.train.loop_state import LoopState
 
 if TYPE_CHECKING:  # annotations only (setup imports torch and the data)
@@ -58,7 +59,7 @@ def epoch_line(row: dict, epochs: int) -> str:
     if row.get("ema_val_acc") is not None:
         parts.append(f"ema acc {row['ema_val_acc']:.2f}%")
     if row.get("train_size"):
-        parts.append(f"crops {row['train_size']}px")
+        parts.append(f"crops {size_text(row['train_size'])}px")
     parts.append(f"{row['images_per_s']:.0f} img/s {row['epoch_time']:.1f}s")
     if row.get("is_best"):
         parts.append("*")
@@ -76,7 +77,7 @@ def sidecar_info(
         "num_classes": len(setup.classes),
         "in_chans": int(setup.train_images.shape[1]),
         "classes": setup.classes,
-        "input_size": cfg.image_size,
+        "input_size": size_value(cfg.image_size),  # an int, or [H, W] for a rectangle
         "mean": list(setup.mean),
         "std": list(setup.std),
         "crop_pct": setup.crop_pct,
@@ -105,7 +106,7 @@ def start_line(setup: RunSetup, cfg: TrainConfig, world: int) -> str:
     procs = f" x {world} processes" if world > 1 else ""
     return (
         f"training {cfg.model} on {b.name}: {len(b.train)} train / {len(b.val)} {b.val_name} "
-        f"images, {len(setup.classes)} classes, {cfg.image_size}px, recipe {cfg.recipe}, "
+        f"images, {len(setup.classes)} classes, {size_text(cfg.image_size)}px, recipe {cfg.recipe}, "
         f"{cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.opt} lr {cfg.lr:g} wd {cfg.wd:g}, "
         f"{cfg.precision}, on {setup.device}{procs} -> {setup.run_dir}"
     )

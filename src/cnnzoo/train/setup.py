@@ -17,6 +17,7 @@ from torch import nn
 
 from cnnzoo.artifacts.lock import hold_folder, release_folder
 from cnnzoo.artifacts.sidecar import STATE_FILE, resolve_checkpoint
+from cnnzoo.cfg import as_size, size_hw
 from cnnzoo.data import load_data
 from cnnzoo.data.sources import canonical_source
 from cnnzoo.data.stats import channel_stats
@@ -71,8 +72,9 @@ def claim_run_dir(out: str | None, cfg: TrainConfig) -> tuple[Path, bool]:
 def augment_cfg(cfg: TrainConfig, mean, std):
     """The AugmentCfg for a preset: none | shift | light | standard | strong."""
 
-    base = default_augment(cfg.image_size, tuple(mean), tuple(std), hflip=bool(cfg.hflip))
-    pad = max(1, cfg.image_size // 8) if cfg.crop_pad is None else cfg.crop_pad
+    size = size_hw(cfg.image_size)
+    base = default_augment(size, tuple(mean), tuple(std), hflip=bool(cfg.hflip))
+    pad = max(1, min(size) // 8) if cfg.crop_pad is None else cfg.crop_pad
     presets = {  # flips as cfg.hflip says (resolve_config: off for none and shift)
         "none": dict(crop="none"),
         "shift": dict(crop="pad-crop", pad=pad),
@@ -193,6 +195,8 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
             cache=cfg.cache,
             cache_dir=cfg.cache_dir,
             ram_share=cfg.cache_ram,
+            # a rectangular input: a folder's images stored with its aspect
+            aspect=cfg.image_size if isinstance(cfg.image_size, list) else None,
         )
     if len(bundle.train) == 0:
         raise CnnzooError(f"{cfg.data}: no training images")
@@ -204,6 +208,7 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
     if dist.is_main and saved is not None:
         check_data_fingerprint(run_dir, bundle, True, cfg.allow_data_change)
     checks.before_training(cfg, bundle, run_dir)
+    given_normalisation(cfg, (), (), int(bundle.train.images.shape[1]))  # one per channel
     if dist.is_main and saved is None:
         check_data_fingerprint(run_dir, bundle, False, False)
 
@@ -235,6 +240,8 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
         facts = model.checkpoint_facts  # read once, by create_model
         mean = tuple(facts.get("mean") or model.cfg.mean)
         std = tuple(facts.get("std") or model.cfg.std)
+    if saved is None or "mean" not in saved:  # --mean / --std given: they win
+        mean, std = given_normalisation(cfg, mean, std, in_chans)
     crop_pct = 0.875 if cfg.augment in ("standard", "strong") else 1.0
     if cfg.freeze == "backbone":
         freeze_backbone(model)
@@ -254,10 +261,28 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
         mean=mean,
         std=std,
         crop_pct=crop_pct,
-        preprocess=Preprocess(cfg.image_size, mean, std, crop_pct, interpolation),
+        preprocess=Preprocess(as_size(cfg.image_size), mean, std, crop_pct, interpolation),
         aug=augment_cfg(cfg, mean, std),
         train_images=bundle.train.images.to(device),
         train_labels=bundle.train.labels.to(device),
+    )
+
+
+def given_normalisation(
+    cfg: TrainConfig, mean: tuple[float, ...], std: tuple[float, ...], in_chans: int
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The mean and std a run normalises with: --mean / --std where given (one value per
+    channel of the data), else `mean` and `std` as found."""
+    for name, given in (("mean", cfg.mean), ("std", cfg.std)):
+        if given is not None and len(given) != in_chans:
+            want = "three (R G B)" if in_chans == 3 else f"{in_chans}"
+            raise CnnzooError(
+                f"--{name} has {len(given)} value(s) but the images have {in_chans} channel(s); "
+                f"give {want}"
+            )
+    return (
+        tuple(float(v) for v in cfg.mean) if cfg.mean is not None else mean,
+        tuple(float(v) for v in cfg.std) if cfg.std is not None else std,
     )
 
 

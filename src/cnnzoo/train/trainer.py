@@ -37,6 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from cnnzoo.artifacts.files import WriteError, previous_path, remove_temp_files, write_json
 from cnnzoo.artifacts.sidecar import BEST_FILE, CONFIG_FILE, CURVES_FILE, LAST_FILE, save_checkpoint
 from cnnzoo.artifacts.tensors import read_newest_good, save_tensors
+from cnnzoo.cfg import size_value
 from cnnzoo.data.transforms import train_transform
 from cnnzoo.data.types import DataBundle
 from cnnzoo.errors import CnnzooError
@@ -435,7 +436,7 @@ class Trainer:
             "train_acc": 100.0 * correct / seen,
             "images_per_s": seen / max(loop.elapsed, 1e-9),
             "epoch_time": loop.elapsed,
-            **({"train_size": self.epoch_aug.image_size} if cfg.progressive else {}),
+            **({"train_size": size_value(self.epoch_aug.image_size)} if cfg.progressive else {}),
         }
 
     def validate(self, model: nn.Module) -> dict[str, float]:

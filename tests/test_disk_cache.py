@@ -215,3 +215,30 @@ def test_damaged_cache_bytes_are_never_trained_on(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="cnnzoo"):
         third = load_data(str(root), **kw)
     assert torch.equal(third.train.images, good_train)
+
+
+def test_a_cache_cut_short_while_training_is_one_line_not_sigbus(tmp_path, monkeypatch):
+    """The cache file truncated between epochs: the next epoch refuses in one line (naming
+    the file and how to go on) before any batch touches the lost pages."""
+    from cnnzoo.errors import CnnzooError
+
+    root = make_folder(tmp_path / "d", 12)
+    kw = dict(image_size=16, val_split=0.25, progress=False, cache_dir=str(tmp_path / "cache"))
+    bundle = load_data(str(root), cache="disk", **kw)
+    (mapped,) = [p for p in cache_mod.MAPPED if p.startswith(str(tmp_path))]
+    cfg = TrainConfig(model="resnet20", data="d", out=str(tmp_path / "run"), epochs=2,
+                      batch_size=8, lr=0.05, device="cpu", augment="light")  # fmt: skip
+    trainer = Trainer(cfg, bundle, progress=False)
+    real = Trainer.train_one_epoch
+
+    def then_cut(self):
+        stats = real(self)
+        os.truncate(mapped, os.path.getsize(mapped) // 2)
+        return stats
+
+    monkeypatch.setattr(Trainer, "train_one_epoch", then_cut)
+    with pytest.raises(CnnzooError, match="changed while in use") as e:
+        trainer.fit()
+    assert "\n" not in str(e.value) and "--resume" in str(e.value)
+    assert not (tmp_path / "run" / "last.safetensors").exists()  # nothing built on bad rows
+    cache_mod.MAPPED.pop(mapped)

@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.artifacts.files import check_output, write_json
     from cnnzoo.artifacts.sidecar import resolve_checkpoint
+    from cnnzoo.data.images import shown
     from cnnzoo.errors import CnnzooError
     from cnnzoo.infer.evaluate import compute_logits, prepare_evaluation, score_report
     from cnnzoo.infer.runtime import load_model
@@ -148,16 +149,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"inference path: {report['inference']}")
     top5 = f"  top-5 {s.top5:.2f}%" if report["top5"] is not None else ""
     print(f"top-1 {s.top1:.2f}%{top5}  loss {s.loss:.4f}")
-    width = max(len(c) for c in report["class_metrics"])
+    width = max(len(shown(c)) for c in report["class_metrics"])
     print(f"  {'class':<{width}}  {'precision':>9}  {'recall':>9}  {'F1':>9}  {'images':>6}")
     for name, m in report["class_metrics"].items():
         cells = "  ".join(f"{'-':>9}" if math.isnan(m[k]) else f"{m[k]:8.2f}%" for k in
                           ("precision", "recall", "f1"))  # fmt: skip
-        print(f"  {name:<{width}}  {cells}  {m['support']:>6}")
+        print(f"  {shown(name):<{width}}  {cells}  {m['support']:>6}")
     if report["confused_pairs"]:
         print("most confused (true -> predicted):")
         for pair in report["confused_pairs"][:5]:
-            print(f"  {pair['true']} -> {pair['predicted']}: {pair['count']} "
-                  f"({pair['share']:.1f}% of {pair['true']})")  # fmt: skip
+            true, predicted = shown(pair["true"]), shown(pair["predicted"])
+            print(f"  {true} -> {predicted}: {pair['count']} "
+                  f"({pair['share']:.1f}% of {true})")  # fmt: skip
     print(f"report: {path}\npage: {report['files']['html']}")
     return 0

@@ -68,7 +68,7 @@ def _table(results, k: int) -> str:
     # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.data.images import shown
 
-    rows = [[shown(r.file)] + [f"{c} {100 * p:5.1f}%" for c, _, p in r.top] for r in results]
+    rows = [[shown(r.file)] + [f"{shown(c)} {100 * p:5.1f}%" for c, _, p in r.top] for r in results]
     head = ["file"] + [f"top-{i + 1}" for i in range(k)]
     widths = [max(len(x[i]) for x in [head, *rows] if i < len(x)) for i in range(len(head))]
     fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()  # noqa: E731

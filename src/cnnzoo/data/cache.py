@@ -269,7 +269,28 @@ def _map(path: Path, n: int, size: Size) -> torch.Tensor:
     if n == 0:
         return torch.empty((0, 3, *size_hw(size)), dtype=torch.uint8)
     arr = np.memmap(path, dtype=np.uint8, mode="c", shape=(n, 3, *size_hw(size)))
+    MAPPED[str(path)] = arr.nbytes
     return torch.from_numpy(arr)
+
+
+# the cache files mapped by this process and the size each must keep: a file cut short under
+# a mapping kills the process with SIGBUS when a batch touches the lost pages
+MAPPED: dict[str, int] = {}
+
+
+def check_mapped() -> None:
+    """Raise a one-line CnnzooError when a mapped cache file no longer has its size (cut
+    short or replaced while training); called before each epoch touches the rows."""
+    for path, nbytes in MAPPED.items():
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = -1
+        if size < nbytes:
+            raise CnnzooError(
+                f"the disk cache {path} changed while in use ({size:,} bytes, {nbytes:,} "
+                "expected); resume the run (--resume): the cache is checked and rebuilt"
+            )
 
 
 def cached_decode(

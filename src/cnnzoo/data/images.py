@@ -59,10 +59,15 @@ def is_image_file(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), 127]} | {9: "\\t", 10: "\\n", 13: "\\r"}
+
+
 def shown(path: str) -> str:
-    """`path` printable on any terminal: bytes that are not UTF-8 (names from another system)
-    as \\xNN escapes instead of a UnicodeEncodeError when printed."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    """`path` (or any name from disk) printable on any terminal and in a one-line-per-row
+    file: bytes that are not UTF-8 (names from another system) as \\xNN escapes instead of a
+    UnicodeEncodeError, and control characters (tab, newline, escape sequences) escaped, so
+    a name can neither break a TSV row nor drive the terminal."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace").translate(_CONTROL)
 
 
 def regular_file_problem(path: str) -> str | None:

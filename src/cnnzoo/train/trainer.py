@@ -38,6 +38,7 @@ from cnnzoo.artifacts.files import WriteError, previous_path, remove_temp_files,
 from cnnzoo.artifacts.sidecar import BEST_FILE, CONFIG_FILE, CURVES_FILE, LAST_FILE, save_checkpoint
 from cnnzoo.artifacts.tensors import read_newest_good, save_tensors
 from cnnzoo.cfg import size_value
+from cnnzoo.data.cache import check_mapped
 from cnnzoo.data.transforms import train_transform
 from cnnzoo.data.types import DataBundle
 from cnnzoo.errors import CnnzooError
@@ -485,6 +486,7 @@ class Trainer:
         done_now = 0
         while loop.epoch < cfg.epochs and (stop_after is None or done_now < stop_after):
             self.threads.apply()
+            check_mapped()  # a disk cache cut short would end the epoch with SIGBUS
             stats = self.train_one_epoch()
             if stats is None:
                 return True
@@ -510,6 +512,7 @@ class Trainer:
         loop = self.loop
         row: dict[str, Any] = {"epoch": loop.epoch + 1, "step": loop.step, **stats}
         self._check_finite()  # before validating: name the weights, not the loss they give
+        check_mapped()  # the validation rows may live in the disk cache too
         kind, weights = "model", self.setup.model
         v = self.validate(self.setup.model)
         if v:

@@ -256,6 +256,10 @@ def _train(args: argparse.Namespace, dist) -> int:
         if result.history and result.history[-1].get("val_acc") is not None
         else "no validation split"
     )
+    if result.test is not None:  # scored once, after training, with the picked checkpoint
+        t = result.test
+        best += f"; test acc {t['test_acc']:.2f}% ({t['test_images']} images, "
+        best += f"epoch {t['test_epoch']})"
     print(f"done: {best}; checkpoints in {result.run_dir}")
     print(f"next: cnnzoo predict --checkpoint {result.run_dir} IMAGES...")
     return 0

@@ -30,14 +30,16 @@ def load_data(
     """Decode a dataset once into uint8 tensors of equal squares.
 
     source: "digits", "cifar10", "cifar100", "imagenette", or a folder (ROOT/CLASS/IMAGE,
-    or ROOT/train/CLASS/IMAGE with ROOT/val or ROOT/test beside it; write ./digits for a
-    folder that has a dataset's name).
+    or ROOT/train/CLASS/IMAGE with ROOT/val (valid, validation) and / or ROOT/test beside it;
+    write ./digits for a folder that has a dataset's name). A folder's test/ becomes
+    `bundle.test`, scored at the end of training and never used to pick a checkpoint.
     image_size: side of the stored squares. Folders: shorter side resized to it, then the
     centre square; unset, 256 px (what 224-px training needs), or the sources' median
     shorter side when that is smaller (no upscaling of small images). digits stay 8 px,
     CIFAR 32 px, Imagenette 160 px unless it is given.
-    val_split: share of each class held out for validation when the source has no val/test
-    split of its own (digits, folders without val/ or test/); CIFAR's val is its test set.
+    val_split: share of each class held out for validation when the source has no val
+    split of its own (digits, folders without val/, also when they have test/); CIFAR's val
+    is its test set.
     Mean / std: measured on train for digits and CIFAR (trained from scratch); ImageNet's for
     folders and Imagenette (usually fine-tuned from ImageNet weights).
     max_unreadable: folders with a larger share of unreadable image files are refused.

@@ -103,9 +103,11 @@ def start_line(setup: RunSetup, cfg: TrainConfig, world: int) -> str:
     """The line a new run starts with: model, data, sizes, recipe, optimiser, device, folder."""
     b = setup.bundle
     procs = f" x {world} processes" if world > 1 else ""
+    held = " (--val-split)" if b.val_name.startswith("held-out") else ""
+    test = f", {len(b.test)} test scored once at the end" if b.test is not None else ""
     return (
-        f"training {cfg.model} on {b.name}: {len(b.train)} train / {len(b.val)} {b.val_name} "
-        f"images, {len(setup.classes)} classes, {cfg.image_size}px, recipe {cfg.recipe}, "
+        f"training {cfg.model} on {b.name}: {len(b.train)} train images, {len(b.val)} "
+        f"{b.val_name}{held} to pick the best epoch{test}; {len(setup.classes)} classes, {cfg.image_size}px, recipe {cfg.recipe}, "
         f"{cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.opt} lr {cfg.lr:g} wd {cfg.wd:g}, "
         f"{cfg.precision}, on {setup.device}{procs} -> {setup.run_dir}"
     )

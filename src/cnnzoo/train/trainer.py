@@ -69,7 +69,7 @@ from cnnzoo.train.records import (
 from cnnzoo.train.setup import STATE_FILE, RunSetup, prepare_run
 from cnnzoo.train.signals import StopRequests
 from cnnzoo.train.threads import run_thread_policy
-from cnnzoo.train.validation import validate
+from cnnzoo.train.validation import score_test, validate
 
 log = logging.getLogger("cnnzoo")
 
@@ -85,6 +85,7 @@ class RunResult:
     interrupted: str | None = None  # the signal that stopped the run (its state is saved)
     step: int = 0
     stopped_early: str | None = None  # why --patience ended the run before cfg.epochs
+    test: dict[str, Any] | None = None  # the test split's score at the end (`score_test`)
 
     @property
     def best_checkpoint(self) -> Path:
@@ -476,7 +477,8 @@ class Trainer:
                 cfg.model, self.setup.bundle.name, loop.history, loop.best_val_acc, loop.best_epoch
             )
             plot_curves(loop.history, self.setup.run_dir / CURVES_FILE, title)
-        return self._result()
+        test = score_test(self) if done else None  # once, at the end: never for selection
+        return replace(self._result(), test=test)
 
     def _epochs(self, stop_after: int | None) -> bool:
         """Train epochs until the end, `stop_after` of them, or a stop signal (True)."""

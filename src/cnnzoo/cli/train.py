@@ -93,7 +93,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue this run where it stopped (--epochs may extend it)",
+        help="continue this run where it stopped; --epochs N trains longer: a finished run's "
+        "added epochs get a schedule of their own (warm-up, then the peak lr, or --lr, "
+        "annealed again), a stopped run's schedule is stretched to N",
     )
     run.add_argument(
         "--stop-after",

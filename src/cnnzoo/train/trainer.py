@@ -56,7 +56,14 @@ from cnnzoo.train.imbalance import (
 from cnnzoo.train.loop_state import LoopState
 from cnnzoo.train.lr_find import auto_lr
 from cnnzoo.train.mix import mix_batch, smooth_one_hot, soft_cross_entropy
-from cnnzoo.train.optim import build_optimizer, head_prefix, lr_factor, set_lr, set_train_mode
+from cnnzoo.train.optim import (
+    build_optimizer,
+    head_prefix,
+    restart_schedule,
+    run_lr_factor,
+    set_lr,
+    set_train_mode,
+)
 from cnnzoo.train.precision import autocast_dtype, check_precision, choose_for_run
 from cnnzoo.train.records import (
     EpochBar,
@@ -218,7 +225,8 @@ class Trainer:
     ) -> Trainer:
         """The trainer of `run_dir` as its last save left it (an epoch's end, or any step with
         --checkpoint-every). `changes` (TrainConfig field -> value) may extend the run
-        (`epochs`; its schedule then changes from here on), move it (`device`), say where a
+        (`epochs`: a finished run trains the added epochs on a schedule of their own,
+        `optim.restart_schedule`; a run stopped early stretches its schedule), move it (`device`), say where a
         named dataset is now (`data_dir`), lower the lr after a divergence (`lr`), change
         how often it saves (`checkpoint_every`), what it tolerates (`skip_nonfinite`), where
         and how its disk cache lives (`cache`, `cache_dir`, `cache_ram`) and how many threads
@@ -245,6 +253,7 @@ class Trainer:
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         """Continue from a saved state of this run (`run_state.restore`)."""
         run_state.restore(self, tensors, meta)
+        restart_schedule(self.loop, self.cfg, int(meta["config"]["epochs"]))  # trained longer
 
     def save_state(self) -> None:
         """Check that nothing is non-finite, then write the state (rank 0; the previous copy
@@ -287,9 +296,7 @@ class Trainer:
         set_train_mode(self.setup.model, self.cfg, loop.epoch, loop.batch, self.backbone_params)
 
     def _lr_factor(self) -> float:
-        total = self.steps_per_epoch * self.cfg.epochs
-        warmup = int(round(self.cfg.warmup_epochs * self.steps_per_epoch))
-        return lr_factor(self.loop.step, total, warmup, self.cfg.sched, self.cfg.min_lr_ratio)
+        return run_lr_factor(self.loop.step, self.steps_per_epoch, self.cfg, self.loop.segment)
 
     def loss(
         self, logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None

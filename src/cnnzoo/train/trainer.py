@@ -35,13 +35,12 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from cnnzoo.artifacts.files import WriteError, previous_path, remove_temp_files, write_json
-from cnnzoo.artifacts.sidecar import BEST_FILE, CONFIG_FILE, CURVES_FILE, LAST_FILE, save_checkpoint
+from cnnzoo.artifacts.sidecar import BEST_FILE, CONFIG_FILE, LAST_FILE, save_checkpoint
 from cnnzoo.artifacts.tensors import read_newest_good, save_tensors
 from cnnzoo.data.transforms import train_transform
 from cnnzoo.data.types import DataBundle
 from cnnzoo.errors import CnnzooError
 from cnnzoo.infer.evaluate import autocast
-from cnnzoo.insight.plots import plot_curves, run_title
 from cnnzoo.train import checks, distributed, run_state
 from cnnzoo.train.checks import chance_warning
 from cnnzoo.train.config import TrainConfig, apply_resume_changes, changed_fields, progressive_aug
@@ -77,6 +76,7 @@ from cnnzoo.train.setup import STATE_FILE, RunSetup, prepare_run
 from cnnzoo.train.signals import StopRequests
 from cnnzoo.train.threads import run_thread_policy
 from cnnzoo.train.validation import score_test, validate
+from cnnzoo.train.watch import RunWatch
 
 log = logging.getLogger("cnnzoo")
 
@@ -201,6 +201,7 @@ class Trainer:
             if p.requires_grad and not n.startswith(head)
         ]
         self.lr_find: dict[str, Any] | None = None
+        self.watch: RunWatch | None = None  # what `fit` shows while it trains
         if state is not None:
             self.load_state(*state)
         self.train_model: nn.Module = self.setup.model
@@ -467,24 +468,25 @@ class Trainer:
         show_log_lines()
         if self.dist.is_main:
             write_json(self.setup.run_dir / CONFIG_FILE, cfg.to_dict())
+        self.watch = RunWatch(self)  # curves, train_batch.png, --log tensorboard / mlflow
         if loop.epoch == 0 and loop.step == 0:
             log.info(start_line(self.setup, cfg, self.dist.world))
+            self.watch.start()
         else:
             log.info(resume_line(self.setup.run_dir, loop, cfg.epochs, self.steps_per_epoch))
         threads_before = torch.get_num_threads()
         try:
             interrupted = self._epochs(stop_after)
+            done = not interrupted and (loop.epoch >= cfg.epochs or bool(self.stopped_early))
+            test = score_test(self) if done else None  # once, at the end: never for selection
+        except BaseException:
+            self.watch.close(finished=False, ok=False)
+            raise
         finally:  # a run from Python leaves torch's thread count as it found it
             torch.set_num_threads(threads_before)
+        self.watch.close(finished=done)
         if interrupted:
             return self._result(interrupted=self.stops.received or "a stop signal")
-        done = loop.epoch >= cfg.epochs or self.stopped_early
-        if done and loop.history and self.dist.is_main:
-            title = run_title(
-                cfg.model, self.setup.bundle.name, loop.history, loop.best_val_acc, loop.best_epoch
-            )
-            plot_curves(loop.history, self.setup.run_dir / CURVES_FILE, title)
-        test = score_test(self) if done else None  # once, at the end: never for selection
         return replace(self._result(), test=test)
 
     def _epochs(self, stop_after: int | None) -> bool:
@@ -543,6 +545,8 @@ class Trainer:
                 save_checkpoint(self.setup.run_dir / BEST_FILE, weights, info)
             write_metrics(self.setup.run_dir, loop.history)
         self.save_state()
+        if self.watch is not None:
+            self.watch.epoch(row)
         log.info(epoch_line(row, self.cfg.epochs))
         self._warn_if_at_chance(row)
 

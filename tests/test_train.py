@@ -271,3 +271,22 @@ def test_resume_of_a_finetune_needs_not_the_weights_file(tmp_path):
     assert done.epochs_done == 2
     state = load_file(done.run_dir / "state.safetensors")
     assert torch.equal(state["model/conv1.weight"], src.conv1.weight)  # frozen all along
+
+
+def test_keep_chooses_the_checkpoints_and_the_size_line_says_what_weighs(tmp_path):
+    from cnnzoo.train.records import folder_size_line
+
+    bundle = make_bundle(10)
+    r = train(cfg(tmp_path, "best", epochs=2, keep="best"), bundle, stop_after=1, progress=False)
+    assert (r.run_dir / "best.safetensors").is_file() and (r.run_dir / "best.json").is_file()
+    assert not (r.run_dir / "last.safetensors").exists()
+    # a resume may change --keep: the checkpoint no longer kept goes, no stale copy stays
+    r = train(TrainConfig(keep="last", threads=1), bundle, resume=r.run_dir, progress=False)
+    assert (r.run_dir / "last.safetensors").is_file() and (r.run_dir / "last.json").is_file()
+    assert not (r.run_dir / "best.safetensors").exists() and not (r.run_dir / "best.json").exists()
+    assert r.best_checkpoint == r.run_dir / "last.safetensors"
+    line = folder_size_line(r.run_dir)
+    model = (r.run_dir / "last.safetensors").stat().st_size / 1e6
+    total = sum(f.stat().st_size for f in r.run_dir.rglob("*") if f.is_file()) / 1e6
+    assert line.startswith(f"run folder: {total:.1f} MB (model {model:.1f} MB: 1 checkpoint(s)")
+    assert "resume state" in line and "--keep" not in line

@@ -24,7 +24,7 @@ examples:
 
 # options of `cnnzoo train` that mean nothing for a few hundred steps of a range test
 SKIP = ("out", "lr", "epochs", "sched", "warmup_epochs", "min_lr_ratio", "patience", "ema",
-        "freeze_epochs", "log")  # fmt: skip
+        "freeze_epochs", "log", "keep")  # fmt: skip
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

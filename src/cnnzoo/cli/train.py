@@ -30,8 +30,10 @@ cosine to 0. A run whose loss is still at chance a quarter of the way in says so
 and biases.
 
 The run folder (--out, default runs/MODEL-DATA-TIME) gets best/last.safetensors with a .json
-sidecar (all that predict needs), state.safetensors (to --resume), metrics.jsonl / .csv and
-curves.png.
+sidecar (all that predict needs; --keep best or last writes one of them), state.safetensors
+(to --resume), metrics.jsonl / .csv, curves.png and train_batch.png; the final line says what
+it weighs. A folder with train/ and val/ (valid/, validation/) picks the best epoch on val;
+its test/ is scored once at the end (without val/, --val-split of train is held out).
 
 examples:
   cnnzoo train --model resnet20 --data digits
@@ -209,6 +211,7 @@ def _train(args: argparse.Namespace, dist) -> int:
     # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.errors import CnnzooError
     from cnnzoo.train.config import changed_fields
+    from cnnzoo.train.records import folder_size_line
     from cnnzoo.train.trainer import Trainer
 
     log = logging.getLogger("cnnzoo")
@@ -263,5 +266,6 @@ def _train(args: argparse.Namespace, dist) -> int:
         best += f"; test acc {t['test_acc']:.2f}% ({t['test_images']} images, "
         best += f"epoch {t['test_epoch']})"
     print(f"done: {best}; checkpoints in {result.run_dir}")
+    print(folder_size_line(result.run_dir))
     print(f"next: cnnzoo predict --checkpoint {result.run_dir} IMAGES...")
     return 0

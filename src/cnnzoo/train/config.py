@@ -274,6 +274,13 @@ class TrainConfig:
         group="runtime",
         metavar="N",
     )
+    keep: str = option(
+        "all",
+        "checkpoints kept beside the resume state: all (best and last), best or last; the "
+        "final line says what the run folder weighs",
+        group="data",
+        choices=("all", "best", "last"),
+    )
     log: str = option(
         "none",
         "also log the epochs' numbers and a grid of training images to tensorboard "
@@ -451,6 +458,7 @@ def validate_config(cfg: TrainConfig) -> None:
          f"--precision must be one of {', '.join(TRAIN_PRECISIONS)}"),
         (cfg.threads is None or cfg.threads >= 1, "--threads must be at least 1"),
         (cfg.log in ("none", "tensorboard", "mlflow"), "--log must be none, tensorboard or mlflow"),
+        (cfg.keep in ("all", "best", "last"), "--keep must be all, best or last"),
         (cfg.patience >= 0, "--patience must not be negative"),
         (cfg.class_weights in CLASS_WEIGHTS, "--class-weights must be none or auto"),
         (cfg.sampler in SAMPLERS, "--sampler must be shuffle or balanced"),
@@ -485,7 +493,7 @@ def validate_config(cfg: TrainConfig) -> None:
 # how many threads)
 RESUMABLE_CHANGES = (
     "epochs", "device", "data_dir", "lr", "checkpoint_every", "skip_nonfinite", "cache",
-    "cache_dir", "cache_ram", "threads", "allow_data_change", "log",
+    "cache_dir", "cache_ram", "threads", "allow_data_change", "log", "keep",
 )  # fmt: skip
 
 

@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from cnnzoo.artifacts.files import WriteError, previous_path, remove_temp_files, write_json
-from cnnzoo.artifacts.sidecar import BEST_FILE, CONFIG_FILE, LAST_FILE, save_checkpoint
+from cnnzoo.artifacts.sidecar import BEST_FILE, CONFIG_FILE, LAST_FILE
 from cnnzoo.artifacts.tensors import read_newest_good, save_tensors
 from cnnzoo.data.transforms import train_transform
 from cnnzoo.data.types import DataBundle
@@ -68,6 +68,7 @@ from cnnzoo.train.records import (
     EpochBar,
     epoch_line,
     resume_line,
+    save_checkpoints,
     sidecar_info,
     start_line,
     write_metrics,
@@ -96,7 +97,13 @@ class RunResult:
 
     @property
     def best_checkpoint(self) -> Path:
-        return self.run_dir / BEST_FILE
+        """best.safetensors (last.safetensors under --keep last)."""
+        best = self.run_dir / BEST_FILE
+        return (
+            best
+            if best.is_file() or not (self.run_dir / LAST_FILE).is_file()
+            else (self.run_dir / LAST_FILE)
+        )
 
 
 class Trainer:
@@ -540,9 +547,7 @@ class Trainer:
         # would make a resumed run skip this epoch
         if self.dist.is_main:
             info = self.checkpoint_info(row, kind)
-            save_checkpoint(self.setup.run_dir / LAST_FILE, weights, info)
-            if row["is_best"]:
-                save_checkpoint(self.setup.run_dir / BEST_FILE, weights, info)
+            save_checkpoints(self.setup.run_dir, weights, info, row["is_best"], self.cfg.keep)
             write_metrics(self.setup.run_dir, loop.history)
         self.save_state()
         if self.watch is not None:

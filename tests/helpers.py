@@ -1,10 +1,12 @@
 """Helpers several test files share: small synthetic datasets (stripes and checkerboards, as
 tensors or as a folder of PNGs), a training config for them, weights files, one model per
-family, BatchNorm statistics far from the identity, and a PNG that lies about its size."""
+family, BatchNorm statistics far from the identity, a PNG that lies about its size, and small
+folders of real photos cut from the CIFAR-10 JPEG archive."""
 
 from __future__ import annotations
 
 import struct
+import tarfile
 import zlib
 from pathlib import Path
 
@@ -92,6 +94,26 @@ def write_folder(root: Path, n_per_class: int, seed: int) -> list[tuple[Path, st
         Image.fromarray(img.permute(1, 2, 0).numpy()).save(path)
         out.append((path, CLASSES[label]))
     return out
+
+
+def cifar_jpegs(archive: Path, root: Path, classes: tuple[str, ...], per_split: dict) -> Path:
+    """ROOT/SPLIT/CLASS/IMAGE.jpg from the CIFAR-10 JPEG archive (`train/` and `test/` in it):
+    `per_split` maps a folder to (archive split, first image, count), e.g. {"train": ("train",
+    0, 40), "valid": ("test", 0, 10), "test": ("test", 10, 15)}; one pass over the archive."""
+    wanted: dict[tuple[str, str, str], str] = {}  # (archive split, class, file) -> folder
+    for folder, (split, first, count) in per_split.items():
+        for cls in classes:
+            for i in range(first, first + count):
+                wanted[(split, cls, f"{i:04d}.jpg")] = folder
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:
+            parts = tuple(member.name.split("/"))
+            folder = wanted.pop(parts, None) if len(parts) == 3 else None
+            if folder is not None:
+                (root / folder / parts[1]).mkdir(parents=True, exist_ok=True)
+                (root / folder / parts[1] / parts[2]).write_bytes(tar.extractfile(member).read())
+    assert not wanted, f"{len(wanted)} images not in {archive}"
+    return root
 
 
 def smallest_per_family() -> list[str]:

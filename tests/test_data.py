@@ -231,21 +231,39 @@ def test_stratified_split_properties():
     assert stratified_split(labels, 0.0, 0)[1].numel() == 0
 
 
-def test_split_folders_val_preferred_over_test(tmp_path):
+def test_split_folders_val_picks_test_is_kept_apart(tmp_path):
     root = tmp_path / "split"
     make_folder(root / "train", per_class=4)
     make_folder(root / "test", per_class=2)
-    b = load_data(str(root), image_size=8, progress=False)
-    assert b.val_name == "test" and len(b.train) == 12 and len(b.val) == 6
+    b = load_data(str(root), image_size=8, val_split=0.25, progress=False)
+    # no val folder: a share of train is held out (--val-split); test stays test
+    assert b.val_name == "held-out 25% of train" and len(b.train) == 9 and len(b.val) == 3
+    assert len(b.test) == 6 and all("/test/" in p for p in b.test.paths)
+    assert not set(b.test.paths) & set(b.train.paths + b.val.paths)
 
     make_folder(root / "val", per_class=3, classes=["dog"])  # a val with one class only
     b = load_data(str(root), image_size=8, progress=False)
     assert b.val_name == "val" and b.val.labels.tolist() == [1, 1, 1]
+    assert len(b.train) == 12 and len(b.test) == 6
 
     make_folder(root / "val", per_class=1, classes=["zebra"])
     with pytest.raises(CnnzooError) as e:
         load_data(str(root), image_size=8, progress=False)
     assert "zebra" in one_line(e) and "not a class" in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["valid", "Validation"])
+def test_kaggle_and_roboflow_val_names(tmp_path, name):
+    root = tmp_path / "kaggle"
+    make_folder(root / "train", per_class=4)
+    make_folder(root / name, per_class=2)
+    b = load_data(str(root), image_size=8, progress=False)
+    assert b.val_name == name and len(b.val) == 6 and len(b.train) == 12 and b.test is None
+
+    make_folder(root / "val", per_class=1)  # two validation folders: which one is unclear
+    with pytest.raises(CnnzooError) as e:
+        load_data(str(root), image_size=8, progress=False)
+    assert "keep one validation folder" in one_line(e)
 
 
 def test_train_folder_alone_holds_out_val(tmp_path):

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 
 import pytest
 import torch
+from conftest import DATASETS, missing
+from helpers import cifar_jpegs
 
 from cnnzoo.cli.main import main
 from cnnzoo.errors import CnnzooError
@@ -97,3 +100,34 @@ def test_lr_find_command_prints_and_plots(tmp_path, capsys):
     assert math.isclose(saved["suggestion"], suggested, rel_tol=1e-2)
     assert out.stat().st_size > 10_000
     assert main(["lr-find", "--model", "resnet20", "--data", "digits", "--out", "x.txt"]) == 2
+
+
+def test_lr_find_is_bounded_by_the_data_and_its_hint_keeps_every_option(tmp_path, capsys):
+    """On a small folder of real photos (CIFAR-10 JPEGs; 8 steps an epoch) the test runs 100
+    steps, not 200; its `next:` line repeats the options it measured with (spelt as given,
+    its own left out) and runs as it is."""
+    archive = DATASETS / "cifar10-jpeg.tar.gz"
+    if not archive.is_file():
+        missing(f"{archive} not found (set CNNZOO_DATASETS)")
+    photos = cifar_jpegs(archive, tmp_path / "photos", ("airplane", "frog"),
+                         {"train": ("train", 0, 40), "val": ("test", 0, 10)})  # fmt: skip
+    out = tmp_path / "lr.png"
+    args = ["lr-find", "--model", "resnet20", "--data", str(photos), "--image-size", "24",
+            "--batch-size", "10", "--opt", "adamw", "--start-lr=1e-6", "--out", str(out),
+            "--threads", "1", "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("100 steps") or "diverged" in printed.splitlines()[0]
+    assert len(json.loads(out.with_suffix(".json").read_text())["lrs"]) <= 100
+    hint = next(x for x in printed.splitlines() if x.startswith("next: "))[len("next: ") :]
+    words = shlex.split(hint)
+    assert words[:2] == ["cnnzoo", "train"] and words[-2] == "--lr"
+    for option in ("--image-size 24", "--batch-size 10", "--opt adamw", "--threads 1",
+                   f"--data {photos}"):  # fmt: skip
+        assert option in hint, option
+    assert not any(w.startswith(("--out", "--start-lr", "--no-progress", "--steps")) for w in words)
+    run = tmp_path / "run"
+    assert main([*words[1:], "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
+    sidecar = json.loads((run / "best.json").read_text())
+    assert sidecar["input_size"] == 24 and sidecar["recipe"]["batch_size"] == 10
+    assert math.isclose(sidecar["recipe"]["lr"], float(words[-1]))

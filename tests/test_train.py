@@ -78,6 +78,27 @@ def test_resume_is_bit_identical(tmp_path):
     assert len(lines) == 2
 
 
+def test_training_a_finished_run_longer_restarts_its_schedule_bit_exactly(tmp_path):
+    """A finished 2-epoch run resumed with --epochs 4 trains epochs 3-4 on a schedule of their
+    own (peak lr again, annealed over the two), not at the spent ~0 lr of a stretched cosine;
+    stopped and resumed inside that segment, it ends bit-identical to the straight extension."""
+    bundle = make_bundle(20)
+    for name in ("straight", "split"):
+        train(cfg(tmp_path, name, epochs=2, batch_size=8), bundle, progress=False)
+    longer = TrainConfig(epochs=4, threads=1)
+    straight = train(longer, bundle, resume=tmp_path / "straight", progress=False)
+    train(longer, bundle, resume=tmp_path / "split", stop_after=1, progress=False)
+    resumed = train(resume=tmp_path / "split", bundle=bundle, progress=False)
+    lrs = [h["lr"] for h in straight.history]
+    # the run's own end is annealed; its first added epoch is back near the peak (0.05)
+    assert lrs[1] < 0.05 * 0.05 and lrs[2] > 0.6 * 0.05 and lrs[3] < lrs[2]
+    a, b = _all_tensors(straight.run_dir), _all_tensors(resumed.run_dir)
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+    skip = {"images_per_s", "epoch_time"}
+    rows = lambda r: [{k: v for k, v in h.items() if k not in skip} for h in r.history]  # noqa: E731
+    assert rows(straight) == rows(resumed)
+
+
 def test_resume_of_finished_run_does_nothing_and_refuses_overwrite(tmp_path):
     bundle = make_bundle(10)
     train(cfg(tmp_path, epochs=1), bundle, progress=False)
@@ -250,3 +271,22 @@ def test_resume_of_a_finetune_needs_not_the_weights_file(tmp_path):
     assert done.epochs_done == 2
     state = load_file(done.run_dir / "state.safetensors")
     assert torch.equal(state["model/conv1.weight"], src.conv1.weight)  # frozen all along
+
+
+def test_keep_chooses_the_checkpoints_and_the_size_line_says_what_weighs(tmp_path):
+    from cnnzoo.train.records import folder_size_line
+
+    bundle = make_bundle(10)
+    r = train(cfg(tmp_path, "best", epochs=2, keep="best"), bundle, stop_after=1, progress=False)
+    assert (r.run_dir / "best.safetensors").is_file() and (r.run_dir / "best.json").is_file()
+    assert not (r.run_dir / "last.safetensors").exists()
+    # a resume may change --keep: the checkpoint no longer kept goes, no stale copy stays
+    r = train(TrainConfig(keep="last", threads=1), bundle, resume=r.run_dir, progress=False)
+    assert (r.run_dir / "last.safetensors").is_file() and (r.run_dir / "last.json").is_file()
+    assert not (r.run_dir / "best.safetensors").exists() and not (r.run_dir / "best.json").exists()
+    assert r.best_checkpoint == r.run_dir / "last.safetensors"
+    line = folder_size_line(r.run_dir)
+    model = (r.run_dir / "last.safetensors").stat().st_size / 1e6
+    total = sum(f.stat().st_size for f in r.run_dir.rglob("*") if f.is_file()) / 1e6
+    assert line.startswith(f"run folder: {total:.1f} MB (model {model:.1f} MB: 1 checkpoint(s)")
+    assert "resume state" in line and "--keep" not in line

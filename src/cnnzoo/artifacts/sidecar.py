@@ -32,6 +32,7 @@ CONFIG_FILE = "config.json"
 METRICS_JSONL = "metrics.jsonl"
 METRICS_CSV = "metrics.csv"
 CURVES_FILE = "curves.png"
+TRAIN_BATCH_FILE = "train_batch.png"  # augmented training images, drawn when a run starts
 SKIPPED_FILE = "skipped.tsv"
 
 

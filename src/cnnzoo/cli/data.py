@@ -125,11 +125,15 @@ def report(bundle) -> str:
     val = _counts(bundle.val.labels, n)
     c, s = bundle.train.images.shape[1], bundle.image_size
     nbytes = bundle.train.images.numel() + bundle.val.images.numel()
+    test = ""
+    if bundle.test is not None:  # scored at the end of training, never for selection
+        nbytes += bundle.test.images.numel()
+        test = f", test {len(bundle.test):,} (scored at the end of training)"
     out = [
         f"dataset   {bundle.name}",
         f"classes   {n}",
         f"stored    {c}x{s}x{s} uint8: train {len(bundle.train):,}, "
-        f"val {len(bundle.val):,} ({bundle.val_name}); {nbytes / 1e6:,.1f} MB",
+        f"val {len(bundle.val):,} ({bundle.val_name}){test}; {nbytes / 1e6:,.1f} MB",
         *_stats_lines(bundle),
         "",
     ]

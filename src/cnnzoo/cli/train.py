@@ -30,8 +30,10 @@ cosine to 0. A run whose loss is still at chance a quarter of the way in says so
 and biases.
 
 The run folder (--out, default runs/MODEL-DATA-TIME) gets best/last.safetensors with a .json
-sidecar (all that predict needs), state.safetensors (to --resume), metrics.jsonl / .csv and
-curves.png.
+sidecar (all that predict needs; --keep best or last writes one of them), state.safetensors
+(to --resume), metrics.jsonl / .csv, curves.png and train_batch.png; the final line says what
+it weighs. A folder with train/ and val/ (valid/, validation/) picks the best epoch on val;
+its test/ is scored once at the end (without val/, --val-split of train is held out).
 
 examples:
   cnnzoo train --model resnet20 --data digits
@@ -93,7 +95,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue this run where it stopped (--epochs may extend it)",
+        help="continue this run where it stopped; --epochs N trains longer: a finished run's "
+        "added epochs get a schedule of their own (warm-up, then the peak lr, or --lr, "
+        "annealed again), a stopped run's schedule is stretched to N",
     )
     run.add_argument(
         "--stop-after",
@@ -207,6 +211,7 @@ def _train(args: argparse.Namespace, dist) -> int:
     # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.errors import CnnzooError
     from cnnzoo.train.config import changed_fields
+    from cnnzoo.train.records import folder_size_line
     from cnnzoo.train.trainer import Trainer
 
     log = logging.getLogger("cnnzoo")
@@ -256,6 +261,11 @@ def _train(args: argparse.Namespace, dist) -> int:
         if result.history and result.history[-1].get("val_acc") is not None
         else "no validation split"
     )
+    if result.test is not None:  # scored once, after training, with the picked checkpoint
+        t = result.test
+        best += f"; test acc {t['test_acc']:.2f}% ({t['test_images']} images, "
+        best += f"epoch {t['test_epoch']})"
     print(f"done: {best}; checkpoints in {result.run_dir}")
+    print(folder_size_line(result.run_dir))
     print(f"next: cnnzoo predict --checkpoint {result.run_dir} IMAGES...")
     return 0

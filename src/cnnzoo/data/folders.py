@@ -1,4 +1,7 @@
-"""Image folders: ROOT/CLASS/IMAGE, or ROOT/train/CLASS/IMAGE with ROOT/val (or test) beside it.
+"""Image folders: ROOT/CLASS/IMAGE, or ROOT/train/CLASS/IMAGE with ROOT/val (or valid/,
+validation/: the Kaggle and Roboflow names) and ROOT/test beside it. val picks the best
+checkpoint; test is kept apart, scored once at the end of training; without a val folder a
+seeded, stratified share of train (--val-split) is held out instead.
 
 All files are decoded once, in a thread pool (Pillow releases the GIL while decoding), into
 one preallocated uint8 tensor of equal squares; unreadable files are skipped and named.
@@ -48,7 +51,8 @@ log = logging.getLogger("cnnzoo")
 DEFAULT_FOLDER_SIZE = 256
 
 _CHUNK = 256  # files per thread-pool task: few enough tasks, smooth enough progress
-_SPLIT_NAMES = ("train", "val", "test")
+VAL_NAMES = ("val", "valid", "validation")  # any of them picks the checkpoint
+_SPLIT_NAMES = ("train", *VAL_NAMES, "test")
 
 
 # Training is refused when more than this share of a folder's image files cannot be read:
@@ -60,10 +64,11 @@ MAX_UNREADABLE = 0.5
 class FolderListing:
     classes: list[str]
     train: list[tuple[str, int]]  # (file, label)
-    val: list[tuple[str, int]] | None  # None: no val/ or test/ folder
-    val_name: str | None  # "val" or "test"
+    val: list[tuple[str, int]] | None  # None: no val/ (valid/, validation/) folder
+    val_name: str | None  # the val folder's name as written: "val", "valid" or "validation"
     # (path, reason) of what is left out before decoding: link loops, the same file twice
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    test: list[tuple[str, int]] | None = None  # None: no test/ folder
 
 
 def _subdirs(path: Path) -> dict[str, Path]:
@@ -192,6 +197,21 @@ def _list_classes(
     return classes, items
 
 
+def _split_items(
+    folder: Path, classes: list[str], seen: set, skipped: list[tuple[str, str]]
+) -> list[tuple[str, int]]:
+    """The files of a val or test folder, without those already in an earlier split (a link
+    or hard link to the same file), which are named in `skipped`."""
+    _, items = _list_classes(folder, classes, skipped)
+    items = drop_duplicates(items, classes, skipped)
+    where = {_file_key(f) for f, _ in items}
+    leaked = {f for f, _ in items if _file_key(f) in seen} if where & seen else set()
+    skipped += [
+        (f, "also in an earlier split (train or val; a link or copy)") for f in sorted(leaked)
+    ]
+    return [(f, lab) for f, lab in items if f not in leaked]
+
+
 def list_folder(root: Path) -> FolderListing:
     """The classes and files of an image folder, with its split folders when it has them."""
     if not root.exists():
@@ -209,16 +229,19 @@ def list_folder(root: Path) -> FolderListing:
     if "train" in subs:
         classes, train = _list_classes(subs["train"], None, skipped)
         train = drop_duplicates(train, classes, skipped)
-        for name in ("val", "test"):  # val is preferred: test is kept for the final word
-            if name in subs:
-                _, val = _list_classes(subs[name], classes, skipped)
-                val = drop_duplicates(val, classes, skipped)
-                in_train = {_file_key(f) for f, _ in train} - {None}
-                leaked = [f for f, _ in val if _file_key(f) in in_train]
-                skipped += [(f, "also in the train folder (a link or copy)") for f in leaked]
-                val = [(f, lab) for f, lab in val if f not in set(leaked)]
-                return FolderListing(classes, train, val, name, sorted(skipped))
-        return FolderListing(classes, train, None, None, sorted(skipped))
+        vals = [name for name in VAL_NAMES if name in subs]
+        if len(vals) > 1:
+            a, b = (subs[name].name for name in vals[:2])
+            raise CnnzooError(
+                f"{root} has both {a}/ and {b}/: which one picks the checkpoint is unclear; "
+                "keep one validation folder (merge or rename the other)"
+            )
+        seen = {_file_key(f) for f, _ in train} - {None}
+        val = _split_items(subs[vals[0]], classes, seen, skipped) if vals else None
+        seen |= {_file_key(f) for f, _ in val or []} - {None}
+        test = _split_items(subs["test"], classes, seen, skipped) if "test" in subs else None
+        val_name = subs[vals[0]].name if vals else None
+        return FolderListing(classes, train, val, val_name, sorted(skipped), test)
     if subs and set(subs) <= set(_SPLIT_NAMES):
         only = sorted(subs)[0]
         raise CnnzooError(
@@ -400,8 +423,9 @@ def load_folder(
     root = Path(root).expanduser()
     listing = list_folder(root)
     train_items, val_items = listing.train, listing.val
+    test_items = listing.test or []
     val_name = listing.val_name
-    if val_items is None:
+    if val_items is None:  # no val folder (test/ or not): a share of train picks the checkpoint
         labels = torch.tensor([lab for _, lab in train_items], dtype=torch.long)
         tr, va = stratified_split(labels, val_split, seed)
         val_items = [train_items[i] for i in va.tolist()]
@@ -411,7 +435,7 @@ def load_folder(
     size = size_value(image_size) if image_size else default_size([f for f, _ in train_items])
     if aspect is not None:
         size = scaled_size(aspect, min(size_hw(size)))
-    items = train_items + val_items
+    items = train_items + val_items + test_items
     files = [f for f, _ in items]
     desc = f"decoding {root.name or root}"
     if use_disk(cache, len(items) * 3 * math.prod(size_hw(size)), ram_share):
@@ -427,18 +451,22 @@ def load_folder(
             images = _compact(images, ok)
     check_unreadable(root, skipped, len(files), max_unreadable)
     labels = torch.tensor([lab for _, lab in items], dtype=torch.long)
-    n_train = len(train_items)
+    n_train, n_val = len(train_items), len(val_items)
     if skipped:
         keep = torch.from_numpy(ok)
         labels = labels[keep]
         files = [f for f, good in zip(files, ok, strict=True) if good]
-        n_train = int(ok[:n_train].sum())
+        n_train, n_val = int(ok[:n_train].sum()), int(ok[n_train : n_train + n_val].sum())
     skipped = sorted(skipped + listing.skipped)
     warn_skipped(skipped)
 
-    # train and val are two views of the one decoded tensor: no copy of the set
+    # train, val and test are views of the one decoded tensor: no copy of the set
+    end = n_train + n_val
     train = ImageTensors(images[:n_train], labels[:n_train], files[:n_train])
-    val = ImageTensors(images[n_train:], labels[n_train:], files[n_train:])
+    val = ImageTensors(images[n_train:end], labels[n_train:end], files[n_train:end])
+    test = None
+    if listing.test is not None:
+        test = ImageTensors(images[end:], labels[end:], files[end:])
     counts = torch.bincount(train.labels, minlength=len(listing.classes))
     empty = [c for c, k in zip(listing.classes, counts.tolist(), strict=True) if k == 0]
     if empty:
@@ -457,4 +485,5 @@ def load_folder(
         std=IMAGENET_STD,
         skipped=skipped,
         source_formats=dict(formats),
+        test=test,
     )

@@ -32,8 +32,9 @@ def load_data(
     """Decode a dataset once into uint8 tensors of equal squares.
 
     source: "digits", "cifar10", "cifar100", "imagenette", or a folder (ROOT/CLASS/IMAGE,
-    or ROOT/train/CLASS/IMAGE with ROOT/val or ROOT/test beside it; write ./digits for a
-    folder that has a dataset's name).
+    or ROOT/train/CLASS/IMAGE with ROOT/val (valid, validation) and / or ROOT/test beside it;
+    write ./digits for a folder that has a dataset's name). A folder's test/ becomes
+    `bundle.test`, scored at the end of training and never used to pick a checkpoint.
     image_size: side of the stored squares, or (H, W) of rectangles. Folders: resized to
     cover it (aspect kept), then the centre crop; unset, 256 px (what 224-px training
     needs), or the sources' median shorter side when that is smaller (no upscaling of small
@@ -41,8 +42,9 @@ def load_data(
     aspect: a folder's (and Imagenette's) images are stored with this (H, W)'s aspect, their
     shorter side `image_size` (an int) or the default side: what a rectangular training
     input needs. digits and CIFAR stay square (the transforms crop them to the aspect).
-    val_split: share of each class held out for validation when the source has no val/test
-    split of its own (digits, folders without val/ or test/); CIFAR's val is its test set.
+    val_split: share of each class held out for validation when the source has no val
+    split of its own (digits, folders without val/, also when they have test/); CIFAR's val
+    is its test set.
     Mean / std: measured on train for digits and CIFAR (trained from scratch); ImageNet's for
     folders and Imagenette (usually fine-tuned from ImageNet weights).
     max_unreadable: folders with a larger share of unreadable image files are refused.

@@ -28,10 +28,13 @@ class DataBundle:
     classes: list[str]
     train: ImageTensors
     val: ImageTensors
-    val_name: str  # where val came from: "val", "test", or "held-out 10% of train"
+    val_name: str  # where val came from: "val" (or "valid", "validation"), "test" (CIFAR), or
+    # "held-out 10% of train"; val picks the best checkpoint
     image_size: int | list[int]  # side of the stored squares, or [H, W] of rectangles
     mean: tuple[float, ...]
     std: tuple[float, ...]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     # folders only: how many source files had each (width, height, Pillow mode)
     source_formats: dict[tuple[int, int, str], int] = field(default_factory=dict)
+    # folders with a test/ folder: scored once, at the end of training, never for selection
+    test: ImageTensors | None = None

@@ -271,13 +271,18 @@ def checkpoint_split(
         progress=progress,
     )
     check_classes(bundle.classes, meta["classes"], data)
-    if split == "test" and bundle.val_name != "test":
+    part, split_name = (
+        (bundle.train, "train") if split == "train" else (bundle.val, bundle.val_name)
+    )
+    # runs from before val and test were told apart validated on test/: their val split is it
+    old_val = split == "val" and same and trained_on.get("val_name") == "test"
+    if bundle.test is not None and (split == "test" or old_val):
+        part, split_name = bundle.test, "test"
+    elif split == "test" and bundle.val_name != "test":
         raise CnnzooError(
             f"{data} has no test/ folder (its held-out images are: {bundle.val_name}); "
             "use --split val"
         )
-    part = bundle.train if split == "train" else bundle.val
-    split_name = "train" if split == "train" else bundle.val_name
     if split == "val" and len(part) == 0 and not same:
         part, split_name = bundle.train, "all images"
     if len(part) == 0:

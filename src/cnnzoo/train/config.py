@@ -18,6 +18,7 @@ AdamW (`--opt adamw`) defaults to wd 0.05 and lr 1e-3 (fine-tuning: the recipe's
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -299,6 +300,21 @@ class TrainConfig:
         group="runtime",
         metavar="N",
     )
+    keep: str = option(
+        "all",
+        "checkpoints kept beside the resume state: all (best and last), best or last; the "
+        "final line says what the run folder weighs",
+        group="data",
+        choices=("all", "best", "last"),
+    )
+    log: str = option(
+        "none",
+        "also log the epochs' numbers and a grid of training images to tensorboard "
+        "(RUN/tensorboard) or mlflow (MLFLOW_TRACKING_URI, else RUN/mlruns); needs that "
+        "library: pip install 'cnnzoo[watch]'",
+        group="runtime",
+        choices=("none", "tensorboard", "mlflow"),
+    )
     threads: int | None = option(
         None,
         "CPU threads (default: one per idle core, looked at again each epoch, so the run "
@@ -523,6 +539,8 @@ def validate_config(cfg: TrainConfig) -> None:
         (cfg.precision is None or cfg.precision in TRAIN_PRECISIONS,
          f"--precision must be one of {', '.join(TRAIN_PRECISIONS)}"),
         (cfg.threads is None or cfg.threads >= 1, "--threads must be at least 1"),
+        (cfg.log in ("none", "tensorboard", "mlflow"), "--log must be none, tensorboard or mlflow"),
+        (cfg.keep in ("all", "best", "last"), "--keep must be all, best or last"),
         (cfg.patience >= 0, "--patience must not be negative"),
         (cfg.class_weights in CLASS_WEIGHTS, "--class-weights must be none or auto"),
         (cfg.sampler in SAMPLERS, "--sampler must be shuffle or balanced"),
@@ -540,6 +558,12 @@ def validate_config(cfg: TrainConfig) -> None:
     from cnnzoo.models.factory import check_overrides
 
     check_overrides(cfg.model, cfg.model_opts)
+    package = {"tensorboard": "tensorboard", "mlflow": "mlflow-skinny"}.get(cfg.log)
+    if package and importlib.util.find_spec(cfg.log) is None:  # before any folder or data
+        raise CnnzooError(
+            f"--log {cfg.log} needs the {cfg.log} library; pip install {package} (or "
+            "'cnnzoo[watch]'), or leave --log out"
+        )
     if "stem" in cfg.model_opts:  # cheap, so before any data loads; the same check as the models
         from cnnzoo.models.base import check_stem  # local: torch, as above
 
@@ -551,7 +575,7 @@ def validate_config(cfg: TrainConfig) -> None:
 # how many threads)
 RESUMABLE_CHANGES = (
     "epochs", "device", "data_dir", "lr", "checkpoint_every", "skip_nonfinite", "cache",
-    "cache_dir", "cache_ram", "threads", "allow_data_change",
+    "cache_dir", "cache_ram", "threads", "allow_data_change", "log", "keep",
 )  # fmt: skip
 
 

@@ -57,13 +57,18 @@ def _split_digests(split: ImageTensors, classes: list[str], root: str) -> dict[s
 def data_fingerprint(bundle: DataBundle) -> dict[str, Any]:
     """The fingerprint of `bundle` (see the module's docstring)."""
     classes = list(bundle.classes)
-    paths = [*(bundle.train.paths or []), *(bundle.val.paths or [])]
+    test = bundle.test
+    paths = [*(bundle.train.paths or []), *(bundle.val.paths or []),
+             *((test.paths or []) if test is not None else [])]  # fmt: skip
     root = os.path.commonpath(paths) if paths else ""
-    return {
+    out = {
         "classes": classes,
         "train": _split_digests(bundle.train, classes, root),
         "val": _split_digests(bundle.val, classes, root),
     }
+    if test is not None:  # only then: fingerprints of runs without a test folder stay as they were
+        out["test"] = _split_digests(test, classes, root)
+    return out
 
 
 def _names(items: list[str], most: int = 3, quote: bool = True) -> str:
@@ -82,7 +87,7 @@ def describe_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
             return "classes " + "; ".join(parts) + " (label indices would shift)"
         return "the classes are in another order (label indices would shift)"
     changed = []
-    for split in ("train", "val"):
+    for split in ("train", "val", "test"):
         for c in b:
             was, now = old.get(split, {}).get(c), new.get(split, {}).get(c)
             if was != now:

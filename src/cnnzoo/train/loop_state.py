@@ -22,6 +22,9 @@ class LoopState:
     best_val_acc: float = -math.inf
     best_epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    # the schedule in force when a finished run was trained longer (`optim.restart_schedule`):
+    # {"start_epoch", "start_step", "warmup_epochs"}; None: the run's one schedule from step 0
+    segment: dict[str, Any] | None = None
 
     def to_meta(self) -> dict[str, Any]:
         return {
@@ -34,6 +37,7 @@ class LoopState:
             "best_val_acc": self.best_val_acc if math.isfinite(self.best_val_acc) else None,
             "best_epoch": self.best_epoch,
             "history": self.history,
+            "schedule_segment": self.segment,
         }
 
     def end_epoch(self, row: dict[str, Any], metric: float, validated: bool) -> None:
@@ -66,6 +70,7 @@ class LoopState:
                 best_val_acc=-math.inf if best is None else float(best),
                 best_epoch=int(meta.get("best_epoch", 0)),
                 history=list(meta.get("history", [])),
+                segment=_segment(meta.get("schedule_segment")),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise CnnzooError(f"the training state is incomplete or damaged ({e!r})") from None
@@ -74,6 +79,7 @@ class LoopState:
             and state.batch <= steps_per_epoch
             and state.step >= state.batch
             and all(isinstance(row, dict) for row in state.history)
+            and (state.segment is None or state.segment["start_step"] <= state.step)
         )
         if not ok:
             raise CnnzooError(
@@ -81,3 +87,17 @@ class LoopState:
                 f"{state.step}, batch {state.batch} of {steps_per_epoch}); it is damaged"
             )
         return state
+
+
+def _segment(raw: Any) -> dict[str, Any] | None:
+    """A saved schedule segment, its values checked (TypeError / ValueError when damaged)."""
+    if raw is None:
+        return None
+    seg = {
+        "start_epoch": int(raw["start_epoch"]),
+        "start_step": int(raw["start_step"]),
+        "warmup_epochs": float(raw["warmup_epochs"]),
+    }
+    if min(seg.values()) < 0 or not math.isfinite(seg["warmup_epochs"]):
+        raise ValueError(f"schedule segment {raw!r}")
+    return seg

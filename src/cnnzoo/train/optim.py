@@ -1,10 +1,12 @@
 """Optimiser with parameter groups (no decay on norms and biases, scaled backbone lr) and the
-learning-rate schedules, which are pure functions of the step so resuming needs only the step."""
+learning-rate schedules, which are pure functions of the step so resuming needs only the step
+(and, for a finished run trained longer, the schedule segment it started: `restart_schedule`)."""
 
 from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -92,6 +94,42 @@ def lr_factor(
         warmup = flat_end
     t = (step - warmup) / max(1, total - warmup)
     return min_ratio + (1 - min_ratio) * (1 + math.cos(math.pi * min(t, 1.0))) / 2
+
+
+def run_lr_factor(step: int, steps_per_epoch: int, cfg, segment: dict[str, Any] | None) -> float:
+    """Multiplier of the peak lr at `step` of a run: its schedule over `cfg.epochs`, or, after
+    `restart_schedule`, the schedule of the segment from its start to `cfg.epochs`."""
+    start_epoch, start_step, warmup_epochs = 0, 0, cfg.warmup_epochs
+    if segment is not None:
+        start_epoch, start_step = segment["start_epoch"], segment["start_step"]
+        warmup_epochs = segment["warmup_epochs"]
+    total = steps_per_epoch * (cfg.epochs - start_epoch)
+    warmup = int(round(warmup_epochs * steps_per_epoch))
+    return lr_factor(step - start_step, total, warmup, cfg.sched, cfg.min_lr_ratio)
+
+
+def restart_schedule(loop, cfg, saved_epochs: int) -> None:
+    """A run that finished its schedule (lr annealed to ~0) and is resumed with more --epochs
+    trains the added epochs on a schedule of their own: a warm restart, the same kind of
+    schedule from the peak lr (cfg.lr: the run's, or --lr given with --resume) down again over
+    the added epochs, with a warm-up of the same share of them as the run had. Recorded in
+    `loop.segment`, saved with the state, so a resume inside it stays bit-exact. A run stopped
+    before its end keeps its one schedule, stretched to the new length (its lr is not spent)."""
+    if cfg.epochs <= saved_epochs or loop.epoch < saved_epochs or loop.batch:
+        return
+    seg = loop.segment or {"start_epoch": 0, "warmup_epochs": cfg.warmup_epochs}
+    share = seg["warmup_epochs"] / max(1, saved_epochs - seg["start_epoch"])
+    added = cfg.epochs - loop.epoch
+    loop.segment = {
+        "start_epoch": loop.epoch,
+        "start_step": loop.step,
+        "warmup_epochs": round(share * added, 4),
+    }
+    log.info(
+        "the run had finished its %d-epoch schedule; epochs %d-%d follow a new %s schedule "
+        "from lr %g (a warm restart; a lower --lr makes it gentler)",
+        saved_epochs, loop.epoch + 1, cfg.epochs, cfg.sched, cfg.lr,
+    )  # fmt: skip
 
 
 def set_lr(optimizer: torch.optim.Optimizer, peak_lr: float, factor: float) -> float:

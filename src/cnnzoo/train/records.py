@@ -1,5 +1,6 @@
-"""What a run writes and says besides its weights: metrics.jsonl, metrics.csv, the checkpoint
-sidecar's facts, the line it starts with and one line per epoch."""
+"""What a run writes and says besides its resumable state: the best / last checkpoints (as
+--keep says), metrics.jsonl, metrics.csv, the checkpoint sidecar's facts, the line it starts
+with, one line per epoch, and what the run folder weighs."""
 
 from __future__ import annotations
 
@@ -10,13 +11,20 @@ import math
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from cnnzoo import __version__
-from cnnzoo.artifacts.files import atomic_write_bytes
-from cnnzoo.artifacts.sidecar import METRICS_CSV, METRICS_JSONL
+from cnnzoo.artifacts.files import atomic_write_bytes, previous_path
+from cnnzoo.artifacts.sidecar import (
+    BEST_FILE,
+    LAST_FILE,
+    METRICS_CSV,
+    METRICS_JSONL,
+    STATE_FILE,
+    save_checkpoint,
+)
 from cnnzoo.cfg import size_text, size_value
 from cnnzoo.train.loop_state import LoopState
 
@@ -27,6 +35,44 @@ if TYPE_CHECKING:  # annotations only (setup imports torch and the data)
 
 def _clean(v):
     return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+KEEP = ("all", "best", "last")  # --keep: the checkpoints kept beside the resume state
+
+
+def save_checkpoints(run_dir: Path, weights: Any, info: dict, is_best: bool, keep: str) -> None:
+    """After an epoch: last.safetensors and, when the epoch is the best, best.safetensors,
+    as --keep says (all: both; best or last: that one only; the other is removed, so a
+    resume that changes --keep leaves no stale file)."""
+    kept = {"all": (LAST_FILE, BEST_FILE), "best": (BEST_FILE,), "last": (LAST_FILE,)}[keep]
+    if LAST_FILE in kept:
+        save_checkpoint(run_dir / LAST_FILE, weights, info)
+    if is_best and BEST_FILE in kept:
+        save_checkpoint(run_dir / BEST_FILE, weights, info)
+    for name in {LAST_FILE, BEST_FILE} - set(kept):
+        (run_dir / name).unlink(missing_ok=True)
+        (run_dir / name).with_suffix(".json").unlink(missing_ok=True)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def folder_size_line(run_dir: Path) -> str:
+    """What the run folder weighs, and what of it is what: the model, the checkpoints, the
+    resume state (the optimiser's buffers and a previous copy: several times the model)."""
+    files = [f for f in run_dir.rglob("*") if f.is_file()]
+    total = sum(f.stat().st_size for f in files)
+    state = sum(p.stat().st_size for p in (run_dir / STATE_FILE, previous_path(run_dir / STATE_FILE))
+                if p.is_file())  # fmt: skip
+    ckpts = [run_dir / name for name in (BEST_FILE, LAST_FILE) if (run_dir / name).is_file()]
+    model = ckpts[0].stat().st_size if ckpts else 0
+    keep = "" if len(ckpts) < 2 else "; --keep best or last keeps one checkpoint"
+    return (
+        f"run folder: {_mb(total)} (model {_mb(model)}: {len(ckpts)} checkpoint(s) "
+        f"{_mb(sum(c.stat().st_size for c in ckpts))}, resume state {_mb(state)}, which "
+        f"`rm {run_dir}/state*.safetensors` frees once the run is final{keep})"
+    )
 
 
 def write_metrics(run_dir: Path, history: list[dict]) -> None:
@@ -104,9 +150,12 @@ def start_line(setup: RunSetup, cfg: TrainConfig, world: int) -> str:
     """The line a new run starts with: model, data, sizes, recipe, optimiser, device, folder."""
     b = setup.bundle
     procs = f" x {world} processes" if world > 1 else ""
+    held = " (--val-split)" if b.val_name.startswith("held-out") else ""
+    test = f", {len(b.test)} test scored once at the end" if b.test is not None else ""
     return (
-        f"training {cfg.model} on {b.name}: {len(b.train)} train / {len(b.val)} {b.val_name} "
-        f"images, {len(setup.classes)} classes, {size_text(cfg.image_size)}px, recipe {cfg.recipe}, "
+        f"training {cfg.model} on {b.name}: {len(b.train)} train images, {len(b.val)} "
+        f"{b.val_name}{held} to pick the best epoch{test}; {len(setup.classes)} classes, "
+        f"{size_text(cfg.image_size)}px, recipe {cfg.recipe}, "
         f"{cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.opt} lr {cfg.lr:g} wd {cfg.wd:g}, "
         f"{cfg.precision}, on {setup.device}{procs} -> {setup.run_dir}"
     )

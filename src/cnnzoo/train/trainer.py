@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from cnnzoo.artifacts.files import WriteError, previous_path, remove_temp_files, write_json
-from cnnzoo.artifacts.sidecar import BEST_FILE, CONFIG_FILE, CURVES_FILE, LAST_FILE, save_checkpoint
+from cnnzoo.artifacts.sidecar import BEST_FILE, CONFIG_FILE, LAST_FILE
 from cnnzoo.artifacts.tensors import read_newest_good, save_tensors
 from cnnzoo.cfg import size_value
 from cnnzoo.data.cache import check_mapped
@@ -43,7 +43,6 @@ from cnnzoo.data.transforms import train_transform
 from cnnzoo.data.types import DataBundle
 from cnnzoo.errors import CnnzooError
 from cnnzoo.infer.evaluate import autocast
-from cnnzoo.insight.plots import plot_curves, run_title
 from cnnzoo.train import checks, distributed, run_state
 from cnnzoo.train.checks import chance_warning
 from cnnzoo.train.config import TrainConfig, apply_resume_changes, changed_fields, progressive_aug
@@ -58,12 +57,20 @@ from cnnzoo.train.imbalance import (
 from cnnzoo.train.loop_state import LoopState
 from cnnzoo.train.lr_find import auto_lr
 from cnnzoo.train.mix import mix_batch, smooth_one_hot, soft_cross_entropy
-from cnnzoo.train.optim import build_optimizer, head_prefix, lr_factor, set_lr, set_train_mode
+from cnnzoo.train.optim import (
+    build_optimizer,
+    head_prefix,
+    restart_schedule,
+    run_lr_factor,
+    set_lr,
+    set_train_mode,
+)
 from cnnzoo.train.precision import autocast_dtype, check_precision, choose_for_run
 from cnnzoo.train.records import (
     EpochBar,
     epoch_line,
     resume_line,
+    save_checkpoints,
     sidecar_info,
     start_line,
     write_metrics,
@@ -71,7 +78,8 @@ from cnnzoo.train.records import (
 from cnnzoo.train.setup import STATE_FILE, RunSetup, prepare_run
 from cnnzoo.train.signals import StopRequests
 from cnnzoo.train.threads import run_thread_policy
-from cnnzoo.train.validation import validate
+from cnnzoo.train.validation import score_test, validate
+from cnnzoo.train.watch import RunWatch
 
 log = logging.getLogger("cnnzoo")
 
@@ -87,10 +95,17 @@ class RunResult:
     interrupted: str | None = None  # the signal that stopped the run (its state is saved)
     step: int = 0
     stopped_early: str | None = None  # why --patience ended the run before cfg.epochs
+    test: dict[str, Any] | None = None  # the test split's score at the end (`score_test`)
 
     @property
     def best_checkpoint(self) -> Path:
-        return self.run_dir / BEST_FILE
+        """best.safetensors (last.safetensors under --keep last)."""
+        best = self.run_dir / BEST_FILE
+        return (
+            best
+            if best.is_file() or not (self.run_dir / LAST_FILE).is_file()
+            else (self.run_dir / LAST_FILE)
+        )
 
 
 class Trainer:
@@ -195,6 +210,7 @@ class Trainer:
             if p.requires_grad and not n.startswith(head)
         ]
         self.lr_find: dict[str, Any] | None = None
+        self.watch: RunWatch | None = None  # what `fit` shows while it trains
         if state is not None:
             self.load_state(*state)
         self.train_model: nn.Module = self.setup.model
@@ -219,7 +235,8 @@ class Trainer:
     ) -> Trainer:
         """The trainer of `run_dir` as its last save left it (an epoch's end, or any step with
         --checkpoint-every). `changes` (TrainConfig field -> value) may extend the run
-        (`epochs`; its schedule then changes from here on), move it (`device`), say where a
+        (`epochs`: a finished run trains the added epochs on a schedule of their own,
+        `optim.restart_schedule`; a run stopped early stretches its schedule), move it (`device`), say where a
         named dataset is now (`data_dir`), lower the lr after a divergence (`lr`), change
         how often it saves (`checkpoint_every`), what it tolerates (`skip_nonfinite`), where
         and how its disk cache lives (`cache`, `cache_dir`, `cache_ram`) and how many threads
@@ -246,6 +263,7 @@ class Trainer:
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
         """Continue from a saved state of this run (`run_state.restore`)."""
         run_state.restore(self, tensors, meta)
+        restart_schedule(self.loop, self.cfg, int(meta["config"]["epochs"]))  # trained longer
 
     def save_state(self) -> None:
         """Check that nothing is non-finite, then write the state (rank 0; the previous copy
@@ -288,9 +306,7 @@ class Trainer:
         set_train_mode(self.setup.model, self.cfg, loop.epoch, loop.batch, self.backbone_params)
 
     def _lr_factor(self) -> float:
-        total = self.steps_per_epoch * self.cfg.epochs
-        warmup = int(round(self.cfg.warmup_epochs * self.steps_per_epoch))
-        return lr_factor(self.loop.step, total, warmup, self.cfg.sched, self.cfg.min_lr_ratio)
+        return run_lr_factor(self.loop.step, self.steps_per_epoch, self.cfg, self.loop.segment)
 
     def loss(
         self, logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None
@@ -461,24 +477,26 @@ class Trainer:
         show_log_lines()
         if self.dist.is_main:
             write_json(self.setup.run_dir / CONFIG_FILE, cfg.to_dict())
+        self.watch = RunWatch(self)  # curves, train_batch.png, --log tensorboard / mlflow
         if loop.epoch == 0 and loop.step == 0:
             log.info(start_line(self.setup, cfg, self.dist.world))
+            self.watch.start()
         else:
             log.info(resume_line(self.setup.run_dir, loop, cfg.epochs, self.steps_per_epoch))
         threads_before = torch.get_num_threads()
         try:
             interrupted = self._epochs(stop_after)
+            done = not interrupted and (loop.epoch >= cfg.epochs or bool(self.stopped_early))
+            test = score_test(self) if done else None  # once, at the end: never for selection
+        except BaseException:
+            self.watch.close(finished=False, ok=False)
+            raise
         finally:  # a run from Python leaves torch's thread count as it found it
             torch.set_num_threads(threads_before)
+        self.watch.close(finished=done)
         if interrupted:
             return self._result(interrupted=self.stops.received or "a stop signal")
-        done = loop.epoch >= cfg.epochs or self.stopped_early
-        if done and loop.history and self.dist.is_main:
-            title = run_title(
-                cfg.model, self.setup.bundle.name, loop.history, loop.best_val_acc, loop.best_epoch
-            )
-            plot_curves(loop.history, self.setup.run_dir / CURVES_FILE, title)
-        return self._result()
+        return replace(self._result(), test=test)
 
     def _epochs(self, stop_after: int | None) -> bool:
         """Train epochs until the end, `stop_after` of them, or a stop signal (True)."""
@@ -533,11 +551,11 @@ class Trainer:
         # would make a resumed run skip this epoch
         if self.dist.is_main:
             info = self.checkpoint_info(row, kind)
-            save_checkpoint(self.setup.run_dir / LAST_FILE, weights, info)
-            if row["is_best"]:
-                save_checkpoint(self.setup.run_dir / BEST_FILE, weights, info)
+            save_checkpoints(self.setup.run_dir, weights, info, row["is_best"], self.cfg.keep)
             write_metrics(self.setup.run_dir, loop.history)
         self.save_state()
+        if self.watch is not None:
+            self.watch.epoch(row)
         log.info(epoch_line(row, self.cfg.epochs))
         self._warn_if_at_chance(row)
 

@@ -56,9 +56,11 @@ def _release(key: str) -> None:
             os.close(entry[0])
 
 
-def hold_folder(folder: str | Path, owner: object | None = None) -> None:
+def hold_folder(folder: str | Path, owner: object | None = None) -> weakref.finalize | None:
     """Take `folder` for this process (refused with FolderBusy when another holds it). With
-    `owner`, the hold ends when `owner` is garbage collected; without, when the process ends."""
+    `owner`, the hold ends when `owner` is garbage collected or when the returned finalizer is
+    called (whichever comes first, once); without, at `release_folder` or when the process
+    ends."""
     key = os.path.realpath(folder)
     entry = _HELD.get(key)
     if entry is None:
@@ -79,7 +81,8 @@ def hold_folder(folder: str | Path, owner: object | None = None) -> None:
         entry = _HELD[key] = [fd, 0]
     entry[1] += 1
     if owner is not None:
-        weakref.finalize(owner, _release, key)
+        return weakref.finalize(owner, _release, key)
+    return None
 
 
 def release_folder(folder: str | Path) -> None:

@@ -237,6 +237,8 @@ def _train(args: argparse.Namespace, dist) -> int:
                 resume_cmd,
             )
         raise
+    finally:
+        trainer.close()  # the folder is free for a resume from here on
     if not dist.is_main:
         return 0
     if result.interrupted is not None:

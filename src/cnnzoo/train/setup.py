@@ -7,7 +7,8 @@ generators, history) lives in the `Trainer` and `LoopState`.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,8 @@ class RunSetup:
     aug: Any
     train_images: torch.Tensor  # uint8 [N, C, H, W] on the device
     train_labels: torch.Tensor
+    # gives the run folder back (the hold also ends when this setup is garbage collected)
+    release: Callable[[], Any] = field(default=lambda: None, repr=False, compare=False)
 
 
 def prepare_run(
@@ -177,7 +180,8 @@ def prepare_run(
             run_dir.rmdir()  # nothing was written: leave no empty folder behind
         raise
     if dist.is_main:
-        hold_folder(run_dir, owner=setup)  # the hold passes to the setup (and its trainer)
+        # the hold passes to the setup (and its trainer), which gives it back when done
+        setup.release = hold_folder(run_dir, owner=setup) or setup.release
         release_folder(run_dir)
     return setup
 

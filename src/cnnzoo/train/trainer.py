@@ -464,6 +464,11 @@ class Trainer:
             max(256, 2 * cfg.batch_size), self.amp_dtype, cfg.channels_last,
         )  # fmt: skip
 
+    def close(self) -> None:
+        """Give the run folder back to other processes (a resume may take it now); the run
+        can still be read, and `Trainer.resume` takes the folder again."""
+        self.setup.release()
+
     def fit(self, stop_after: int | None = None, handle_signals: bool = True) -> RunResult:
         """Train until `cfg.epochs` (or `stop_after` more epochs, as if stopped there). With
         `handle_signals` (in the main thread), SIGTERM / SIGINT / SIGHUP save the state after
@@ -609,4 +614,7 @@ def train(
         raise ValueError("train() needs a TrainConfig or a run folder to resume")
     else:
         trainer = Trainer(cfg, bundle, progress=progress, dist=dist)
-    return trainer.fit(stop_after=stop_after)
+    try:
+        return trainer.fit(stop_after=stop_after)
+    finally:
+        trainer.close()

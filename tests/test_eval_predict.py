@@ -16,6 +16,7 @@ from PIL import Image
 from test_train import CLASSES, make_images
 
 from cnnzoo.cli.main import main
+from cnnzoo.infer.engines import CANDIDATES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -179,9 +180,10 @@ def test_flip_tta_is_mirror_invariant_and_scored(trained, capsys, tmp_path):
     out = capsys.readouterr().out
     report = json.loads(Path(out.split("report: ")[1].splitlines()[0]).read_text())
     assert report["tta"] == "flip" and "(flip TTA)" in out
-    # the default path: the fastest of the exact model and its fast forms, with the timings
+    # the default path: the fastest of the exact model, its fast forms and the installed
+    # engines (infer/engines.py), with the timings
     chosen = report["inference_path"]
-    assert chosen in ("fp32 (exact)", "fast fp32", "fast bf16")
+    assert chosen in CANDIDATES
     assert report["inference"].startswith(f"{chosen} (fastest measured: fp32 (exact) ")
     assert f"inference path: {report['inference']}" in out
 

@@ -26,7 +26,8 @@ examples:
   cnnzoo eval RUN/last.safetensors --data cifar10 --data-dir data --out cifar.json
   cnnzoo eval RUN --split test     # a folder with test/ beside train/
   cnnzoo eval RUN --tta            # also score the mirrored images, average the logits
-  cnnzoo eval model.onnx --backend onnxruntime   # a file from cnnzoo export
+  cnnzoo eval model.onnx                  # a file from cnnzoo export (.onnx or .xml)
+  cnnzoo eval RUN --backend openvino      # one engine instead of the fastest (see --backend)
 """
 
 
@@ -35,15 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "checkpoint_path",
         nargs="?",
         metavar="RUN",
-        help="run folder or .safetensors written by cnnzoo train, or an .onnx file from "
-        "cnnzoo export (or give it with --checkpoint)",
+        help="run folder or .safetensors written by cnnzoo train, or an .onnx / .xml file "
+        "from cnnzoo export (or give it with --checkpoint)",
     )
     add_checkpoint_option(p)
-    p.add_argument(
-        "--backend",
-        choices=["pytorch", "onnxruntime"],
-        help="what runs the model (default: onnxruntime for an .onnx file, else pytorch)",
-    )
     p.add_argument(
         "--data",
         help="digits, cifar10, cifar100, imagenette or a folder "
@@ -100,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
     from cnnzoo.artifacts.files import write_json
     from cnnzoo.artifacts.sidecar import resolve_checkpoint
     from cnnzoo.errors import CnnzooError
+    from cnnzoo.export.engines import open_model
     from cnnzoo.infer.evaluate import compute_logits, prepare_evaluation, score_report
-    from cnnzoo.infer.runtime import load_model
     from cnnzoo.insight.report import write_error_report
 
     if args.batch_size < 1:
@@ -116,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:  # a bad --out fails before the scoring, not after
         out = Path(args.out)
         (out if out_is_folder(args.out) else out.parent).mkdir(parents=True, exist_ok=True)
-    model, meta, device = load_model(ckpt, args.backend, args.device)
+    model, meta, device, engines = open_model(ckpt, args.backend, args.device, args.precision)
     ev = prepare_evaluation(
         str(ckpt),
         args.data,
@@ -129,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         tta=args.tta,
         loaded=(model, meta),
         precision=args.precision,
+        backend=args.backend,
+        engines=engines,
     )
     logits = compute_logits(ev.path.model, ev.images, ev.preprocess, args.batch_size, tta=args.tta)
     s, report = score_report(str(ckpt), ev, logits, args.tta)

@@ -1,4 +1,5 @@
-"""`cnnzoo export`: a checkpoint or model to ONNX / TorchScript, checked against PyTorch."""
+"""`cnnzoo export`: a checkpoint or model to ONNX / OpenVINO / TorchScript, checked against
+PyTorch (and, with --quantize int8, scored against it on held-out images)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,20 @@ from pathlib import Path
 
 from cnnzoo.cfg import EXPORT_PRECISIONS
 
-HELP = "export a checkpoint or model to ONNX or TorchScript, with a parity check"
+HELP = "export a checkpoint or model to ONNX, OpenVINO or TorchScript, with a parity check"
 
 DESCRIPTION = """\
-Write a model to ONNX or TorchScript with everything a consumer needs inside the file: class
-names, input size, mean/std, resize and crop (ONNX metadata_props; TorchScript extra files
-cnnzoo.json and preprocessing.json). Before it reports success, the exported file and the
+Write a model to ONNX, an OpenVINO IR or TorchScript with everything a consumer needs inside
+the file: class names, input size, mean/std, resize and crop (ONNX metadata_props; the IR's
+rt_info section `cnnzoo`, same keys; TorchScript extra files cnnzoo.json and
+preprocessing.json). Before it reports success, the exported file and the
 PyTorch model classify the same images (the run's held-out images, --check-images DIR, or a
 deterministic input when neither is available); it prints the largest logit difference and
 the top-1 agreement, and fails, writing nothing, below 99.9% agreement or above 1e-4 (fp32).
 
 examples:
   cnnzoo export --checkpoint runs/RUN --output model.onnx --dynamic-batch
+  cnnzoo export --checkpoint runs/RUN --format openvino --output model.xml --dynamic-batch
   cnnzoo export --checkpoint runs/RUN --format torchscript --output model.pt
   cnnzoo export --model resnet50 --weights resnet50-11ad3fa6.pth --output r50.onnx \\
       --check-images photos/ --classes imagenet_classes.txt
@@ -41,16 +44,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="with --model: class names, one per line (default: the indices)",
     )
-    p.add_argument("--format", "-f", choices=["onnx", "torchscript"], default="onnx")
+    p.add_argument(
+        "--format",
+        "-f",
+        choices=["onnx", "openvino", "torchscript"],
+        default="onnx",
+        help="onnx (default); openvino: an IR, .xml + .bin (converted by OpenVINO from the "
+        "ONNX graph; pip install 'cnnzoo[openvino]'); torchscript",
+    )
     p.add_argument(
         "--output",
         "-o",
-        help="file to write (default: beside the checkpoint, or ./MODEL, .onnx / .torchscript.pt)",
+        help="file to write (default: beside the checkpoint, or ./MODEL, .onnx / .xml / "
+        ".torchscript.pt)",
     )
     p.add_argument(
         "--dynamic-batch",
         action="store_true",
-        help="ONNX: any batch size (default: batch 1); TorchScript traces take any batch",
+        help="ONNX / OpenVINO: any batch size (default: batch 1); TorchScript traces take any "
+        "batch",
     )
     p.add_argument("--opset", type=int, help="ONNX opset (default: 17)")
     p.add_argument("--precision", choices=EXPORT_PRECISIONS, default="fp32")
@@ -70,7 +82,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _default_output(args: argparse.Namespace) -> Path:
-    suffix = ".onnx" if args.format == "onnx" else ".torchscript.pt"
+    suffix = {"onnx": ".onnx", "openvino": ".xml"}.get(args.format, ".torchscript.pt")
     if args.checkpoint:
         from cnnzoo.artifacts.sidecar import resolve_checkpoint
 
@@ -139,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         fold=not args.no_fold,
     )
-    details = [args.format + (f" opset {args.opset}" if args.format == "onnx" else "")]
+    details = [args.format + (f" opset {args.opset}" if args.format != "torchscript" else "")]
     any_batch = args.dynamic_batch or args.format == "torchscript"
     details += [args.precision, "any batch size" if any_batch else "batch 1"]
     if result.batchnorm_folded:

@@ -1,4 +1,4 @@
-"""`export_model`: write an ONNX or TorchScript file, run it against the PyTorch model on real
+"""`export_model`: write an ONNX, OpenVINO IR or TorchScript file, run it against the PyTorch model on real
 images, and keep it only when they agree."""
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ from torch import nn
 from cnnzoo.cfg import EXPORT_PRECISIONS
 from cnnzoo.errors import CnnzooError
 from cnnzoo.export.parity import ParityReport, check_parity, parity_images
-from cnnzoo.export.writers import with_precision, write_onnx, write_torchscript
+from cnnzoo.export.writers import with_precision, write_onnx, write_openvino, write_torchscript
 from cnnzoo.infer.fast import fold_batchnorm
 from cnnzoo.infer.metadata import DEFAULT_OPSET, export_metadata
+from cnnzoo.infer.openvino import load_openvino
 from cnnzoo.infer.runtime import load_onnx, load_torchscript
 from cnnzoo.models.factory import get_model_cfg
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "openvino", "torchscript")
+SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".torchscript.pt"}
 
 
 class ParityError(CnnzooError):
@@ -115,15 +117,24 @@ def export_model(
         precision=precision,
         input_shape=tuple(example.shape),
         dynamic_batch=dynamic_batch,
-        opset=opset if fmt == "onnx" else None,
+        opset=opset if fmt != "torchscript" else None,
         batchnorm_folded=folded,
     )
+    if fmt == "openvino" and output.suffix.lower() != ".xml":
+        raise CnnzooError(f"an OpenVINO IR is an .xml file (and a .bin beside it): not {output}")
     tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
+    if fmt == "openvino":  # OpenVINO names the weights after the .xml: keep the suffix
+        tmp = output.with_name(f".{output.stem}.tmp{os.getpid()}.xml")
     try:
         exportable = with_precision(to_write, precision)
         if fmt == "onnx":
             write_onnx(exportable, tmp, example, props, opset=opset, dynamic_batch=dynamic_batch)
             exported, _ = load_onnx(tmp)
+        elif fmt == "openvino":
+            write_openvino(
+                exportable, tmp, example, props, opset=opset, dynamic_batch=dynamic_batch
+            )
+            exported, _ = load_openvino(tmp, "fp32")
         else:
             write_torchscript(exportable, tmp, example, props)
             exported, _ = load_torchscript(tmp)
@@ -134,15 +145,18 @@ def export_model(
                 + report.summary(),
                 report,
             )
+        if fmt == "openvino":  # the weights first: an .xml is never there without its .bin
+            os.replace(tmp.with_suffix(".bin"), output.with_suffix(".bin"))
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)
+        tmp.with_suffix(".bin").unlink(missing_ok=True)
     return ExportResult(
         output,
         fmt,
         precision,
         dynamic_batch,
-        opset if fmt == "onnx" else None,
+        opset if fmt != "torchscript" else None,
         output.stat().st_size,
         report,
         time.perf_counter() - start,

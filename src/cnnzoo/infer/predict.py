@@ -15,8 +15,9 @@ from cnnzoo.cfg import INFERENCE_PRECISIONS
 from cnnzoo.data import IMAGE_EXTENSIONS
 from cnnzoo.data.images import MAX_ASPECT, load_image, pil_to_tensor, shown
 from cnnzoo.errors import CnnzooError
+from cnnzoo.infer.engines import Builder, InferencePath
 from cnnzoo.infer.evaluate import Preprocess, check_flip_tta, forward
-from cnnzoo.infer.fast import InferencePath, prepare_inference
+from cnnzoo.infer.fast import prepare_inference
 from cnnzoo.infer.load import load_checkpoint
 
 if TYPE_CHECKING:
@@ -111,9 +112,10 @@ def as_image(image: ImageInput) -> torch.Tensor:
 
 class Predictor:
     """A model in eval mode with its sidecar's classes and preprocessing; `tta` averages each
-    image's logits with its mirror's. `precision` picks the inference path (engine.fast):
-    "auto" (default) times the exact model against its fast forms on the first batch and keeps
-    the fastest; "fp32" runs the exact model; `path` says which ran."""
+    image's logits with its mirror's. `backend` and `precision` pick the engine
+    (infer/engines.py): "auto" (default) times the exact model, its fast forms and the other
+    engines' candidates in `engines` (name -> builder) on the first batch and keeps the
+    fastest; precision "fp32" runs the exact model; `path` says which ran."""
 
     def __init__(
         self,
@@ -122,6 +124,8 @@ class Predictor:
         device: str | torch.device = "cpu",
         tta: bool = False,
         precision: str = "auto",
+        backend: str = "auto",
+        engines: dict[str, Builder] | None = None,
     ) -> None:
         if tta:
             check_flip_tta(meta)
@@ -131,6 +135,8 @@ class Predictor:
             )
         self.tta = tta
         self.precision = precision
+        self.backend = backend
+        self.engines = engines
         self.path: InferencePath | None = None  # chosen on the first batch
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -169,7 +175,9 @@ class Predictor:
         image or a tensor / array (see `as_image`)."""
         x = self.inputs(images)
         if self.path is None:
-            self.path = prepare_inference(self.model, x, self.precision)
+            self.path = prepare_inference(
+                self.model, x, self.precision, backend=self.backend, engines=self.engines
+            )
         return torch.softmax(forward(self.path.model, x, self.tta).float(), dim=1).cpu()
 
     def top(self, probs: torch.Tensor, k: int) -> list[list[tuple[str, int, float]]]:

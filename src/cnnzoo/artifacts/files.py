@@ -20,6 +20,7 @@ from cnnzoo.errors import CnnzooError
 
 _TEMP_NAME = re.compile(r"^\..+\.tmp\d+$")
 
+
 class WriteError(CnnzooError):
     """A file that could not be written (full disk, read-only folder); the previous is intact."""
 
@@ -27,7 +28,6 @@ class WriteError(CnnzooError):
 def previous_path(path: Path) -> Path:
     """state.safetensors -> state.prev.safetensors: the file a rotated write keeps."""
     return path.with_name(f"{path.stem}.prev{path.suffix}")
-
 
 
 def temp_path(path: Path) -> Path:
@@ -38,6 +38,7 @@ def temp_path(path: Path) -> Path:
 def write_bytes_to(f, data: bytes, path: Path) -> None:
     """Put `data` into the open temp file `f` that will become `path` (a seam for tests)."""
     f.write(data)
+
 
 def _fsync_dir(folder: Path) -> None:
     try:
@@ -118,4 +119,3 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(Path(path), (json.dumps(obj, indent=2) + "\n").encode())
-

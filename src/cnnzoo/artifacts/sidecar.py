@@ -34,6 +34,7 @@ METRICS_CSV = "metrics.csv"
 CURVES_FILE = "curves.png"
 SKIPPED_FILE = "skipped.tsv"
 
+
 def save_checkpoint(path: str | Path, model: nn.Module, info: dict[str, Any]) -> None:
     """`path` (.safetensors) with the weights, and the sidecar `path` with .json."""
     path = Path(path)
@@ -102,7 +103,6 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             p, sidecar = other, other.with_suffix(".json")
             tensors, meta = read_tensors(p)
     else:
-
         tensors, meta = read_state_dict(p), {}
     if sidecar.is_file():
         try:
@@ -184,4 +184,3 @@ def facts_problem(meta: dict[str, Any]) -> str | None:
         if not ok:
             return message
     return None
-

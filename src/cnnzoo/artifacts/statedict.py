@@ -66,4 +66,3 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         if obj and all(k.startswith(prefix) for k in obj):
             obj = {k[len(prefix) :]: v for k, v in obj.items()}
     return obj
-

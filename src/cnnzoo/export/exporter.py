@@ -17,6 +17,7 @@ from cnnzoo.cfg import EXPORT_PRECISIONS
 from cnnzoo.errors import CnnzooError
 from cnnzoo.export.parity import ParityReport, check_parity, parity_images
 from cnnzoo.export.writers import with_precision, write_onnx, write_openvino, write_torchscript
+from cnnzoo.infer.engines import require_engine
 from cnnzoo.infer.fast import fold_batchnorm
 from cnnzoo.infer.metadata import DEFAULT_OPSET, export_metadata
 from cnnzoo.infer.openvino import load_openvino
@@ -99,6 +100,10 @@ def export_model(
         )
     start = time.perf_counter()
     output = Path(output)
+    if fmt == "openvino":
+        require_engine("openvino")
+    if fmt == "openvino" and output.suffix.lower() != ".xml":
+        raise CnnzooError(f"an OpenVINO IR is an .xml file (and a .bin beside it): not {output}")
     output.parent.mkdir(parents=True, exist_ok=True)
     model = model.cpu().eval()
     # the images first: a bad --check-images fails before minutes of export
@@ -120,8 +125,6 @@ def export_model(
         opset=opset if fmt != "torchscript" else None,
         batchnorm_folded=folded,
     )
-    if fmt == "openvino" and output.suffix.lower() != ".xml":
-        raise CnnzooError(f"an OpenVINO IR is an .xml file (and a .bin beside it): not {output}")
     tmp = output.with_name(f".{output.name}.tmp{os.getpid()}")
     if fmt == "openvino":  # OpenVINO names the weights after the .xml: keep the suffix
         tmp = output.with_name(f".{output.stem}.tmp{os.getpid()}.xml")

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from cnnzoo.errors import CnnzooError
+from cnnzoo.infer.engines import require_engine
 from cnnzoo.infer.metadata import parse_metadata
 
 RT_INFO_KEY = "cnnzoo"  # rt_info section of an IR holding the export's metadata_props
@@ -24,12 +25,9 @@ _HINT = {"fp32": "f32", "bf16": "bf16"}
 
 def require_openvino():
     """The openvino module, or a one-line error naming the extra to install."""
-    try:
-        import openvino  # optional: only OpenVINO users install it
-    except ImportError:
-        raise CnnzooError(
-            "openvino is not installed; pip install 'cnnzoo[openvino]' (or openvino)"
-        ) from None
+    require_engine("openvino")
+    import openvino  # optional: only OpenVINO users install it
+
     return openvino
 
 

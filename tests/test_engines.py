@@ -211,3 +211,55 @@ def test_missing_engine_and_damaged_ir_are_one_line(run, tmp_path, capsys, monke
     assert "pip install 'cnnzoo[openvino]'" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("y", ".y"))) == []
     assert Path(out).is_dir()
+
+
+def test_int8_is_scored_recorded_and_refused_beyond_max_drop(run, tmp_path, capsys, monkeypatch):
+    nncf = pytest.importorskip("nncf")
+    import openvino as ov
+
+    _, out = run
+    xml = tmp_path / "q.xml"
+    capsys.readouterr()
+    assert main(["export", "-c", str(out), "--quantize", "int8", "-o", str(xml),
+                 "--calibration-images", "64", "--no-progress"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "openvino int8" in printed and "held-out images of digits" in printed
+    model = ov.Core().read_model(str(xml))
+    record = json.loads(model.get_rt_info(["cnnzoo", "quantization"]).astype(str))
+    assert record["calibration"]["images"] == 64 and len(record["calibration"]["sha256"]) == 64
+    assert record["drop"] == pytest.approx(record["top1_fp32"] - record["top1_int8"])
+    assert record["drop"] <= 1.0 and record["agreement"] >= 95
+    assert any("FakeQuantize" in op.get_type_name() for op in model.get_ops())
+    # the file runs at the drop it recorded: scored again through predict's engine
+    model32, meta, _, _ = open_model(out, "pytorch", "cpu")
+    ev = prepare_evaluation(str(out), loaded=(model32, meta), precision="fp32", progress=False)
+    int8 = open_predictor(xml, "openvino", precision="fp32")
+    got = compute_logits(
+        prepare_inference(int8.model, ev.preprocess(ev.images[:8])).model,
+        ev.images,
+        ev.preprocess,
+    )
+    top1 = 100 * float((got.argmax(1) == ev.labels).float().mean())
+    assert top1 == pytest.approx(record["top1_int8"], abs=1.0)
+    # a quantization that loses too much: one line, exit 2, nothing under the name
+    monkeypatch.setattr(nncf, "quantize", lambda *a, **k: _untrained_ov(tmp_path))
+    bad = tmp_path / "bad.xml"
+    capsys.readouterr()
+    assert main(["export", "-c", str(out), "--quantize", "int8", "-o", str(bad), "--max-drop",
+                 "0.5", "--no-progress"]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert "points below fp32" in err and "--accuracy-control" in err and "\n" not in err
+    assert sorted(p.name for p in tmp_path.iterdir() if "bad" in p.name) == []
+
+
+def _untrained_ov(folder: Path):
+    """An untrained resnet20 for digits, standing in for a quantization that went wrong."""
+    import openvino as ov
+
+    import cnnzoo
+    from cnnzoo.export.writers import write_onnx
+
+    path = folder / "untrained.onnx"
+    model = cnnzoo.create_model("resnet20", num_classes=10).eval()
+    write_onnx(model, path, torch.zeros(1, 3, 8, 8), {}, dynamic_batch=True)
+    return ov.convert_model(str(path))

@@ -25,7 +25,14 @@ examples:
   cnnzoo export --checkpoint runs/RUN --format torchscript --output model.pt
   cnnzoo export --model resnet50 --weights resnet50-11ad3fa6.pth --output r50.onnx \\
       --check-images photos/ --classes imagenet_classes.txt
-  cnnzoo predict --backend onnxruntime model.onnx photos/
+  cnnzoo export --checkpoint runs/RUN --quantize int8 --output model-int8.xml
+  cnnzoo predict model.onnx photos/
+
+--quantize int8 calibrates NNCF's post-training quantization on 300 of the run's training
+images (--calibrate DIR for others), scores the int8 IR and the exact model on the run's
+held-out split, prints both top-1 and their agreement, and writes the file only when int8 is
+within --max-drop points (1.0); otherwise it writes nothing and suggests --accuracy-control.
+The file's metadata records the calibration (image count, SHA-256) and the measured drop.
 """
 
 
@@ -48,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--format",
         "-f",
         choices=["onnx", "openvino", "torchscript"],
-        default="onnx",
+        default=None,
         help="onnx (default); openvino: an IR, .xml + .bin (converted by OpenVINO from the "
         "ONNX graph; pip install 'cnnzoo[openvino]'); torchscript",
     )
@@ -78,6 +85,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="images to check parity on (default: the run's held-out images)",
     )
     p.add_argument("--check-limit", type=int, default=64, help="images checked at most (64)")
+    q = p.add_argument_group("int8 (OpenVINO, through NNCF)")
+    q.add_argument(
+        "--quantize",
+        choices=["int8"],
+        help="post-training quantization to an int8 OpenVINO IR, calibrated on the run's "
+        "training images, then scored against the exact model on the run's held-out split; "
+        "the file is kept only within --max-drop (implies --format openvino)",
+    )
+    q.add_argument(
+        "--calibrate", metavar="DIR", help="calibration images (default: the run's training split)"
+    )
+    q.add_argument(
+        "--calibration-images",
+        type=int,
+        default=300,
+        metavar="N",
+        help="images calibrated on (300)",
+    )
+    q.add_argument(
+        "--max-drop",
+        type=float,
+        default=1.0,
+        metavar="POINTS",
+        help="largest top-1 loss of int8 against fp32 that is kept (1.0 points)",
+    )
+    q.add_argument(
+        "--accuracy-control",
+        action="store_true",
+        help="NNCF's accuracy-controlled quantization: layers that cost top-1 stay in fp32 "
+        "until the drop is within --max-drop",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar while loading")
 
 
@@ -125,6 +163,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.opset is None:
         args.opset = DEFAULT_OPSET
+    if args.quantize and args.format not in (None, "openvino"):
+        raise CnnzooError(
+            "--quantize int8 writes an OpenVINO IR: leave --format out or use openvino"
+        )
+    if not args.quantize and (args.calibrate or args.accuracy_control):
+        raise CnnzooError("--calibrate and --accuracy-control go with --quantize int8")
+    args.format = args.format or ("openvino" if args.quantize else "onnx")
     if args.checkpoint and (args.weights or args.num_classes or args.classes):
         raise CnnzooError(
             "--weights, --num-classes and --classes go with --model; a checkpoint has its own"
@@ -138,6 +183,26 @@ def run(args: argparse.Namespace) -> int:
     else:
         model, meta = _from_model(args)
     output = Path(args.output) if args.output else _default_output(args)
+    if args.quantize:
+        from cnnzoo.export.quantize import quantize_openvino
+
+        q = quantize_openvino(
+            model,
+            meta,
+            output,
+            calibrate=args.calibrate,
+            count=args.calibration_images,
+            max_drop=args.max_drop,
+            accuracy_control=args.accuracy_control,
+            progress=not args.no_progress,
+        )
+        print(
+            f"exported {meta['model']} ({len(meta['classes'])} classes, {meta['input_size']} px) "
+            f"to {q.path}: {q.size_bytes / 1e6:.1f} MB, openvino int8, any batch size, "
+            f"{q.seconds:.1f} s"
+        )
+        print(q.summary())
+        return 0
     result = export_model(
         model,
         meta,

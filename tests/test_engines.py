@@ -269,3 +269,22 @@ def _untrained_ov(folder: Path):
     model = cnnzoo.create_model("resnet20", num_classes=10).eval()
     write_onnx(model, path, torch.zeros(1, 3, 8, 8), {}, dynamic_batch=True)
     return ov.convert_model(str(path))
+
+
+def test_without_bf16_hardware_auto_is_never_slower_than_fast_fp32(monkeypatch):
+    """On a CPU without AMX / AVX512-BF16 there is no bf16 candidate, and fast fp32 is always
+    one: whatever the engines measure, auto keeps a candidate at least as fast as it."""
+    import cnnzoo.infer.fast as fast
+
+    monkeypatch.setattr(fast, "bf16_is_native", lambda _device: False)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(3))
+    x = torch.randn(4, 3, 8, 8)
+    model(x)
+    engines = {"onnxruntime fp32": lambda: _Const("onnxruntime fp32")}
+    for ort_ms in (1.0, 6.0):
+        times = {"fp32 (exact)": 9.0, "fast fp32": 5.0, "onnxruntime fp32": ort_ms}
+        path = prepare_inference(
+            model, x, "auto", engines=engines, timer=lambda n, _m, _x, t=times: t[n]
+        )
+        assert "fast bf16" not in path.timings_ms
+        assert path.timings_ms[path.name] <= path.timings_ms["fast fp32"]

@@ -102,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise CnnzooError("--threads must be at least 1")
         torch.set_num_threads(args.threads)
-    predictor = open_predictor(args.checkpoint, args.backend, args.device, False, args.precision)
+    predictor = open_predictor(
+        args.checkpoint, args.backend, args.device, False, args.precision, args.threads
+    )
     # the engine is chosen now, on a full batch, rather than on the first request
     size, chans = int(predictor.meta["input_size"]), int(predictor.meta.get("in_chans", 3))
     predictor.probabilities(

@@ -149,30 +149,41 @@ def checkpoint_engines(
     precision: str = "auto",
 ) -> dict[str, Builder]:
     """Builders of the installed engines' candidates for a checkpoint (CPU only): each exports
-    (or finds in the cache) the file it runs and loads it with the project's thread rule."""
+    (or finds in the cache) the file it runs and loads it with torch's thread count (which
+    `open_model` set by the project's thread rule)."""
     from cnnzoo.infer.openvino import OpenVinoModule  # optional engine, imported on use
 
     exports = CheckpointExports(checkpoint, model, meta)
     out: dict[str, Builder] = {}
     if backend in ("auto", "onnxruntime") and engine_installed("onnxruntime"):
-        out["onnxruntime fp32"] = lambda: OnnxModule(exports.onnx(), inference_threads())
+        out["onnxruntime fp32"] = lambda: OnnxModule(exports.onnx(), torch.get_num_threads())
     if backend in ("auto", "openvino") and engine_installed("openvino"):
         out["openvino fp32"] = lambda: OpenVinoModule(
             exports.openvino(), "fp32", inference_threads()
         )
         if bf16_is_native(torch.device("cpu")) or precision == "bf16":
             out["openvino bf16"] = lambda: OpenVinoModule(
-                exports.openvino(), "bf16", inference_threads()
+                exports.openvino(), "bf16", torch.get_num_threads()
             )
     return out
 
 
 def open_model(
-    path: str | Path, backend: str | None = "auto", device: str = "auto", precision: str = "auto"
+    path: str | Path,
+    backend: str | None = "auto",
+    device: str = "auto",
+    precision: str = "auto",
+    threads: int | None = None,
 ) -> tuple[nn.Module, dict[str, Any], torch.device, dict[str, Builder]]:
     """(model, sidecar, device, other candidates) for a checkpoint, run folder or exported
-    file, for `--backend backend`: the candidates `prepare_inference` chooses among."""
+    file, for `--backend backend`: the candidates `prepare_inference` chooses among. Every
+    engine gets the same thread count: `threads`, else the project's rule (one per idle core,
+    at most torch's setting), applied once here."""
     backend = resolve_backend(backend, path)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    else:
+        inference_threads()
     model, meta, dev = load_model(path, backend, device)
     if model_file_kind(path) != "checkpoint":
         engines = file_engines(path, backend, precision)
@@ -190,9 +201,10 @@ def open_predictor(
     device: str = "auto",
     tta: bool = False,
     precision: str = "auto",
+    threads: int | None = None,
 ) -> Predictor:
     """A `Predictor` whose engine `auto` picks by timing every installed candidate on the
-    first batch (or the one `backend` / `precision` name)."""
+    first batch (or the one `backend` / `precision` name); `threads` as `open_model`."""
     backend = resolve_backend(backend, path)
-    model, meta, dev, engines = open_model(path, backend, device, precision)
+    model, meta, dev, engines = open_model(path, backend, device, precision, threads)
     return Predictor(model, meta, dev, tta, precision, backend=backend, engines=engines)

@@ -18,7 +18,7 @@ from torch import nn
 from cnnzoo.errors import CnnzooError
 from cnnzoo.infer.engines import BACKENDS, Builder, engine_installed, require_engine
 from cnnzoo.infer.load import load_checkpoint
-from cnnzoo.infer.machine import bf16_is_native, inference_threads, resolve_device
+from cnnzoo.infer.machine import bf16_is_native, resolve_device
 from cnnzoo.infer.metadata import TORCHSCRIPT_FILE, parse_metadata
 from cnnzoo.infer.predict import Predictor
 
@@ -141,13 +141,13 @@ def file_engines(path: str | Path, backend: str, precision: str = "auto") -> dic
     if kind == "checkpoint":
         return out
     if kind == "onnx" and backend in ("auto", "onnxruntime") and engine_installed("onnxruntime"):
-        out["onnxruntime fp32"] = lambda: OnnxModule(path, inference_threads())
+        out["onnxruntime fp32"] = lambda: OnnxModule(path, torch.get_num_threads())
     if backend in ("auto", "openvino") and engine_installed("openvino"):
         from cnnzoo.infer.openvino import OpenVinoModule  # optional engine, imported on use
 
-        out["openvino fp32"] = lambda: OpenVinoModule(path, "fp32", inference_threads())
+        out["openvino fp32"] = lambda: OpenVinoModule(path, "fp32", torch.get_num_threads())
         if bf16_is_native(torch.device("cpu")) or precision == "bf16":
-            out["openvino bf16"] = lambda: OpenVinoModule(path, "bf16", inference_threads())
+            out["openvino bf16"] = lambda: OpenVinoModule(path, "bf16", torch.get_num_threads())
     return out
 
 
@@ -162,14 +162,14 @@ def load_model(
     kind = model_file_kind(path)
     if kind == "onnx" and backend != "openvino" and engine_installed("onnxruntime"):
         _needs_cpu(device, "onnxruntime")
-        module, meta = load_onnx(path, inference_threads())
+        module, meta = load_onnx(path, torch.get_num_threads())
         return module, meta, torch.device("cpu")
     if kind != "checkpoint":
         _needs_cpu(device, "openvino")
         require_engine("openvino")
         from cnnzoo.infer.openvino import load_openvino  # optional engine, imported on use
 
-        module, meta = load_openvino(path, "fp32", inference_threads())
+        module, meta = load_openvino(path, "fp32", torch.get_num_threads())
         return module, meta, torch.device("cpu")
     dev = resolve_device(device)
     model, meta = load_checkpoint(path, dev)

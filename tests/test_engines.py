@@ -247,6 +247,11 @@ def test_int8_is_scored_recorded_and_refused_beyond_max_drop(run, tmp_path, caps
     )
     top1 = 100 * float((got.argmax(1) == ev.labels).float().mean())
     assert top1 == pytest.approx(record["top1_int8"], abs=1.0)
+    # serve's model card shows the calibration and the drop
+    from cnnzoo.serve.card import model_card
+
+    card = model_card(int8.meta, xml, "openvino")
+    assert card["export"]["quantization"] == record and card["export"]["precision"] == "int8"
     # a quantization that loses too much: one line, exit 2, nothing under the name
     monkeypatch.setattr(nncf, "quantize", lambda *a, **k: _untrained_ov(tmp_path))
     bad = tmp_path / "bad.xml"

@@ -40,12 +40,42 @@ def int8_model(onnx_path: Path, size: int, images: int = 32):
     return nncf.quantize(ov.convert_model(str(onnx_path)), nncf.Dataset(calib), subset_size=images)
 
 
+def ort_int8(onnx_path: Path, out: Path, size: int, images: int = 32) -> Path:
+    """onnxruntime's static quantization (QDQ, per-channel weights) of the ONNX file."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(0)
+            self.items = iter(
+                {"input": rng.standard_normal((1, 3, size, size), np.float32)}
+                for _ in range(images)
+            )
+
+        def get_next(self):
+            return next(self.items, None)
+
+    quantize_static(
+        str(onnx_path), str(out), Reader(), per_channel=True,
+        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+    )  # fmt: skip
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="resnet50")
     p.add_argument("--batch", type=int, nargs="+", default=[16, 1])
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--no-int8", action="store_true")
+    p.add_argument(
+        "--ort-int8",
+        action="store_true",
+        help="also onnxruntime's static int8 (QDQ, calibrated on the same 32 random inputs)",
+    )
+    p.add_argument(
+        "--only", help="comma list of engine-name prefixes to time (baseline: the first)"
+    )
     p.add_argument(
         "--overhead-rounds",
         type=int,
@@ -62,6 +92,7 @@ def main() -> None:
     ir = folder / "model.xml"
     ov.save_model(ov.convert_model(str(onnx_path)), str(ir), compress_to_fp16=False)
     q = None if args.no_int8 else int8_model(onnx_path, size)
+    ort_q = ort_int8(onnx_path, folder / "int8.onnx", size) if args.ort_int8 else None
     print(f"{args.model} at {size} px, {threads} threads; {machine_info(torch.device('cpu'))}")
     for batch in args.batch:
         x = torch.randn(batch, 3, size, size)
@@ -75,6 +106,8 @@ def main() -> None:
         }
         if q is not None:
             runs["openvino int8"] = OpenVinoModule(q, "bf16", threads)
+        if ort_q is not None:
+            runs["onnxruntime int8 (static QDQ)"] = OnnxModule(ort_q, threads)
         # the raw API on the same IR and settings as cnnzoo's "openvino bf16"
         compiled = ov.Core().compile_model(
             str(ir),
@@ -94,19 +127,24 @@ def main() -> None:
         with torch.inference_mode():
             auto = prepare_inference(model, x, "auto", engines=engines, probe_batch=batch)
             runs[f"auto -> {auto.name}"] = auto.model
+            if args.only:
+                keep = tuple(s.strip() for s in args.only.split(","))
+                runs = {k: m for k, m in runs.items() if k.startswith(keep)}
             times = time_alternately(
                 {k: (lambda xx, m=m: m(xx)) for k, m in runs.items()}, x, 2, args.rounds
             )
         load = os.getloadavg()[0]
-        eager = statistics.median(times["eager fp32"])
+        base = next(iter(times))
+        eager = statistics.median(times[base])
         print(f"\nbatch {batch} (load {load:.2f}); medians of {args.rounds} rounds")
-        print(f"{'engine':<34} {'ms':>9} {'images/s':>9} {'vs eager':>9}")
+        print(f"{'engine':<34} {'ms':>9} {'images/s':>9} {'vs ' + base[:6]:>9}")
         for k, ts in times.items():
             ms = statistics.median(ts)
             print(f"{k:<34} {ms:>9.2f} {1000 * batch / ms:>9.1f} {eager / ms:>8.2f}x")
-        raw = statistics.median(times["raw openvino API bf16"])
-        mine = statistics.median(times["openvino bf16"])
-        print(f"cnnzoo's overhead over the raw OpenVINO API: {100 * (mine / raw - 1):+.1f}%")
+        if "raw openvino API bf16" in times and "openvino bf16" in times:
+            raw = statistics.median(times["raw openvino API bf16"])
+            mine = statistics.median(times["openvino bf16"])
+            print(f"cnnzoo's overhead over the raw OpenVINO API: {100 * (mine / raw - 1):+.1f}%")
         if args.overhead_rounds:
             pair = {k: runs[k] for k in ("openvino bf16", "raw openvino API bf16")}
             pair_times = time_alternately(

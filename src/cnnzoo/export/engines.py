@@ -159,7 +159,7 @@ def checkpoint_engines(
         out["onnxruntime fp32"] = lambda: OnnxModule(exports.onnx(), torch.get_num_threads())
     if backend in ("auto", "openvino") and engine_installed("openvino"):
         out["openvino fp32"] = lambda: OpenVinoModule(
-            exports.openvino(), "fp32", inference_threads()
+            exports.openvino(), "fp32", torch.get_num_threads()
         )
         if bf16_is_native(torch.device("cpu")) or precision == "bf16":
             out["openvino bf16"] = lambda: OpenVinoModule(

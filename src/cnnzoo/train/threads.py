@@ -20,11 +20,11 @@ import logging
 
 import torch
 
-from cnnzoo.infer.machine import idle_cores, pick_threads, usable_cpus
+from cnnzoo.infer.machine import SAMPLE_S, idle_cores, pick_threads, usable_cpus
 
 log = logging.getLogger("cnnzoo")
 
-__all__ = ["ThreadPolicy", "idle_cores", "pick_threads", "usable_cpus"]
+__all__ = ["SAMPLE_S", "ThreadPolicy", "idle_cores", "pick_threads", "usable_cpus"]
 
 
 class ThreadPolicy:

@@ -28,7 +28,7 @@ def add_inference_options(p: argparse.ArgumentParser) -> None:
         help="the engine. auto (default): every installed engine that can run the model is "
         "timed on the first batch and the fastest kept (printed with the timings); from a "
         "checkpoint, its ONNX and OpenVINO exports are cached in RUN/engines/ (keyed by the "
-        "checkpoint's SHA-256). pytorch: the model itself; onnxruntime; openvino (pip install "
+        "SHA-256 of its weights). pytorch: the model itself; onnxruntime; openvino (pip install "
         "'cnnzoo[openvino]'). An .onnx file runs in onnxruntime or openvino, an .xml IR in openvino",
     )
     p.add_argument(

@@ -4,7 +4,7 @@ with and without batching.
     python bench/serve_load.py --model resnet18 --requests 200 --concurrency 16 --threads 1
 
 Two servers start on 127.0.0.1 (free ports) from the same exported .onnx file (seeded
-weights): one with --max-batch 1 (every image alone), one with --max-batch N. The client
+weights), run by `--backend` (onnxruntime by default; auto: the engine serve times): one with --max-batch 1 (every image alone), one with --max-batch N. The client
 sends a fixed number of requests (one JPEG each, `--concurrency` at a time) to each server in
 turn, `--rounds` times, after a few untimed warm-up requests; then it stops the servers and
 exits. The client runs in this process, each server in its own, so they do not share a GIL.
@@ -32,10 +32,10 @@ from cnnzoo.benchmark import signal_weights_
 from cnnzoo.export import export_model, model_meta
 
 
-def start_server(onnx: Path, max_batch: int, delay_ms: float, threads: int):
+def start_server(onnx: Path, max_batch: int, delay_ms: float, threads: int, backend: str):
     cmd = [sys.executable, "-m", "cnnzoo", "serve", "-c", str(onnx), "--host", "127.0.0.1",
            "--port", "0", "--quiet", "--max-batch", str(max_batch), "--max-delay-ms",
-           str(delay_ms), "--threads", str(threads)]  # fmt: skip
+           str(delay_ms), "--threads", str(threads), "--backend", backend]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if " on http://127.0.0.1:" not in line:
@@ -87,6 +87,9 @@ def main() -> None:
     p.add_argument("--max-delay-ms", type=float, default=5.0)
     p.add_argument("--threads", type=int, default=1, help="model threads in each server (1)")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument(
+        "--backend", default="onnxruntime", help="the servers' engine (onnxruntime; auto: timed)"
+    )
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -104,7 +107,9 @@ def main() -> None:
             args.max_batch,
             args.max_delay_ms,
         )
-        servers = {k: start_server(onnx, b, d, args.threads) for k, (b, d) in configs.items()}
+        servers = {
+            k: start_server(onnx, b, d, args.threads, args.backend) for k, (b, d) in configs.items()
+        }
         results: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in configs}
         try:
             for _, url in servers.values():  # warm-up, untimed
@@ -115,12 +120,16 @@ def main() -> None:
                     results[k][0].append(args.requests / wall)
                     results[k][1].extend(lat)
             stats = {k: httpx.get(url + "/stats").json() for k, (_, url) in servers.items()}
+            engines = {
+                k: httpx.get(url + "/model").json()["engine"] for k, (_, url) in servers.items()
+            }
         finally:
             for proc, _ in servers.values():
                 proc.terminate()
                 proc.wait(timeout=30)
     print(
-        f"{args.model} (onnxruntime, {args.threads} thread(s) per server), {args.requests} "
+        f"{args.model} (engines: {', '.join(sorted(set(engines.values())))}, {args.threads} "
+        f"thread(s) per server), {args.requests} "
         f"requests x {args.rounds} rounds per server, {args.concurrency} in flight, "
         f"320x240 JPEG; load {os.getloadavg()[0]:.2f}"
     )

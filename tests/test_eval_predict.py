@@ -16,6 +16,7 @@ from helpers import CLASSES, write_folder
 from PIL import Image
 
 from cnnzoo.cli.main import main
+from cnnzoo.infer.engines import CANDIDATES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -168,10 +169,12 @@ def test_flip_tta_is_mirror_invariant_and_scored(trained, capsys, tmp_path):
     out = capsys.readouterr().out
     report = json.loads(Path(out.split("report: ")[1].splitlines()[0]).read_text())
     assert report["tta"] == "flip" and "(flip TTA)" in out
-    # the default path: the fastest of the exact model and its fast forms, with the timings
+    # eval's default path: the fastest of the float32 engines (the fast form and the
+    # installed engines, infer/engines.py: each within 1e-4 of the exact logits), timed
     chosen = report["inference_path"]
-    assert chosen in ("fp32 (exact)", "fast fp32", "fast bf16")
-    assert report["inference"].startswith(f"{chosen} (fastest measured: fp32 (exact) ")
+    assert chosen in CANDIDATES and "bf16" not in chosen
+    timed = report["inference"].split("(fastest measured: ")[1]
+    assert report["inference"].startswith(chosen) and "bf16" not in timed
     assert f"inference path: {report['inference']}" in out
 
 
@@ -190,3 +193,26 @@ def test_flip_tta_refused_for_a_model_trained_without_flips(trained, capsys, tmp
         assert main(cmd) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "without horizontal flips" in err[0], err
+
+
+def test_eval_scores_the_model_by_default_and_says_what_bf16_costs(trained, capsys):
+    """By default eval runs a float32 engine only (the trained model's own score, as the
+    trainer measured it); bf16, when asked for, is printed beside the exact model's score."""
+    from cnnzoo.infer.machine import bf16_is_native
+
+    root, run, _ = trained
+    side = json.loads((run / "best.json").read_text())
+    capsys.readouterr()
+    assert main(["eval", str(run), "--no-progress", "--out", str(root / "default")]) == 0
+    out = capsys.readouterr().out
+    path = out.split("inference path: ")[1].splitlines()[0]
+    assert "bf16" not in path.split(" (")[0] and "exact fp32 model" not in out
+    report = json.loads(next((root / "default").glob("*.json")).read_text())
+    assert report["top1"] == pytest.approx(side["metrics"]["val_acc"], abs=1e-6)
+    if not bf16_is_native(torch.device("cpu")):
+        pytest.skip("this CPU has no bf16 path (AMX / AVX512-BF16) to compare")
+    assert main(["eval", str(run), "--no-progress", "--precision", "bf16", "--backend",
+                 "pytorch", "--out", str(root / "bf16")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("the exact fp32 model"))
+    assert f"top-1 {side['metrics']['val_acc']:.2f}%" in line and "predictions agree" in line

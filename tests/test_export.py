@@ -186,12 +186,13 @@ def test_bad_input_is_one_line_and_exit_2(run, tmp_path, capsys):
     cases = [
         ["export", "-c", str(out), "-o", str(tmp_path / "a.onnx"), "--check-images", "/nope"],
         ["export", "-c", str(out), "--weights", "x.pth"],
-        ["predict", "--backend", "onnxruntime", str(out / "best.safetensors"), "x.png"],
         ["predict", "--backend", "onnxruntime", str(root / "samples")],
     ]
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx at all")
     cases.append(["predict", str(bad), str(root / "samples")])
+    # an ONNX file is no PyTorch model
+    cases.append(["predict", "--backend", "pytorch", str(bad), str(root / "samples")])
     for args in cases:
         capsys.readouterr()
         assert main(args) == 2, args

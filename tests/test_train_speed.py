@@ -58,9 +58,11 @@ def test_threads_follow_the_idle_cores():
 
 
 def test_idle_cores_reads_the_cpu_counters(monkeypatch):
+    import cnnzoo.infer.machine as machine  # the rule's home: engines and training share it
+
     readings = iter([(100.0, 400.0), (150.0, 600.0)])  # 50 of 200 jiffies idle
-    monkeypatch.setattr(th, "_cpu_times", lambda: next(readings))
-    monkeypatch.setattr(th.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(machine, "_cpu_times", lambda: next(readings))
+    monkeypatch.setattr(machine.os, "cpu_count", lambda: 4)
     assert th.idle_cores(sample_s=0) == pytest.approx(1.0)
 
 

@@ -16,10 +16,12 @@ from torch import nn
 from tqdm import tqdm
 
 from cnnzoo import create_model
-from cnnzoo.errors import OptionError
-from cnnzoo.export.writers import write_onnx
-from cnnzoo.infer.fast import fast_form
-from cnnzoo.infer.machine import machine_info
+from cnnzoo.cfg import BACKENDS
+from cnnzoo.errors import CnnzooError, OptionError
+from cnnzoo.export.writers import write_onnx, write_openvino
+from cnnzoo.infer.engines import engine_installed, require_engine
+from cnnzoo.infer.fast import fast_form, prepare_inference
+from cnnzoo.infer.machine import bf16_is_native, machine_info
 from cnnzoo.infer.runtime import OnnxModule
 from cnnzoo.models.factory import get_model_cfg
 
@@ -34,7 +36,9 @@ class BenchSettings:
     channels_last: bool = False
     compile: bool = False
     optimize: bool = False  # infer: the fast form (BatchNorm folded, channels-last)
-    backend: str = "pytorch"  # infer: "onnxruntime" runs the model exported to ONNX (fp32)
+    # infer: "onnxruntime" / "openvino" run the model exported to ONNX / an IR (openvino in
+    # --dtype), "auto" the fastest candidate of every installed engine (infer/engines.py)
+    backend: str = "pytorch"
     device: str = "cpu"
     warmup: int = 3
     iters: int = 10
@@ -52,6 +56,8 @@ class BenchResult:
     ms_iqr: float
     peak_memory_mb: float
     machine: dict = field(default_factory=dict)
+    engine: str = ""  # the candidate timed (with --backend auto: the one auto chose)
+    choice: str = ""  # with --backend auto: the choice and the probe's timings
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -99,8 +105,8 @@ def build_step(s: BenchSettings, model: nn.Module, x: torch.Tensor):
     device = x.device
     if s.mode == "infer":
         model.eval().requires_grad_(False)
-        if s.backend == "onnxruntime":
-            session = onnx_session(model, x)
+        if s.backend in ("onnxruntime", "openvino", "auto"):
+            session = engine_session(s, model, x)
 
             def step() -> None:
                 session(x)
@@ -152,11 +158,43 @@ def onnx_session(model: nn.Module, x: torch.Tensor) -> nn.Module:
         return OnnxModule(path, threads=torch.get_num_threads())
 
 
+def openvino_session(model: nn.Module, x: torch.Tensor, precision: str) -> nn.Module:
+    """`model` as an OpenVINO IR (through its ONNX export, traced at `x`'s shape) compiled
+    for the CPU in `precision` (fp32 / bf16), with torch's thread count."""
+    from cnnzoo.infer.openvino import OpenVinoModule  # optional engine, imported on use
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.xml"
+        write_openvino(model, path, x, {})
+        return OpenVinoModule(path, precision, threads=torch.get_num_threads())
+
+
+def engine_session(s: BenchSettings, model: nn.Module, x: torch.Tensor) -> nn.Module:
+    """The module one engine runs (sets `s.engine`); for "auto", every installed candidate
+    timed on `x` as predict does, the fastest kept (`s.choice` says which and the timings)."""
+    if s.backend == "onnxruntime":
+        s.engine = "onnxruntime fp32"
+        return onnx_session(model, x)
+    if s.backend == "openvino":
+        s.engine = f"openvino {s.dtype}"
+        return openvino_session(model, x, s.dtype)
+    engines = {}
+    if engine_installed("onnxruntime"):
+        engines["onnxruntime fp32"] = lambda: onnx_session(model, x)
+    if engine_installed("openvino"):
+        engines["openvino fp32"] = lambda: openvino_session(model, x, "fp32")
+        if bf16_is_native(x.device):
+            engines["openvino bf16"] = lambda: openvino_session(model, x, "bf16")
+    path = prepare_inference(model, x, "auto", engines=engines, probe_batch=x.shape[0])
+    s.engine, s.choice = path.name, path.describe()
+    return path.model
+
+
 def check_settings(s: BenchSettings) -> None:
     for name, value, choices in (
         ("mode", s.mode, ("infer", "train")),
         ("dtype", s.dtype, ("fp32", "bf16")),
-        ("backend", s.backend, ("pytorch", "onnxruntime")),
+        ("backend", s.backend, BACKENDS),
     ):
         if value not in choices:
             raise OptionError(f"--{name} must be one of {', '.join(choices)} (got {value!r})")
@@ -170,6 +208,15 @@ def check_settings(s: BenchSettings) -> None:
             "--backend onnxruntime times the exported fp32 model on the CPU in inference; leave "
             "out --mode train, --optimize, --compile, --channels-last, --dtype bf16 and --device"
         )
+    if s.backend in ("openvino", "auto") and (pytorch_only or s.device != "cpu"):
+        raise OptionError(
+            f"--backend {s.backend} times inference on the CPU; leave out --mode train, "
+            "--optimize, --compile, --channels-last and --device"
+        )
+    if s.backend == "auto" and s.dtype != "fp32":
+        raise OptionError("--backend auto chooses the precision itself; leave --dtype out")
+    if s.backend != "pytorch" and s.backend != "auto":
+        require_engine(s.backend)
     if s.input_size is not None and s.input_size < 8:
         raise OptionError(f"--input-size must be at least 8 (got {s.input_size})")
 
@@ -210,15 +257,32 @@ def benchmark(s: BenchSettings) -> BenchResult:
         ms_iqr=q[2] - q[0],
         peak_memory_mb=_peak_memory_mb(device),
         machine=machine_info(device),
+        engine=getattr(s, "engine", "") or _pytorch_engine(s),
+        choice=getattr(s, "choice", ""),
     )
 
 
-def benchmark_zoo(template: BenchSettings, names: list[str], progress: bool = True):
-    """`benchmark` for each model named, with `template`'s settings; yields (name, result or
-    the one-line reason it could not run)."""
+def _pytorch_engine(s: BenchSettings) -> str:
+    if s.mode != "infer" or s.backend != "pytorch":
+        return ""
+    return f"fast {s.dtype}" if s.optimize else f"pytorch {s.dtype}"
+
+
+def benchmark_zoo(
+    template: BenchSettings,
+    names: list[str],
+    backends: list[str] | None = None,
+    progress: bool = True,
+):
+    """`benchmark` for each model named in each of `backends` (default: the template's), with
+    `template`'s settings; yields (name, {backend: result, or the one-line reason it could
+    not run})."""
 
     for name in tqdm(names, desc="bench", unit="model", disable=not progress):
-        try:
-            yield name, benchmark(replace(template, model=name))
-        except RuntimeError as e:  # e.g. out of memory, or an input too small for the model
-            yield name, str(e).splitlines()[0]
+        results = {}
+        for backend in backends or [template.backend]:
+            try:
+                results[backend] = benchmark(replace(template, model=name, backend=backend))
+            except (RuntimeError, CnnzooError) as e:  # out of memory, a conversion refused
+                results[backend] = str(e).splitlines()[0]
+        yield name, results

@@ -21,6 +21,9 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 TRAIN_PRECISIONS = PRECISIONS
 EXPORT_PRECISIONS = ("fp32", "fp16")
 INFERENCE_PRECISIONS = ("auto", "fp32", "fast-fp32", "bf16")
+# Engines that run a model for predict / eval / serve / bench (infer/engines.py); "auto" times
+# the installed ones on the first batch and keeps the fastest.
+BACKENDS = ("auto", "pytorch", "onnxruntime", "openvino")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ examples:
   cnnzoo bench --model resnet50 --batch 16 --optimize --dtype bf16 --json
   cnnzoo bench --model resnet18 --mode train --input-size 128 --batch 32 --dtype bf16
   cnnzoo bench --all --optimize --plot zoo-speed.png
+  cnnzoo bench --model resnet50 --backend auto        # what predict's auto would run
+  cnnzoo bench --all --backend pytorch,openvino,auto --plot zoo-engines.png
 """
 
 
@@ -39,9 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimize", action="store_true", help="the fast inference form (see above)")
     p.add_argument(
         "--backend",
-        choices=["pytorch", "onnxruntime"],
         default="pytorch",
-        help="onnxruntime: the model exported to ONNX (fp32), run by onnxruntime on the CPU",
+        metavar="ENGINE",
+        help="pytorch (default); onnxruntime: the model exported to ONNX (fp32); openvino: as an "
+        "OpenVINO IR, in --dtype (pip install 'cnnzoo[openvino]'); auto: every installed "
+        "engine's candidates timed on the batch, the fastest kept, as predict does. With --all, "
+        "a comma list (pytorch,openvino,auto): one images/s column (and plot series) each",
     )
     p.add_argument("--device", default="cpu", help="cpu or cuda (cpu)")
     p.add_argument("--warmup", type=int, help="untimed iterations first (3; with --all 1)")
@@ -58,6 +63,8 @@ def _line(r) -> str:
     flags = [s.mode, s.dtype] + [
         n for n in ("channels_last", "compile", "optimize") if getattr(s, n)
     ]
+    if r.engine:
+        flags.append(f"engine {r.choice or r.engine}")
     return (
         f"{s.model} batch {s.batch} at {r.input_size}px ({', '.join(flags)}): "
         f"{r.images_per_s:.1f} images/s, {r.ms_per_batch:.1f} ms per batch "
@@ -92,6 +99,21 @@ def _settings(args: argparse.Namespace, model: str, zoo: bool):
     )
 
 
+def _backends(value: str) -> list[str]:
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
+    from cnnzoo.cfg import BACKENDS
+    from cnnzoo.errors import CnnzooError
+
+    names = [b.strip() for b in value.split(",") if b.strip()]
+    bad = [b for b in names if b not in BACKENDS]
+    if bad or not names or len(set(names)) != len(names):
+        raise CnnzooError(
+            f"--backend {value!r}: give one of {', '.join(BACKENDS)} (with --all, a comma list "
+            "of different ones)"
+        )
+    return names
+
+
 def _run_all(args: argparse.Namespace) -> int:
     # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo import list_models
@@ -103,19 +125,25 @@ def _run_all(args: argparse.Namespace) -> int:
     names = list_models(args.model or "*")
     if not names:
         raise CnnzooError(f"no model matches {args.model!r}; try `cnnzoo models`")
+    backends = _backends(args.backend)
     rows, failed = [], []
     if not args.json:
-        print(f"{'model':<22} {'input':>5} {'images/s':>9} {'ms/batch':>9} {'IQR':>7} {'top-1':>6}")
-    for name, r in benchmark_zoo(_settings(args, "", zoo=True), names, progress=not args.json):
-        if isinstance(r, str):
-            failed.append((name, r))
-            continue
-        rows.append(r)
-        if not args.json:
+        speed = " ".join(f"{b[:11]:>11}" for b in backends)
+        print(f"{'model':<22} {'input':>5} {speed} {'ms/batch':>9} {'top-1':>6}   (images/s)")
+    template = _settings(args, "", zoo=True)
+    for name, results in benchmark_zoo(template, names, backends, progress=not args.json):
+        ran = [r for r in results.values() if not isinstance(r, str)]
+        failed += [(f"{name} ({b})", r) for b, r in results.items() if isinstance(r, str)]
+        rows += ran
+        if not args.json and ran:
             top1 = PUBLISHED_TOP1.get(name)
+            cells = " ".join(
+                f"{'-':>11}" if isinstance(r, str) else f"{r.images_per_s:>11.2f}"
+                for r in results.values()
+            )
             print(
-                f"{name:<22} {r.input_size:>5} {r.images_per_s:>9.2f} {r.ms_per_batch:>9.1f} "
-                f"{r.ms_iqr:>7.1f} {f'{top1:.2f}' if top1 else '-':>6}",
+                f"{name:<22} {ran[0].input_size:>5} {cells} {ran[0].ms_per_batch:>9.1f} "
+                f"{f'{top1:.2f}' if top1 else '-':>6}",
                 flush=True,
             )
     if args.json:
@@ -126,13 +154,20 @@ def _run_all(args: argparse.Namespace) -> int:
         # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
         from cnnzoo.insight.plots import plot_accuracy_vs_speed
 
+        # one series per engine when there are several, else one colour per family
         points = [
-            (name, ZOO_TABLE[name][0], r.images_per_s, PUBLISHED_TOP1[name], ZOO_TABLE[name][2])
+            (
+                name,
+                r.settings.backend if len(backends) > 1 else ZOO_TABLE[name][0],
+                r.images_per_s,
+                PUBLISHED_TOP1[name],
+                ZOO_TABLE[name][2],
+            )
             for r in rows
             if (name := r.settings.model) in PUBLISHED_TOP1
         ]
         s, m = rows[0].settings, rows[0].machine
-        how = f"{s.dtype}{', fast form' if s.optimize else ''}"
+        how = f"{s.dtype}{', fast form' if s.optimize else ''}, engines {', '.join(backends)}"
         subtitle = (
             f"batch {s.batch}, {f'{s.input_size} px' if s.input_size else 'native input sizes'}, "
             f"{how}; point area: parameters\n{m['cpu']} [{' '.join(m['cpu_features'])}], "
@@ -166,6 +201,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_all(args)
     if not args.model:
         raise CnnzooError("--model is needed (or --all for the whole zoo)")
+    if len(_backends(args.backend)) > 1:
+        raise CnnzooError("several --backend values go with --all; time one model in one engine")
     try:
         r = benchmark(_settings(args, args.model, zoo=False))
     except RuntimeError as e:  # e.g. an input too small for the model, out of memory

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cnnzoo.cfg import INFERENCE_PRECISIONS
+from cnnzoo.cfg import BACKENDS, INFERENCE_PRECISIONS
 from cnnzoo.errors import CnnzooError
 
 
@@ -19,16 +19,29 @@ def add_checkpoint_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_inference_options(p: argparse.ArgumentParser) -> None:
-    """--device and --precision: where the model runs and which inference path."""
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:N")
+    """--backend, --precision and --device: which engine runs the model, in which number
+    format, where."""
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="the engine. auto (default): every installed engine that can run the model is "
+        "timed on the first batch and the fastest kept (printed with the timings); from a "
+        "checkpoint, its ONNX and OpenVINO exports are cached in RUN/engines/ (keyed by the "
+        "SHA-256 of its weights). pytorch: the model itself; onnxruntime; openvino (pip install "
+        "'cnnzoo[openvino]'). An .onnx file runs in onnxruntime or openvino, an .xml IR in openvino",
+    )
     p.add_argument(
         "--precision",
         choices=INFERENCE_PRECISIONS,
         default="auto",
-        help="auto (default): the fastest of the exact model and its fast forms (BatchNorm "
-        "folded, channels-last, bf16 where the CPU has AMX/AVX512-BF16), timed on the first "
-        "batch; fp32: the exact model; fast-fp32 / bf16: that fast form (pytorch backend)",
+        help="auto (default): any; fp32: the exact PyTorch model (or an engine's fp32 when "
+        "the model is an exported file or --backend names the engine); fast-fp32: float32 "
+        "engines (PyTorch's fast form: BatchNorm folded, channels-last; onnxruntime; "
+        "openvino fp32); bf16: bf16 engines (PyTorch's fast form in bf16, openvino bf16), where "
+        "the CPU has AMX/AVX512-BF16",
     )
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:N")
 
 
 def looks_like_checkpoint(path: str) -> bool:

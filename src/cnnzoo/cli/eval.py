@@ -20,13 +20,17 @@ precision / recall / F1, the most confused pairs, the top losses), the confusion
 normalised (-confusion.png) and in counts (-confusion-counts.png), the top-loss images
 (-top-losses.png) and eval-DATA-SPLIT.html: one page with all of it, the training curves and
 the class-activation maps of the top losses. --tta writes its own (eval-DATA-SPLIT-tta.*).
+A score is the model's: eval runs float32 engines only (--precision fast-fp32 by default,
+each within 1e-4 of the exact logits); --precision bf16 or auto score a faster engine and
+print the exact model's top-1 and the share of agreeing predictions beside it.
 
 examples:
   cnnzoo eval runs/resnet20-digits-20250101-120000
   cnnzoo eval RUN/last.safetensors --data cifar10 --data-dir data --out cifar.json
   cnnzoo eval RUN --split test     # a folder with test/ beside train/
   cnnzoo eval RUN --tta            # also score the mirrored images, average the logits
-  cnnzoo eval model.onnx --backend onnxruntime   # a file from cnnzoo export
+  cnnzoo eval model.onnx                  # a file from cnnzoo export (.onnx or .xml)
+  cnnzoo eval RUN --backend openvino      # one engine instead of the fastest (see --backend)
 """
 
 
@@ -35,15 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "checkpoint_path",
         nargs="?",
         metavar="RUN",
-        help="run folder or .safetensors written by cnnzoo train, or an .onnx file from "
-        "cnnzoo export (or give it with --checkpoint)",
+        help="run folder or .safetensors written by cnnzoo train, or an .onnx / .xml file "
+        "from cnnzoo export (or give it with --checkpoint)",
     )
     add_checkpoint_option(p)
-    p.add_argument(
-        "--backend",
-        choices=["pytorch", "onnxruntime"],
-        help="what runs the model (default: onnxruntime for an .onnx file, else pytorch)",
-    )
     p.add_argument(
         "--data",
         help="digits, cifar10, cifar100, imagenette or a folder "
@@ -77,6 +76,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--top-losses", type=int, default=16, metavar="K", help="images in the top losses (16)"
     )
     add_inference_options(p)
+    # a score is the model's: float32 engines only (each within 1e-4 of the exact logits)
+    # unless a faster, inexact one is asked for; then its distance from exact is printed
+    p.set_defaults(precision="fast-fp32")
     p.add_argument("--no-progress", action="store_true", help="no progress bar while loading")
 
 
@@ -102,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
     from cnnzoo.artifacts.sidecar import resolve_checkpoint
     from cnnzoo.data.images import shown
     from cnnzoo.errors import CnnzooError
+    from cnnzoo.export.engines import open_model
     from cnnzoo.infer.evaluate import compute_logits, prepare_evaluation, score_report
-    from cnnzoo.infer.runtime import load_model
     from cnnzoo.insight.report import write_error_report
 
     if args.batch_size < 1:
@@ -120,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         if out.exists() and not out.is_dir():  # a device or FIFO is no name to write beside
             check_output(out, (), "--out")
         (out if out_is_folder(args.out) else out.parent).mkdir(parents=True, exist_ok=True)
-    model, meta, device = load_model(ckpt, args.backend, args.device)
+    model, meta, device, engines = open_model(ckpt, args.backend, args.device, args.precision)
     ev = prepare_evaluation(
         str(ckpt),
         args.data,
@@ -133,9 +135,21 @@ def run(args: argparse.Namespace) -> int:
         tta=args.tta,
         loaded=(model, meta),
         precision=args.precision,
+        backend=args.backend,
+        engines=engines,
     )
     logits = compute_logits(ev.path.model, ev.images, ev.preprocess, args.batch_size, tta=args.tta)
     s, report = score_report(str(ckpt), ev, logits, args.tta)
+    if "bf16" in ev.path.name or "int8" in str(report["inference"]):  # asked for: say the cost
+        exact = compute_logits(ev.model, ev.images, ev.preprocess, args.batch_size, tta=args.tta)
+        labels = ev.labels.to(exact.device)
+        report["exact"] = {
+            "top1": 100.0 * float((exact.argmax(1) == labels).float().mean()),
+            "agreement": 100.0
+            * float(
+                (exact.argmax(1) == logits.argmax(1).to(exact.device)).float().mean()
+            ),  # fmt: skip
+        }
     path = report_path(args.out, ckpt, report["data"], args.split, args.tta)
     path.parent.mkdir(parents=True, exist_ok=True)
     stem = path.with_suffix("")
@@ -149,6 +163,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"inference path: {report['inference']}")
     top5 = f"  top-5 {s.top5:.2f}%" if report["top5"] is not None else ""
     print(f"top-1 {s.top1:.2f}%{top5}  loss {s.loss:.4f}")
+    if "exact" in report:
+        e = report["exact"]
+        print(f"the exact fp32 model: top-1 {e['top1']:.2f}% ({s.top1 - e['top1']:+.2f} points "
+              f"here); {e['agreement']:.2f}% of predictions agree")  # fmt: skip
     width = max(len(shown(c)) for c in report["class_metrics"])
     print(f"  {'class':<{width}}  {'precision':>9}  {'recall':>9}  {'F1':>9}  {'images':>6}")
     for name, m in report["class_metrics"].items():

@@ -19,6 +19,9 @@ The map is read at the last layer whose output still has more than one position 
 the feature extractor, never the classifier), found by one forward pass, for every family;
 --layer NAME picks another module (names as in the model's state dict, e.g. layer3).
 
+explain always runs the exact PyTorch model (it has no --backend): Grad-CAM needs gradients,
+which the other engines (onnxruntime, OpenVINO) do not compute.
+
 examples:
   cnnzoo explain runs/resnet20-cifar10-20250101-120000 photos/ --out cams/
   cnnzoo explain --checkpoint RUN cat.jpg --class dog --method gradcam++

@@ -1,4 +1,5 @@
-"""`cnnzoo export`: a checkpoint or model to ONNX / TorchScript, checked against PyTorch."""
+"""`cnnzoo export`: a checkpoint or model to ONNX / OpenVINO / TorchScript, checked against
+PyTorch (and, with --quantize int8, scored against it on held-out images)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from pathlib import Path
 
 from cnnzoo.cfg import EXPORT_PRECISIONS, size_text
 
-HELP = "export a checkpoint or model to ONNX or TorchScript, with a parity check"
+HELP = "export a checkpoint or model to ONNX, OpenVINO or TorchScript, with a parity check"
 
 DESCRIPTION = """\
-Write a model to ONNX or TorchScript with everything a consumer needs inside the file: class
-names, input size, mean/std, resize and crop, and `preprocessing`: every rule from image file
-to input (EXIF, alpha, colour conversion, resize, crop, normalisation) as typed values (ONNX
-metadata_props, each value one JSON value; TorchScript extra files cnnzoo.json and
+Write a model to ONNX, an OpenVINO IR or TorchScript with everything a consumer needs inside
+the file: class names, input size, mean/std, resize and crop, and `preprocessing`: every rule
+from image file to input (EXIF, alpha, colour conversion, resize, crop, normalisation) as
+typed values (ONNX metadata_props, each value one JSON value; the IR's rt_info section
+`cnnzoo`, same keys; TorchScript extra files cnnzoo.json and
 preprocessing.json). Before it reports success, the exported file and the
 PyTorch model classify the same images (the run's held-out images, --check-images DIR, or a
 deterministic input when neither is available); it prints the largest logit difference and
@@ -21,10 +23,18 @@ the top-1 agreement, and fails, writing nothing, below 99.9% agreement or above 
 
 examples:
   cnnzoo export --checkpoint runs/RUN --output model.onnx --dynamic-batch
+  cnnzoo export --checkpoint runs/RUN --format openvino --output model.xml --dynamic-batch
   cnnzoo export --checkpoint runs/RUN --format torchscript --output model.pt
   cnnzoo export --model resnet50 --weights resnet50-11ad3fa6.pth --output r50.onnx \\
       --check-images photos/ --classes imagenet_classes.txt
-  cnnzoo predict --backend onnxruntime model.onnx photos/
+  cnnzoo export --checkpoint runs/RUN --quantize int8 --output model-int8.xml
+  cnnzoo predict model.onnx photos/
+
+--quantize int8 calibrates NNCF's post-training quantization on 300 of the run's training
+images (--calibrate DIR for others), scores the int8 IR and the exact model on the run's
+held-out split, prints both top-1 and their agreement, and writes the file only when int8 is
+within --max-drop points (1.0); otherwise it writes nothing and suggests --accuracy-control.
+The file's metadata records the calibration (image count, SHA-256) and the measured drop.
 """
 
 
@@ -43,16 +53,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="with --model: class names, one per line (default: the indices)",
     )
-    p.add_argument("--format", "-f", choices=["onnx", "torchscript"], default="onnx")
+    p.add_argument(
+        "--format",
+        "-f",
+        choices=["onnx", "openvino", "torchscript"],
+        default=None,
+        help="onnx (default); openvino: an IR, .xml + .bin (converted by OpenVINO from the "
+        "ONNX graph; pip install 'cnnzoo[openvino]'); torchscript",
+    )
     p.add_argument(
         "--output",
         "-o",
-        help="file to write (default: beside the checkpoint, or ./MODEL, .onnx / .torchscript.pt)",
+        help="file to write (default: beside the checkpoint, or ./MODEL, .onnx / .xml / "
+        ".torchscript.pt)",
     )
     p.add_argument(
         "--dynamic-batch",
         action="store_true",
-        help="ONNX: any batch size (default: batch 1); TorchScript traces take any batch",
+        help="ONNX / OpenVINO: any batch size (default: batch 1); TorchScript traces take any "
+        "batch",
     )
     p.add_argument("--opset", type=int, help="ONNX opset (default: 17)")
     p.add_argument("--precision", choices=EXPORT_PRECISIONS, default="fp32")
@@ -68,11 +87,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="images to check parity on (default: the run's held-out images)",
     )
     p.add_argument("--check-limit", type=int, default=64, help="images checked at most (64)")
+    q = p.add_argument_group("int8 (OpenVINO, through NNCF)")
+    q.add_argument(
+        "--quantize",
+        choices=["int8"],
+        help="post-training quantization to an int8 OpenVINO IR, calibrated on the run's "
+        "training images, then scored against the exact model on the run's held-out split; "
+        "the file is kept only within --max-drop (implies --format openvino)",
+    )
+    q.add_argument(
+        "--calibrate", metavar="DIR", help="calibration images (default: the run's training split)"
+    )
+    q.add_argument(
+        "--calibration-images",
+        type=int,
+        default=300,
+        metavar="N",
+        help="images calibrated on (300)",
+    )
+    q.add_argument(
+        "--max-drop",
+        type=float,
+        default=1.0,
+        metavar="POINTS",
+        help="largest top-1 loss of int8 against fp32 that is kept (1.0 points)",
+    )
+    q.add_argument(
+        "--accuracy-control",
+        action="store_true",
+        help="NNCF's accuracy-controlled quantization: layers that cost top-1 stay in fp32 "
+        "until the drop is within --max-drop",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar while loading")
 
 
 def _default_output(args: argparse.Namespace) -> Path:
-    suffix = ".onnx" if args.format == "onnx" else ".torchscript.pt"
+    suffix = {"onnx": ".onnx", "openvino": ".xml"}.get(args.format, ".torchscript.pt")
     if args.checkpoint:
         # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
         from cnnzoo.artifacts.sidecar import resolve_checkpoint
@@ -122,6 +172,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.opset is None:
         args.opset = DEFAULT_OPSET
+    if args.quantize and args.format not in (None, "openvino"):
+        raise CnnzooError(
+            "--quantize int8 writes an OpenVINO IR: leave --format out or use openvino"
+        )
+    if not args.quantize and (args.calibrate or args.accuracy_control):
+        raise CnnzooError("--calibrate and --accuracy-control go with --quantize int8")
+    args.format = args.format or ("openvino" if args.quantize else "onnx")
     if args.checkpoint and (args.weights or args.num_classes or args.classes):
         raise CnnzooError(
             "--weights, --num-classes and --classes go with --model; a checkpoint has its own"
@@ -136,6 +193,27 @@ def run(args: argparse.Namespace) -> int:
     else:
         model, meta = _from_model(args)
     output = Path(args.output) if args.output else _default_output(args)
+    if args.quantize:
+        # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
+        from cnnzoo.export.quantize import quantize_openvino
+
+        q = quantize_openvino(
+            model,
+            meta,
+            output,
+            calibrate=args.calibrate,
+            count=args.calibration_images,
+            max_drop=args.max_drop,
+            accuracy_control=args.accuracy_control,
+            progress=not args.no_progress,
+        )
+        print(
+            f"exported {meta['model']} ({len(meta['classes'])} classes, {meta['input_size']} px) "
+            f"to {q.path}: {q.size_bytes / 1e6:.1f} MB, openvino int8, any batch size, "
+            f"{q.seconds:.1f} s"
+        )
+        print(q.summary())
+        return 0
     result = export_model(
         model,
         meta,
@@ -149,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         fold=not args.no_fold,
     )
-    details = [args.format + (f" opset {args.opset}" if args.format == "onnx" else "")]
+    details = [args.format + (f" opset {args.opset}" if args.format != "torchscript" else "")]
     any_batch = args.dynamic_batch or args.format == "torchscript"
     details += [args.precision, "any batch size" if any_batch else "batch 1"]
     if result.batchnorm_folded:

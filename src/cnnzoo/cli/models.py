@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
+    # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     import fnmatch
 
     from cnnzoo.errors import CnnzooError

@@ -22,7 +22,12 @@ examples:
   cnnzoo predict runs/resnet20-digits-20250101-120000 samples/
   cnnzoo predict --checkpoint best.safetensors cat.jpg --topk 3 --json
   cnnzoo predict --checkpoint RUN photos/ --csv > predictions.csv --save-vis vis/
-  cnnzoo predict --backend onnxruntime model.onnx photos/   # a file from cnnzoo export
+  cnnzoo predict model.onnx photos/           # a file from cnnzoo export (.onnx or .xml)
+  cnnzoo predict --backend openvino RUN photos/   # one engine instead of the fastest
+
+The engine: --backend auto (default) times every installed engine that can run the model on
+the first batch (the exact PyTorch model, its fast fp32 / bf16 forms, onnxruntime, OpenVINO
+fp32 / bf16) and keeps the fastest; the choice and the timings are printed on stderr.
 """
 
 
@@ -31,19 +36,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "paths",
         nargs="+",
         metavar="PATH",
-        help="image files or folders; the first may be the model (a run folder, .safetensors "
-        "or .onnx) instead of --checkpoint",
+        help="image files or folders; the first may be the model (a run folder, .safetensors, "
+        ".onnx or .xml) instead of --checkpoint",
     )
     p.add_argument(
         "--checkpoint",
         "-c",
-        help="run folder or .safetensors written by cnnzoo train, or an .onnx file from "
-        "cnnzoo export (with --backend onnxruntime it may be the first PATH instead)",
-    )
-    p.add_argument(
-        "--backend",
-        choices=["pytorch", "onnxruntime"],
-        help="what runs the model (default: onnxruntime for an .onnx file, else pytorch)",
+        help="run folder or .safetensors written by cnnzoo train, or an .onnx / .xml file from "
+        "cnnzoo export (or give it as the first PATH)",
     )
     p.add_argument("--topk", type=int, default=5, help="classes per image (5, at most all)")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (32)")
@@ -77,8 +77,7 @@ def _table(results, k: int) -> str:
 
 def model_and_images(args: argparse.Namespace) -> tuple[str, list[str]]:
     """The model file and the image paths: `predict RUN IMAGES` (a run folder or cnnzoo
-    checkpoint) and `predict --backend onnxruntime FILE.onnx IMAGES` name the model as their
-    first path."""
+    checkpoint) and `predict FILE.onnx IMAGES` (or .xml) name the model as their first path."""
     # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.cli.checkpoint_arg import looks_like_checkpoint
     from cnnzoo.errors import CnnzooError
@@ -90,13 +89,11 @@ def model_and_images(args: argparse.Namespace) -> tuple[str, list[str]]:
         looks_like_checkpoint(args.paths[0]) or is_torchscript(args.paths[0])
     ):
         return args.paths[0], args.paths[1:]
-    if (args.backend == "onnxruntime" or args.paths[0].lower().endswith(".onnx")) and len(
-        args.paths
-    ) > 1:
+    if args.paths[0].lower().endswith((".onnx", ".xml")) and len(args.paths) > 1:
         return args.paths[0], args.paths[1:]
     raise CnnzooError(
-        "which checkpoint? give --checkpoint RUN, or the run folder / .safetensors / .onnx "
-        "file before the images"
+        "which checkpoint? give --checkpoint RUN, or the run folder / .safetensors / .onnx / "
+        ".xml file before the images"
     )
 
 
@@ -104,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     from cnnzoo.data.images import shown
     from cnnzoo.errors import CnnzooError
+    from cnnzoo.export.engines import open_predictor
     from cnnzoo.infer.predict import collect_images
-    from cnnzoo.infer.runtime import load_predictor
     from cnnzoo.insight.annotate import draw_prediction
 
     if args.topk < 1:
@@ -113,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise CnnzooError(f"--batch-size must be at least 1 (got {args.batch_size})")
     model_file, paths = model_and_images(args)
-    predictor = load_predictor(model_file, args.backend, args.device, args.tta, args.precision)
+    predictor = open_predictor(model_file, args.backend, args.device, args.tta, args.precision)
     files, missing = collect_images(paths)
     on_image = None
     if args.save_vis:

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from cnnzoo.cli.checkpoint_arg import add_inference_options
+
 HELP = "serve a checkpoint or an exported .onnx file over HTTP, with a web page"
 
 DESCRIPTION = """\
@@ -51,12 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--checkpoint",
         "-c",
         required=True,
-        help="run folder or .safetensors from cnnzoo train, or an .onnx file from cnnzoo export",
-    )
-    p.add_argument(
-        "--backend",
-        choices=["pytorch", "onnxruntime"],
-        help="what runs the model (default: onnxruntime for an .onnx file, else pytorch)",
+        help="run folder or .safetensors from cnnzoo train, or an .onnx / .xml file from "
+        "cnnzoo export",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (8000; 0: any free port)")
@@ -106,7 +104,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--topk", type=int, default=5, help="classes per image unless ?topk= (5)")
     p.add_argument("--threads", type=int, help="CPU threads for the model (default: all)")
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda:N")
+    add_inference_options(p)
     p.add_argument("--quiet", action="store_true", help="no access log")
 
 
@@ -141,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     import torch
 
-    from cnnzoo.infer.runtime import load_predictor, resolve_backend
+    from cnnzoo.export.engines import open_predictor
     from cnnzoo.serve import Limits, build_app, model_card
     from cnnzoo.serve.access import served_names
     from cnnzoo.serve.server import (
@@ -159,8 +157,16 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise CnnzooError("--threads must be at least 1")
         torch.set_num_threads(args.threads)
-    backend = resolve_backend(args.backend, args.checkpoint)
-    predictor = load_predictor(args.checkpoint, backend, args.device)
+    predictor = open_predictor(
+        args.checkpoint, args.backend, args.device, False, args.precision, args.threads
+    )
+    # the engine is chosen now, on a full batch, rather than on the first request
+    size, chans = int(predictor.meta["input_size"]), int(predictor.meta.get("in_chans", 3))
+    predictor.probabilities(
+        [torch.full((chans, size, size), 128, dtype=torch.uint8)] * args.max_batch
+    )
+    backend = predictor.path.engine
+    print(f"cnnzoo serve: inference path: {predictor.path.describe()}", file=sys.stderr)
     limits = Limits(
         max_body_bytes=int(args.max_body_mb * 2**20),
         max_pixels=int(args.max_pixels * 1e6),
@@ -168,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     )
     app = build_app(
         predictor,
-        model_card(predictor.meta, args.checkpoint, backend),
+        {**model_card(predictor.meta, args.checkpoint, backend), "engine": predictor.path.name},
         max_batch=args.max_batch,
         max_delay_ms=args.max_delay_ms,
         limits=limits,

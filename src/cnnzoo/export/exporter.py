@@ -1,9 +1,10 @@
-"""`export_model`: write an ONNX or TorchScript file, run it against the PyTorch model on real
+"""`export_model`: write an ONNX, OpenVINO IR or TorchScript file, run it against the PyTorch model on real
 images, and keep it only when they agree."""
 
 from __future__ import annotations
 
 import copy
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,19 +13,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnzoo.artifacts.files import check_output, staged_output
+from cnnzoo.artifacts.files import check_output, staged, staged_output
 from cnnzoo.cfg import EXPORT_PRECISIONS, size_hw, size_value
 from cnnzoo.errors import CnnzooError
 from cnnzoo.export.parity import ParityReport, check_parity, parity_images
-from cnnzoo.export.writers import with_precision, write_onnx, write_torchscript
+from cnnzoo.export.writers import with_precision, write_onnx, write_openvino, write_torchscript
+from cnnzoo.infer.engines import require_engine
 from cnnzoo.infer.fast import fold_batchnorm
 from cnnzoo.infer.metadata import DEFAULT_OPSET, export_metadata
+from cnnzoo.infer.openvino import load_openvino
 from cnnzoo.infer.runtime import load_onnx, load_torchscript
 from cnnzoo.models.factory import get_model_cfg
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "openvino", "torchscript")
 # the names a file of each format may have (a .onnx that holds TorchScript misleads every tool)
-SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".pth", ".torchscript", ".ts")}
+SUFFIXES = {
+    "onnx": (".onnx",),
+    "openvino": (".xml",),  # and its weights beside it, the same name in .bin
+    "torchscript": (".pt", ".pth", ".torchscript", ".ts"),
+}
 
 
 class ParityError(CnnzooError):
@@ -99,6 +106,9 @@ def export_model(
         )
     start = time.perf_counter()
     output = check_output(output, SUFFIXES[fmt], "--output")  # before minutes of export
+    if fmt == "openvino":
+        require_engine("openvino")
+        check_output(output.with_suffix(".bin"), (".bin",), "--output's weights")
     model = model.cpu().eval()
     # the images first: a bad --check-images fails before minutes of export
     images, source = parity_images(meta, check_images, check_limit, progress)
@@ -116,32 +126,60 @@ def export_model(
         precision=precision,
         input_shape=tuple(example.shape),
         dynamic_batch=dynamic_batch,
-        opset=opset if fmt == "onnx" else None,
+        opset=opset if fmt != "torchscript" else None,
         batchnorm_folded=folded,
     )
     with staged_output(output, SUFFIXES[fmt], "--output") as tmp:
-        exportable = with_precision(to_write, precision)
-        if fmt == "onnx":
-            write_onnx(exportable, tmp, example, props, opset=opset, dynamic_batch=dynamic_batch)
-            exported, _ = load_onnx(tmp)
-        else:
-            write_torchscript(exportable, tmp, example, props)
-            exported, _ = load_torchscript(tmp)
-        report = check_parity(model, exported, meta, images, source, precision)
-        if not report.ok:
-            raise ParityError(
-                f"the exported model does not match PyTorch, so {output} was not written: "
-                + report.summary(),
-                report,
-            )
+        # OpenVINO names the weights after the .xml it writes: give it a name ending in .xml
+        write_to = tmp.with_name(tmp.name + ".xml") if fmt == "openvino" else tmp
+        try:
+            exported = _write_and_load(
+                fmt, with_precision(to_write, precision), write_to, example, props, opset,
+                dynamic_batch,
+            )  # fmt: skip
+            report = check_parity(model, exported, meta, images, source, precision)
+            if not report.ok:
+                raise ParityError(
+                    f"the exported model does not match PyTorch, so {output} was not written: "
+                    + report.summary(),
+                    report,
+                )
+            if fmt == "openvino":  # the weights first: an .xml is never there without its .bin
+                with staged(output.with_suffix(".bin"), hint="then try again") as bin_tmp:
+                    os.replace(write_to.with_suffix(".bin"), bin_tmp)
+                os.replace(write_to, tmp)
+        finally:  # nothing of a refused or failed export is left behind
+            if fmt == "openvino":
+                for leftover in (write_to, write_to.with_suffix(".bin")):
+                    leftover.unlink(missing_ok=True)
     return ExportResult(
         output,
         fmt,
         precision,
         dynamic_batch,
-        opset if fmt == "onnx" else None,
+        opset if fmt != "torchscript" else None,
         output.stat().st_size,
         report,
         time.perf_counter() - start,
         folded,
     )
+
+
+def _write_and_load(
+    fmt: str,
+    model: nn.Module,
+    path: Path,
+    example: torch.Tensor,
+    props: dict[str, str],
+    opset: int,
+    dynamic_batch: bool,
+) -> nn.Module:
+    """Write `model` to `path` in `fmt` and read it back with the runtime that will run it."""
+    if fmt == "onnx":
+        write_onnx(model, path, example, props, opset=opset, dynamic_batch=dynamic_batch)
+        return load_onnx(path)[0]
+    if fmt == "openvino":
+        write_openvino(model, path, example, props, opset=opset, dynamic_batch=dynamic_batch)
+        return load_openvino(path, "fp32")[0]
+    write_torchscript(model, path, example, props)
+    return load_torchscript(path)[0]

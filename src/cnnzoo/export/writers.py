@@ -1,4 +1,4 @@
-"""Writing a model to ONNX or TorchScript with its metadata inside the file.
+"""Writing a model to ONNX, OpenVINO IR or TorchScript with its metadata inside the file.
 
 ONNX goes through torch's TorchScript-based exporter (`dynamo=False`): on this CPU it exports
 a ResNet-50 in about a second where the dynamo exporter takes 5-15 s, and its graphs match
@@ -21,6 +21,7 @@ from torch import nn
 from cnnzoo.cfg import EXPORT_PRECISIONS
 from cnnzoo.errors import CnnzooError
 from cnnzoo.infer.metadata import DEFAULT_OPSET, META_KEY, TORCHSCRIPT_FILE
+from cnnzoo.infer.openvino import require_openvino
 
 # what TorchScript's extra files hold besides the sidecar: the facts a C++ consumer needs
 PREPROCESSING_FILE = "preprocessing.json"
@@ -130,3 +131,50 @@ def write_torchscript(
         torch.jit.save(traced, buf, _extra_files=extra)
     with open(path, "wb") as f:  # a full disk is an OSError here, one line for the caller
         f.write(buf.getbuffer())
+
+
+def save_openvino(ov_model, path: str | Path, props: dict[str, str]) -> None:
+    """An `openvino.Model` saved as an IR (`path` .xml, its .bin beside it), weights kept in
+    float32, with `props` (the ONNX metadata_props) in its rt_info under `cnnzoo`."""
+    import openvino as ov  # optional engine: only OpenVINO users install it
+
+    from cnnzoo.infer.openvino import RT_INFO_KEY
+
+    for key, value in props.items():
+        ov_model.set_rt_info(value, [RT_INFO_KEY, key])
+    try:
+        ov.save_model(ov_model, str(path), compress_to_fp16=False)
+    except Exception as e:  # OpenVINO's own error types
+        Path(path).with_suffix(".bin").unlink(missing_ok=True)
+        raise CnnzooError(f"could not write {path}: {str(e).strip()[:200]}") from None
+
+
+def onnx_to_openvino(onnx_path: str | Path, path: str | Path, props: dict[str, str]) -> None:
+    """An ONNX file converted by OpenVINO's own converter (`openvino.convert_model`) into an
+    IR at `path` (.xml + .bin) carrying `props`."""
+    ov = require_openvino()
+    try:
+        ov_model = ov.convert_model(str(onnx_path))
+    except Exception as e:  # the converter's own error types
+        raise CnnzooError(f"OpenVINO could not convert the model: {str(e).strip()[:200]}") from None
+    save_openvino(ov_model, path, props)
+
+
+def write_openvino(
+    model: nn.Module,
+    path: str | Path,
+    example: torch.Tensor,
+    props: dict[str, str],
+    *,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = False,
+) -> None:
+    """`model` as an OpenVINO IR at `path` (.xml, and .bin beside it): exported to ONNX
+    (`write_onnx`, the graph every family is proved on), then converted by OpenVINO."""
+    path = Path(path)
+    onnx_tmp = path.with_name(path.stem + ".src.onnx")
+    try:
+        write_onnx(model, onnx_tmp, example, props, opset=opset, dynamic_batch=dynamic_batch)
+        onnx_to_openvino(onnx_tmp, path, props)
+    finally:
+        onnx_tmp.unlink(missing_ok=True)

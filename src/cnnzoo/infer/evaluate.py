@@ -15,7 +15,8 @@ from cnnzoo.data import load_data
 from cnnzoo.data.sources import canonical_source
 from cnnzoo.data.transforms import eval_transform
 from cnnzoo.errors import CnnzooError
-from cnnzoo.infer.fast import InferencePath, prepare_inference
+from cnnzoo.infer.engines import Builder, InferencePath
+from cnnzoo.infer.fast import prepare_inference
 from cnnzoo.infer.load import load_checkpoint
 
 
@@ -205,12 +206,14 @@ def prepare_evaluation(
     tta: bool = False,
     loaded: tuple[nn.Module, dict] | None = None,
     precision: str = "auto",
+    backend: str = "auto",
+    engines: dict[str, Builder] | None = None,
 ) -> EvalSet:
     """Load a checkpoint and the split of `data` to score it on (see `checkpoint_split`).
     `tta`: refuse, before loading any data, a model trained without flips. `loaded`: the
     (model, sidecar) to score instead of loading `checkpoint` (e.g. an exported file in another
-    runtime). `precision` picks the inference path of a PyTorch model
-    (engine.fast.prepare_inference; "fp32" is the exact model)."""
+    runtime). `backend`, `precision` and `engines` pick the engine as `Predictor` does
+    (infer/engines.py; "fp32" is the exact model)."""
 
     if split not in ("train", "val", "test"):
         raise CnnzooError(f"--split must be train, val or test (got {split!r})")
@@ -223,7 +226,7 @@ def prepare_evaluation(
     )  # fmt: skip
     device = next(model.parameters(), torch.empty(0)).device
     example = Preprocess.from_meta(meta)(part.images[:8]).to(device)
-    path = prepare_inference(model, example, precision)
+    path = prepare_inference(model, example, precision, backend=backend, engines=engines)
     return EvalSet(
         model, meta, part.images, part.labels, data, split, split_name, same, path, part.paths
     )

@@ -1,8 +1,9 @@
 """The fast inference form of a model: BatchNorm folded into the convolution before it,
 on CPU each convolution fused with the activation or residual add after it (engine/fuse.py),
 channels-last activations, no autograd, bf16 where the CPU does bf16 fast, optional
-`torch.compile`. `prepare_inference(model, example, precision="auto")` times the candidates on
-the real input and keeps the fastest, so the automatic choice is never the slower one.
+`torch.compile`. `prepare_inference(model, example, precision="auto")` times the candidates
+(these, and other engines' given to it: infer/engines.py) on the real input and keeps the
+fastest, so the automatic choice is never the slower one.
 
 Folding is found by running the model once, not by reading its code: a BatchNorm is folded
 into a convolution when the BatchNorm's input is that convolution's output and nothing else
@@ -13,15 +14,22 @@ and leaves pre-activation norms (DenseNet, ResNetV2) alone.
 from __future__ import annotations
 
 import copy
-import time
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from cnnzoo.cfg import INFERENCE_PRECISIONS
-from cnnzoo.errors import OptionError
+from cnnzoo.errors import CnnzooError, OptionError
+from cnnzoo.infer.engines import (
+    BACKENDS,
+    CANDIDATES,
+    Builder,
+    InferencePath,
+    build_candidates,
+    fastest,
+    wanted,
+)
 from cnnzoo.infer.fuse import fuse_conv_ops
 from cnnzoo.infer.machine import bf16_is_native
 
@@ -213,42 +221,12 @@ def compiled(model: nn.Module) -> nn.Module:
     return torch.compile(model, options={"freezing": True})
 
 
-@dataclass
-class InferencePath:
-    """The model to run and how it was chosen."""
-
-    model: nn.Module
-    name: str  # "fp32 (exact)", "fast fp32", "fast bf16"
-    timings_ms: dict[str, float] = field(default_factory=dict)  # candidate -> ms, when timed
-
-    def describe(self) -> str:
-        if not self.timings_ms:
-            return self.name
-        times = ", ".join(f"{k} {v:.1f} ms" for k, v in self.timings_ms.items())
-        return f"{self.name} (fastest measured: {times})"
-
-
 def is_eager_network(model: nn.Module) -> bool:
     """A PyTorch module with weights whose modules can be copied and rewritten (not a compiled
     TorchScript file, not a wrapper around another runtime's session)."""
     if isinstance(model, torch.jit.ScriptModule):
         return False
     return any(True for _ in model.parameters())
-
-
-def time_call(fn, x: torch.Tensor, repeats: int) -> float:
-    """Best wall time of `repeats` calls, in milliseconds (the best is the least disturbed by
-    other work on the machine)."""
-    best = float("inf")
-    for _ in range(repeats):
-        if x.is_cuda:
-            torch.cuda.synchronize(x.device)
-        t = time.perf_counter()
-        fn(x)
-        if x.is_cuda:
-            torch.cuda.synchronize(x.device)
-        best = min(best, time.perf_counter() - t)
-    return 1000 * best
 
 
 @torch.inference_mode()
@@ -259,23 +237,32 @@ def prepare_inference(
     compile: bool = False,
     probe_batch: int = 8,
     probe_seconds: float = 0.5,
+    backend: str = "auto",
+    engines: dict[str, Builder] | None = None,
+    timer=None,
 ) -> InferencePath:
-    """The model to run inference with.
+    """The model to run inference with (infer/engines.py names the candidates).
 
     - `fp32`: `model` as it is (exact).
     - `fast-fp32`: BatchNorm folded, convolutions fused with their activations, channels-last
-      (outputs within ~1e-5 of the exact ones).
-    - `bf16`: the fast form in bf16.
-    - `auto`: times exact fp32, fast fp32 and (where the hardware does bf16) fast bf16 on
-      `example[:probe_batch]`, alternately, after one warm-up call each, and keeps the fastest
-      (3 to 10 rounds, more while they take under `probe_seconds`).
+      (outputs within ~1e-5 of the exact ones), and the fp32 engines among `engines`.
+    - `bf16`: the fast form in bf16, and the bf16 engines.
+    - `auto`: all of them (bf16 where the hardware does it).
+
+    `engines` adds other runtimes' candidates (name -> builder, e.g. "openvino bf16"), `backend`
+    keeps one engine's. With more than one candidate left, each is timed on
+    `example[:probe_batch]` (`engines.fastest`) and the fastest is kept.
     """
     if precision not in INFERENCE_PRECISIONS:
         raise OptionError(
             f"unknown precision {precision!r}; choose one of {', '.join(INFERENCE_PRECISIONS)}"
         )
+    if backend not in BACKENDS:
+        raise OptionError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     model.eval()
-    if not is_eager_network(model):  # another runtime (onnxruntime, TorchScript) runs as it is
+    eager = is_eager_network(model)
+    own = getattr(model, "engine_name", None)  # another engine's module names its candidate
+    if not eager and own not in CANDIDATES and not engines:  # e.g. TorchScript: as it is
         if precision in ("fast-fp32", "bf16"):
             raise OptionError(
                 f"--precision {precision} makes a fast form of a PyTorch model; "
@@ -283,31 +270,32 @@ def prepare_inference(
             )
         return InferencePath(model, f"{type(model).__name__} as loaded")
     example = example[:probe_batch]
-    if precision == "fp32":
-        return InferencePath(model, "fp32 (exact)")
-    if precision == "fast-fp32":
-        return InferencePath(fast_form(model, example[:1], compile=compile), "fast fp32")
-    if precision == "bf16":
-        return InferencePath(
-            fast_form(model, example[:1], torch.bfloat16, compile=compile), "fast bf16"
+    builders: dict[str, Builder] = {}
+    if eager:
+        builders["fp32 (exact)"] = lambda: model
+        builders["fast fp32"] = lambda: fast_form(model, example[:1])
+        if bf16_is_native(example.device) or precision == "bf16":
+            builders["fast bf16"] = lambda: fast_form(model, example[:1], torch.bfloat16)
+    elif own in CANDIDATES:
+        builders[own] = lambda: model
+    builders.update(engines or {})
+    exact_here = eager and backend in ("auto", "pytorch")
+    names = [n for n in builders if n in CANDIDATES and wanted(n, backend, precision, exact_here)]
+    if not names:
+        have = ", ".join(builders) or "none"
+        raise OptionError(
+            f"no engine here runs --backend {backend} --precision {precision} "
+            f"(candidates: {have}); leave --precision or --backend out"
         )
-    candidates = {"fp32 (exact)": model, "fast fp32": fast_form(model, example[:1])}
-    if bf16_is_native(example.device):
-        candidates["fast bf16"] = fast_form(model, example[:1], torch.bfloat16)
-    for m in candidates.values():  # warm-up: oneDNN builds its kernels on the first call
-        m(example)
-    # alternate so that a busy moment hurts every candidate alike; keep each one's best time
-    # (the least disturbed), over at least 3 rounds and up to `probe_seconds` of probing
-    best = {name: float("inf") for name in candidates}
-    start = time.perf_counter()
-    for round_ in range(10):
-        if round_ >= 3 and time.perf_counter() - start > probe_seconds:
-            break
-        for name, m in candidates.items():
-            if best[name] < 3 * min(best.values()) or round_ == 0:  # drop clear losers
-                best[name] = min(best[name], time_call(m, example, 1))
-    name = min(best, key=best.get)
-    chosen = candidates[name]
-    if compile and name != "fp32 (exact)":
+    built, skipped = build_candidates({n: builders[n] for n in names})
+    if not built:
+        raise CnnzooError("no engine could run the model: " + "; ".join(skipped.values()))
+    timings: dict[str, float] = {}
+    if len(built) == 1:
+        name = next(iter(built))
+    else:
+        name, timings = fastest(built, example, probe_seconds, timer)
+    chosen = built[name]
+    if compile and isinstance(chosen, FastModel):
         chosen.model = compiled(chosen.model)
-    return InferencePath(chosen, name, best)
+    return InferencePath(chosen, name, timings, skipped)

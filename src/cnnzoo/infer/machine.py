@@ -1,14 +1,69 @@
-"""The machine: which device to run on (`resolve_device`), and what a figure was measured on
-(CPU name and the flags that decide what bf16 costs, cores, threads, load, torch, GPU)."""
+"""The machine: which device to run on (`resolve_device`), what a figure was measured on
+(CPU name and the flags that decide what bf16 costs, cores, threads, load, torch, GPU), and
+the project's one thread rule (`pick_threads`: one thread per idle core), which training
+(train/threads.py) and every inference engine (`inference_threads`) follow."""
 
 from __future__ import annotations
 
 import os
 import platform
+import time
 
 import torch
 
 from cnnzoo.errors import CnnzooError
+
+SAMPLE_S = 0.1  # long enough for a few scheduler ticks, short beside an epoch
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on (its affinity mask, e.g. a container's share)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _cpu_times() -> tuple[float, float] | None:
+    """(idle, total) jiffies summed over all cores, or None where /proc/stat is missing."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return idle, sum(fields[:8])
+
+
+def idle_cores(sample_s: float = SAMPLE_S) -> float | None:
+    """Cores left idle by every process during a `sample_s` window (None if unknown)."""
+    first = _cpu_times()
+    if first is None:
+        return None
+    time.sleep(sample_s)
+    second = _cpu_times()
+    if second is None or second[1] <= first[1]:
+        return None
+    share = (second[0] - first[0]) / (second[1] - first[1])
+    return share * (os.cpu_count() or 1)
+
+
+def pick_threads(cpus: int, idle: float | None) -> int:
+    """One thread per idle core (rounded), at least one, at most `cpus`; all of them when the
+    load is unknown."""
+    if idle is None:
+        return cpus
+    return max(1, min(cpus, int(idle + 0.5)))
+
+
+def inference_threads(sample_s: float = SAMPLE_S) -> int:
+    """The thread count every inference engine runs with: one per idle core (`pick_threads`),
+    never more than torch's own setting (OMP_NUM_THREADS, `torch.set_num_threads`, --threads).
+    torch is set to it too, so all engines timed against each other get the same."""
+    n = min(torch.get_num_threads(), pick_threads(usable_cpus(), idle_cores(sample_s)))
+    torch.set_num_threads(n)
+    return n
+
 
 # CPU flags that decide what bf16 costs: AMX tiles, AVX512 with bf16 dot products
 BF16_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f")

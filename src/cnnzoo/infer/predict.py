@@ -4,6 +4,8 @@ Pillow images or tensors / arrays, all brought to the same uint8 RGB picture fir
 from __future__ import annotations
 
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
@@ -17,8 +19,9 @@ from cnnzoo.cfg import INFERENCE_PRECISIONS
 from cnnzoo.data import IMAGE_EXTENSIONS
 from cnnzoo.data.images import load_image, pil_to_tensor, shown, strip_aspect
 from cnnzoo.errors import CnnzooError
+from cnnzoo.infer.engines import Builder, InferencePath
 from cnnzoo.infer.evaluate import Preprocess, check_flip_tta, forward
-from cnnzoo.infer.fast import InferencePath, prepare_inference
+from cnnzoo.infer.fast import prepare_inference
 from cnnzoo.infer.load import load_checkpoint
 
 if TYPE_CHECKING:
@@ -62,6 +65,7 @@ def collect_images(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
     return files, errors
 
 
+PREFETCH = 2  # batches decoded ahead of the one the engine runs (bounded memory)
 ImageInput = Union[str, os.PathLike, "PIL.Image.Image", torch.Tensor, "np.ndarray"]
 _INT_TYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16)
 
@@ -111,9 +115,10 @@ def as_image(image: ImageInput) -> torch.Tensor:
 
 class Predictor:
     """A model in eval mode with its sidecar's classes and preprocessing; `tta` averages each
-    image's logits with its mirror's. `precision` picks the inference path (engine.fast):
-    "auto" (default) times the exact model against its fast forms on the first batch and keeps
-    the fastest; "fp32" runs the exact model; `path` says which ran."""
+    image's logits with its mirror's. `backend` and `precision` pick the engine
+    (infer/engines.py): "auto" (default) times the exact model, its fast forms and the other
+    engines' candidates in `engines` (name -> builder) on the first batch and keeps the
+    fastest; precision "fp32" runs the exact model; `path` says which ran."""
 
     def __init__(
         self,
@@ -122,6 +127,8 @@ class Predictor:
         device: str | torch.device = "cpu",
         tta: bool = False,
         precision: str = "auto",
+        backend: str = "auto",
+        engines: dict[str, Builder] | None = None,
     ) -> None:
         if tta:
             check_flip_tta(meta)
@@ -131,6 +138,8 @@ class Predictor:
             )
         self.tta = tta
         self.precision = precision
+        self.backend = backend
+        self.engines = engines
         self.path: InferencePath | None = None  # chosen on the first batch
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -168,9 +177,16 @@ class Predictor:
     def probabilities(self, images: list[ImageInput]) -> torch.Tensor:
         """Class probabilities [N, classes] for images of any sizes, each a file path, a PIL
         image or a tensor / array (see `as_image`)."""
-        x = self.inputs(images)
+        return self.probabilities_of(self.inputs(images))
+
+    @torch.no_grad()
+    def probabilities_of(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities for a batch already preprocessed (`inputs`); the engine is
+        chosen on the first batch."""
         if self.path is None:
-            self.path = prepare_inference(self.model, x, self.precision)
+            self.path = prepare_inference(
+                self.model, x, self.precision, backend=self.backend, engines=self.engines
+            )
         return torch.softmax(forward(self.path.model, x, self.tta).float(), dim=1).cpu()
 
     def top(self, probs: torch.Tensor, k: int) -> list[list[tuple[str, int, float]]]:
@@ -198,22 +214,36 @@ class Predictor:
 
         results: list[Prediction] = []
         errors: list[tuple[str, str]] = []
-        for start in range(0, len(files), batch_size):
-            batch_files, images = [], []
-            for f in files[start : start + batch_size]:
-                try:  # the centre crop reaches no further than its aspect: load no more
-                    images.append(load_image(f, max_aspect=self.max_aspect))
-                    batch_files.append(f)
-                except CnnzooError as e:
-                    errors.append((f, str(e)))
-                except (MemoryError, RecursionError) as e:  # one file never costs the others
-                    errors.append((f, f"cannot read image {shown(f)}: {type(e).__name__}"))
-            if not images:
-                continue
-            tops = self.top(self.probabilities(images), topk)
-            for f, im, t in zip(batch_files, images, tops, strict=True):
-                pred = Prediction(f, t)
-                results.append(pred)
-                if on_image is not None:
-                    on_image(f, im, pred)
+        batches = [files[s : s + batch_size] for s in range(0, len(files), batch_size)]
+        # decoding and resizing run in a pool of threads (Pillow and torch release the GIL)
+        # while the engine runs the batch before; at most PREFETCH batches wait, decoded
+        with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+            pending = deque([pool.submit(self._read, f) for f in b] for b in batches[:PREFETCH])
+            queued = len(pending)
+            while pending:
+                futures = pending.popleft()
+                if queued < len(batches):
+                    pending.append([pool.submit(self._read, f) for f in batches[queued]])
+                    queued += 1
+                read = [fu.result() for fu in futures]
+                errors += [(f, reason) for f, _, _, reason in read if reason is not None]
+                ok = [(f, im, x) for f, im, x, reason in read if reason is None]
+                if not ok:
+                    continue
+                probs = self.probabilities_of(torch.stack([x for _, _, x in ok]))
+                for (f, im, _), t in zip(ok, self.top(probs, topk), strict=True):
+                    pred = Prediction(f, t)
+                    results.append(pred)
+                    if on_image is not None:
+                        on_image(f, im, pred)
         return results, errors
+
+    def _read(self, f: str) -> tuple[str, torch.Tensor | None, torch.Tensor | None, str | None]:
+        """(file, uint8 image, model input, None), or (file, None, None, why unreadable)."""
+        try:  # the centre crop reaches no further than its aspect: load no more
+            image = load_image(f, max_aspect=self.max_aspect)
+            return f, image, self.prepare(image), None
+        except CnnzooError as e:
+            return f, None, None, str(e)
+        except (MemoryError, RecursionError) as e:  # one file never costs the others
+            return f, None, None, f"cannot read image {shown(f)}: {type(e).__name__}"

@@ -1,4 +1,5 @@
-"""Running an exported file: an onnxruntime session as a torch module, plus its metadata.
+"""Running an exported file: an onnxruntime session as a torch module (OpenVINO's is in
+infer/openvino.py), plus its metadata; which engines read which file.
 
 `OnnxModule` takes and returns torch tensors like the model it was exported from, so the
 engine's `Predictor` and `compute_logits` run it unchanged: same preprocessing, same top-k,
@@ -18,22 +19,17 @@ from torch import nn
 
 from cnnzoo.errors import CnnzooError
 from cnnzoo.infer.checks import check_exported
+from cnnzoo.infer.engines import BACKENDS, Builder, engine_installed, require_engine
 from cnnzoo.infer.load import load_checkpoint
-from cnnzoo.infer.machine import resolve_device
+from cnnzoo.infer.machine import bf16_is_native, resolve_device
 from cnnzoo.infer.metadata import TORCHSCRIPT_FILE, parse_metadata
 from cnnzoo.infer.predict import Predictor
 
-BACKENDS = ("pytorch", "onnxruntime")
-
 
 def _require_onnxruntime():
-    try:
-        # optional: the export extra
-        import onnxruntime
-    except ImportError:
-        raise CnnzooError(
-            "onnxruntime is not installed; pip install 'cnnzoo[export]' (or onnxruntime)"
-        ) from None
+    require_engine("onnxruntime")
+    import onnxruntime  # optional engine: only its users install it
+
     return onnxruntime
 
 
@@ -61,6 +57,7 @@ class OnnxModule(nn.Module):
         batch = inp.shape[0]
         self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.engine_name = "onnxruntime fp32"  # its candidate (infer/engines.py)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x})[0]
@@ -135,31 +132,75 @@ def refuse_torchscript(path: str | Path) -> None:
         )
 
 
+def model_file_kind(path: str | Path) -> str:
+    """ "onnx", "openvino" (an IR .xml) or "checkpoint" (anything else: a run folder,
+    .safetensors, a TorchScript file), from the name."""
+    suffix = Path(path).suffix.lower()
+    return {".onnx": "onnx", ".xml": "openvino"}.get(suffix, "checkpoint")
+
+
 def resolve_backend(backend: str | None, path: str | Path) -> str:
-    """The backend named, or the one a file's suffix implies (.onnx: onnxruntime)."""
-    if backend is None:
-        return "onnxruntime" if str(path).lower().endswith(".onnx") else "pytorch"
+    """The backend asked for (None: auto), checked against what `path` is and what is
+    installed: an .onnx file runs in onnxruntime or openvino, an IR in openvino, a checkpoint
+    in any (the others through an export cached beside it)."""
+    backend = backend or "auto"
     if backend not in BACKENDS:
         raise CnnzooError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "onnxruntime" and not str(path).lower().endswith(".onnx"):
+    kind = model_file_kind(path)
+    if kind == "onnx" and backend == "pytorch":
         raise CnnzooError(
-            f"--backend onnxruntime runs an .onnx file written by `cnnzoo export`, not {path}"
+            f"{path} is an ONNX file: --backend onnxruntime or openvino runs it (or leave it out)"
         )
+    if kind == "openvino" and backend not in ("auto", "openvino"):
+        raise CnnzooError(f"{path} is an OpenVINO IR: --backend openvino runs it (or leave it out)")
+    if backend != "auto":
+        require_engine(backend)
     return backend
+
+
+def _needs_cpu(device: str, what: str) -> None:
+    if device not in ("auto", "cpu"):
+        raise CnnzooError(f"{what} runs on the CPU; leave --device out")
+
+
+def file_engines(path: str | Path, backend: str, precision: str = "auto") -> dict[str, Builder]:
+    """The candidates that can run an exported .onnx / .xml file (installed engines only;
+    OpenVINO's bf16 where the CPU does bf16 or bf16 is asked for)."""
+    kind = model_file_kind(path)
+    out: dict[str, Builder] = {}
+    if kind == "checkpoint":
+        return out
+    if kind == "onnx" and backend in ("auto", "onnxruntime") and engine_installed("onnxruntime"):
+        out["onnxruntime fp32"] = lambda: OnnxModule(path, torch.get_num_threads())
+    if backend in ("auto", "openvino") and engine_installed("openvino"):
+        from cnnzoo.infer.openvino import OpenVinoModule  # optional engine, imported on use
+
+        out["openvino fp32"] = lambda: OpenVinoModule(path, "fp32", torch.get_num_threads())
+        if bf16_is_native(torch.device("cpu")) or precision == "bf16":
+            out["openvino bf16"] = lambda: OpenVinoModule(path, "bf16", torch.get_num_threads())
+    return out
 
 
 def load_model(
     path: str | Path, backend: str | None = None, device: str = "auto"
 ) -> tuple[nn.Module, dict[str, Any], torch.device]:
-    """(model, sidecar, device) for a checkpoint / run folder (pytorch backend) or an .onnx
-    file (onnxruntime, on the CPU). `device`: auto, cpu, cuda:N."""
+    """(model, sidecar, device) for a checkpoint / run folder (pytorch) or an exported .onnx
+    / .xml file (onnxruntime or openvino, on the CPU: the first engine that reads it; the
+    others come from `file_engines`). `device`: auto, cpu, cuda:N."""
 
-    if resolve_backend(backend, path) == "onnxruntime":
-        if device not in ("auto", "cpu"):
-            raise CnnzooError("the onnxruntime backend runs on the CPU; leave --device out")
-        module, meta = load_onnx(path)
+    backend = resolve_backend(backend, path)
+    kind = model_file_kind(path)
+    if kind == "onnx" and backend != "openvino" and engine_installed("onnxruntime"):
+        _needs_cpu(device, "onnxruntime")
+        module, meta = load_onnx(path, torch.get_num_threads())
         return module, meta, torch.device("cpu")
+    if kind != "checkpoint":
+        _needs_cpu(device, "openvino")
+        require_engine("openvino")
+        from cnnzoo.infer.openvino import load_openvino  # optional engine, imported on use
 
+        module, meta = load_openvino(path, "fp32", torch.get_num_threads())
+        return module, meta, torch.device("cpu")
     refuse_torchscript(path)
     dev = resolve_device(device)
     model, meta = load_checkpoint(path, dev)
@@ -172,10 +213,14 @@ def load_predictor(
     device: str = "auto",
     tta: bool = False,
     precision: str = "auto",
+    engines: dict[str, Builder] | None = None,
 ):
-    """An engine `Predictor` for a checkpoint or an exported .onnx file: the same
-    preprocessing and output whichever backend runs the model. `precision`: the inference
-    path of a PyTorch model (engine.fast); another runtime runs its model as loaded."""
+    """A `Predictor` for a checkpoint or an exported .onnx / .xml file: the same
+    preprocessing and output whichever engine runs the model. `backend` / `precision` pick
+    the engine (infer/engines.py); `engines` adds candidates (a checkpoint's exports)."""
 
+    backend = resolve_backend(backend, path)
     model, meta, dev = load_model(path, backend, device)
-    return Predictor(model, meta, dev, tta=tta, precision=precision)
+    found = {**file_engines(path, backend, precision), **(engines or {})}
+    found.pop(getattr(model, "engine_name", None), None)  # the loaded module is one already
+    return Predictor(model, meta, dev, tta=tta, precision=precision, backend=backend, engines=found)

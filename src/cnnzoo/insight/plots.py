@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnzoo.artifacts.files import staged
+from cnnzoo.errors import CnnzooError
 
 
 def pyplot():
@@ -44,8 +45,6 @@ def save_figure(fig, path: str | Path, **kwargs) -> None:
         with staged(path, hint="then try again") as tmp:
             fig.savefig(tmp, format=fmt, dpi=100, **kwargs)
     except ValueError as e:  # a format matplotlib does not write
-        from cnnzoo.errors import CnnzooError
-
         raise CnnzooError(f"cannot write {path}: {str(e).splitlines()[0]}") from None
     finally:
         pyplot().close(fig)

@@ -1,4 +1,4 @@
-"""How many CPU threads a run uses: the one rule for `cnnzoo train` and `engine.train`.
+"""How many CPU threads a run uses: the one rule for `cnnzoo train` and `cnnzoo.train.train`.
 
 torch's CPU kernels run on GNU OpenMP with one thread per core by default. Every kernel splits
 its work evenly and ends at a barrier, thousands of times per training step; when another
@@ -9,60 +9,23 @@ on the other core. On the 2-core project machine that turned 88 images/s (1 thre
 
 So, unless told a number, a run takes one thread per core that is idle now, measured from
 /proc/stat over a short window (never more than the cores it may run on, never fewer than
-one), and looks again at each epoch, since the machine's load changes under a long run.
+one), and looks again at each epoch, since the machine's load changes under a long run. The
+rule itself (`pick_threads`, `idle_cores`) lives in infer/machine.py, where the inference
+engines take their thread count from it too.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 
 import torch
 
+from cnnzoo.infer.machine import SAMPLE_S, idle_cores, pick_threads, usable_cpus
+
 log = logging.getLogger("cnnzoo")
 
-SAMPLE_S = 0.1  # long enough for a few scheduler ticks, short beside an epoch
-
-
-def usable_cpus() -> int:
-    """The cores this process may run on (its affinity mask, e.g. a container's share)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _cpu_times() -> tuple[float, float] | None:
-    """(idle, total) jiffies summed over all cores, or None where /proc/stat is missing."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [float(v) for v in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-    return idle, sum(fields[:8])
-
-
-def idle_cores(sample_s: float = SAMPLE_S) -> float | None:
-    """Cores left idle by every process during a `sample_s` window (None if unknown)."""
-    first = _cpu_times()
-    if first is None:
-        return None
-    time.sleep(sample_s)
-    second = _cpu_times()
-    if second is None or second[1] <= first[1]:
-        return None
-    share = (second[0] - first[0]) / (second[1] - first[1])
-    return share * (os.cpu_count() or 1)
-
-
-def pick_threads(cpus: int, idle: float | None) -> int:
-    """One thread per idle core (rounded), at least one, at most `cpus`; all of them when the
-    load is unknown."""
-    if idle is None:
-        return cpus
-    return max(1, min(cpus, int(idle + 0.5)))
+__all__ = ["SAMPLE_S", "ThreadPolicy", "idle_cores", "pick_threads", "usable_cpus"]
 
 
 class ThreadPolicy:

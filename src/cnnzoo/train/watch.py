@@ -70,6 +70,7 @@ def _numbers(row: dict[str, Any]) -> dict[str, float]:
 class _TensorBoard:
     def __init__(self, run_dir: Path) -> None:
         try:  # optional dependency: only --log tensorboard needs it
+            # optional: the watch extra (tensorboard)
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise CnnzooError(
@@ -94,6 +95,7 @@ class _TensorBoard:
 class _MLflow:
     def __init__(self, run_dir: Path) -> None:
         try:  # optional dependency: only --log mlflow needs it
+            # optional: the watch extra (mlflow)
             import mlflow
         except ImportError:
             raise CnnzooError(

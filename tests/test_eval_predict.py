@@ -203,16 +203,16 @@ def test_eval_scores_the_model_by_default_and_says_what_bf16_costs(trained, caps
     root, run, _ = trained
     side = json.loads((run / "best.json").read_text())
     capsys.readouterr()
-    assert main(["eval", str(run), "--no-progress", "--out", str(root / "default")]) == 0
+    assert main(["eval", str(run), "--no-progress", "--out", str(root / "default.json")]) == 0
     out = capsys.readouterr().out
     path = out.split("inference path: ")[1].splitlines()[0]
     assert "bf16" not in path.split(" (")[0] and "exact fp32 model" not in out
-    report = json.loads(next((root / "default").glob("*.json")).read_text())
+    report = json.loads(Path(out.split("report: ")[1].splitlines()[0]).read_text())
     assert report["top1"] == pytest.approx(side["metrics"]["val_acc"], abs=1e-6)
     if not bf16_is_native(torch.device("cpu")):
         pytest.skip("this CPU has no bf16 path (AMX / AVX512-BF16) to compare")
     assert main(["eval", str(run), "--no-progress", "--precision", "bf16", "--backend",
-                 "pytorch", "--out", str(root / "bf16")]) == 0  # fmt: skip
+                 "pytorch", "--out", str(root / "bf16.json")]) == 0  # fmt: skip
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if x.startswith("the exact fp32 model"))
     assert f"top-1 {side['metrics']['val_acc']:.2f}%" in line and "predictions agree" in line

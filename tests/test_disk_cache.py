@@ -169,7 +169,7 @@ print(json.dumps({"growth": (peak[0] - base) * 1024, "decoded": decoded}))
 
 
 def test_data_larger_than_a_memory_cap_trains_under_it(tmp_path):
-    """450 images stored at 224 px decode to 68 MB; the cap is 80% of that. Building the
+    """450 images stored at 224 px decode to 68 MB; the cap is 90% of that. Building the
     cache and training one epoch from it stays under the cap (~32 MB measured: batches,
     model, validation); the same run in memory does not (~97 MB), so the measure can tell
     them apart. Growth of resident anonymous memory is measured: the mapped file's pages are
@@ -185,9 +185,10 @@ def test_data_larger_than_a_memory_cap_trains_under_it(tmp_path):
         assert res.returncode == 0, res.stderr[-2000:]
         growth[mode] = json.loads(res.stdout.strip().splitlines()[-1])
     decoded = growth["disk"]["decoded"]
-    # 80%: a run now also draws train_batch.png and its curves (matplotlib figures, ~20 MB
-    # beside the ~32 MB of batches, model and validation measured before them)
-    cap = 0.8 * decoded
+    # 90%: a run now also draws train_batch.png and its curves and picks its engines (~20 MB
+    # beside the ~32 MB of batches, model and validation measured before them); what the
+    # cache itself saves is asserted below
+    cap = 0.9 * decoded
     print(f"\ndecoded {decoded / 1e6:.1f} MB, cap {cap / 1e6:.1f} MB, growth: "
           + ", ".join(f"{k} {v['growth'] / 1e6:.1f} MB" for k, v in growth.items()))  # fmt: skip
     assert decoded > 60e6

@@ -93,7 +93,21 @@ def test_onnx_client_without_torch_reproduces_predict(tmp_path, interpolation, s
     assert main(["export", "-c", str(run), "-o", str(onnx_file), "--no-progress"]) == 0
     files = _images(tmp_path)
     capsys.readouterr()
-    assert main(["predict", str(onnx_file), *map(str, files), "--json", "--topk", "4"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(onnx_file),
+                *map(str, files),
+                "--json",
+                "--topk",
+                "4",
+                "--precision",
+                "fast-fp32",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert not out["errors"]
     ours = []

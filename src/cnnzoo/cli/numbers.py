@@ -60,6 +60,8 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "num_classes": (1, 1_000_000),
     "opset": (7, 20),  # what torch's TorchScript-based ONNX exporter writes
     "check_limit": (1, 1_000_000),
+    "calibration_images": (1, 1_000_000),
+    "max_drop": (0, 100),  # points of top-1
     "batch": (1, 65_536),
     "warmup": (0, 1_000_000),
     "iters": (1, 1_000_000),

@@ -139,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     import torch
 
+    from cnnzoo.cfg import size_hw
     from cnnzoo.export.engines import open_predictor
     from cnnzoo.serve import Limits, build_app, model_card
     from cnnzoo.serve.access import served_names
@@ -161,10 +162,8 @@ def run(args: argparse.Namespace) -> int:
         args.checkpoint, args.backend, args.device, False, args.precision, args.threads
     )
     # the engine is chosen now, on a full batch, rather than on the first request
-    size, chans = int(predictor.meta["input_size"]), int(predictor.meta.get("in_chans", 3))
-    predictor.probabilities(
-        [torch.full((chans, size, size), 128, dtype=torch.uint8)] * args.max_batch
-    )
+    (h, w), chans = size_hw(predictor.meta["input_size"]), int(predictor.meta.get("in_chans", 3))
+    predictor.probabilities([torch.full((chans, h, w), 128, dtype=torch.uint8)] * args.max_batch)
     backend = predictor.path.engine
     print(f"cnnzoo serve: inference path: {predictor.path.describe()}", file=sys.stderr)
     limits = Limits(

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from cnnzoo.artifacts.sidecar import resolve_checkpoint
+from cnnzoo.cfg import size_hw
 from cnnzoo.errors import CnnzooError
 from cnnzoo.export.writers import onnx_to_openvino, write_onnx
 from cnnzoo.infer.engines import Builder, engine_installed
@@ -108,8 +109,8 @@ class CheckpointExports:
         path = self.folder / "model.onnx"
         if path.is_file():
             return path
-        size, chans = int(self.meta["input_size"]), int(self.meta.get("in_chans", 3))
-        example = torch.zeros(1, chans, size, size)
+        (h, w), chans = size_hw(self.meta["input_size"]), int(self.meta.get("in_chans", 3))
+        example = torch.zeros(1, chans, h, w)
         model = copy.deepcopy(self.model).cpu().eval()
         folded = fold_batchnorm(model, example)
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -129,8 +130,8 @@ class CheckpointExports:
             return path
         source = self.onnx()
         tmp = path.with_name(f".model.tmp{os.getpid()}.xml")
-        size, chans = int(self.meta["input_size"]), int(self.meta.get("in_chans", 3))
-        props = self._props("openvino", torch.zeros(1, chans, size, size), 0)
+        (h, w), chans = size_hw(self.meta["input_size"]), int(self.meta.get("in_chans", 3))
+        props = self._props("openvino", torch.zeros(1, chans, h, w), 0)
         try:
             onnx_to_openvino(source, tmp, props)
             os.replace(tmp.with_suffix(".bin"), path.with_suffix(".bin"))

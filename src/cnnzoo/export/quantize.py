@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnzoo.cfg import size_hw
 from cnnzoo.errors import CnnzooError
 from cnnzoo.export.parity import folder_images
 from cnnzoo.export.writers import save_openvino, write_onnx
@@ -147,8 +148,8 @@ def quantize_openvino(
     if len(val_images) == 0:
         raise CnnzooError("the run has no held-out images to score int8 on")
     calib, calib_source, calib_hash = calibration_inputs(meta, bundle, calibrate, count)
-    size, chans = int(meta["input_size"]), int(meta.get("in_chans", 3))
-    example = torch.zeros(1, chans, size, size)
+    (h, w), chans = size_hw(meta["input_size"]), int(meta.get("in_chans", 3))
+    example = torch.zeros(1, chans, h, w)
     copy_of = copy.deepcopy(model)
     folded = fold_batchnorm(copy_of, example)
     output.parent.mkdir(parents=True, exist_ok=True)

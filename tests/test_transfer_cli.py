@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shlex
 import tarfile
 from pathlib import Path
 
@@ -167,3 +168,76 @@ def test_timm_tag_from_safetensors_lr_find_and_train(photos, home, server, monke
     sd, meta = _weights(run)
     assert meta["recipe"]["pretrained"] == "a1_in1k" and meta["interpolation"] == "bicubic"
     assert all(torch.equal(sd[k], v) for k, v in _backbone(source).items())
+
+
+def _readme_commands() -> list[list[str]]:
+    """The commands of the README's first `bash` block under "The job, from the command
+    line", in order, as argument lists (continuation lines joined, comments dropped)."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("## The job, from the command line", 1)[1].split("```bash", 1)[1]
+    block = block.split("```", 1)[0].replace("\\\n", " ")
+    return [shlex.split(line.split("#", 1)[0])[1:] for line in block.splitlines() if line.strip()]
+
+
+def test_the_readmes_commands_in_order_on_a_small_real_folder(
+    photos, home, server, monkeypatch, tmp_path, capsys
+):
+    """Every command of the README's block, in its order, on a folder of real photos: the
+    same subcommands and options, with what cannot run here made small (a 3-class folder for
+    ./flowers and for CIFAR-10, which needs a download; resnet18 for the big models; one
+    epoch; a few lr-find steps and bench iterations). Each must exit 0 and do its job."""
+    _publish(server, monkeypatch, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    small = {"resnext50_32x4d": "resnet18", "./flowers": str(photos),
+             "cifar10": str(photos), "photos/": str(photos), "cat.jpg": str(next(photos.rglob("*.jpg")))}  # fmt: skip
+    runs: list[Path] = []
+    commands = _readme_commands()
+    assert [c[0] for c in commands] == ["data", "train", "train", "lr-find", "eval", "predict",
+                                        "explain", "models", "models", "summary", "bench"]  # fmt: skip
+    for args in commands:
+        args = [small.get(a, a) for a in args]
+        cmd = args[0]
+        if "--data-dir" in args:  # a folder needs no download folder
+            i = args.index("--data-dir")
+            del args[i : i + 2]
+        args = [a for a in args if a != "--download"]
+        if cmd == "train":
+            run = tmp_path / f"run{len(runs)}"
+            args = [a for a in args if a not in ("--epochs", "5")]
+            args += ["--epochs", "1", "--out", str(run), *COMMON]
+            runs.append(run)
+        elif cmd == "lr-find":
+            args += ["--steps", "10", *COMMON, "--out", str(tmp_path / "lr.png")]
+        elif cmd in ("eval", "predict", "explain"):
+            args = [str(runs[-1]) if a == "runs/RUN" else a for a in args]
+            args += ["--no-progress"] if cmd != "predict" else []
+        elif cmd == "bench":
+            args = ["resnet18" if a == "resnet50" else a for a in args]
+            args = [a for a in args if a not in ("--batch", "16")] + [
+                "--batch",
+                "2",
+                "--iters",
+                "2",
+                "--warmup",
+                "1",
+            ]
+        capsys.readouterr()
+        assert main(args) == 0, (args, capsys.readouterr().err[-800:])
+        out = capsys.readouterr().out
+        if cmd == "data":
+            assert (tmp_path / "flowers.png").is_file()
+        elif cmd == "train":
+            assert (runs[-1] / "best.safetensors").is_file()
+        elif cmd == "lr-find":
+            assert (tmp_path / "lr.png").is_file() and "next:" in out
+        elif cmd == "eval":
+            assert "top-1" in out and list(runs[-1].glob("eval-*-tta.html"))
+        elif cmd == "predict":
+            assert any(c in out for c in CLASSES) and any((tmp_path / "vis").iterdir())
+        elif cmd == "explain":
+            assert any((tmp_path / "cams").iterdir())
+        elif cmd == "models":
+            assert "efficientnet_b0" in out or "resnet50.a1_in1k" in out, out[:300]
+        elif cmd == "summary":
+            assert "Conv2d" in out, out[:300]
+    assert json.loads((runs[0] / "best.json").read_text())["recipe"]["pretrained"] is True

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import zlib
-from pathlib import Path
 
 from hostile_probe import Case
 
@@ -175,7 +174,7 @@ def http_cases(ws) -> list[Case]:
                  "+3", "3" * 5000):  # fmt: skip
         add(f"topk={topk[:20]}", post(f"/predict?topk={topk}"), png)
     for cl in ("", "-1", "abc", "1e308", "99999999999999999999999", "+5", "0x10", "5, 5",
-               "%C2%B2".encode().decode(), "²", str(len(png) + 100), "0", "1", "4194305",
+               "²", str(len(png) + 100), "0", "1", "4194305",
                "99999999999"):  # fmt: skip
         add(f"content_length={cl[:20]}", post(length=cl), png)
     add("two_lengths", post(extra=f"Content-Length: {len(png) + 1}\r\n"), png)
@@ -205,11 +204,19 @@ def http_cases(ws) -> list[Case]:
                         ("garbage", "Origin: ::::\r\n"), ("long", "Origin: " + "x" * 8000 + "\r\n"),
                         ("https_same", f"Origin: https://{host}\r\n")):  # fmt: skip
         add(f"origin:{name}", post(extra=extra), png)
-    for name, auth in (("none", ""), ("wrong", "Bearer nope"), ("right", f"Bearer {TOKEN}"),
-                       ("lower", f"bearer {TOKEN}"), ("basic", "Basic dXNlcjpwYXNz"),
-                       ("long", "Bearer " + "x" * 20_000), ("nul", f"Bearer {TOKEN}\x00"),
-                       ("latin1", "Bearer caf\xe9"), ("empty", "Bearer "),
-                       ("prefix", f"Bearer {TOKEN[:-1]}"), ("two", f"Bearer {TOKEN} {TOKEN}")):
+    for name, auth in (
+        ("none", ""),
+        ("wrong", "Bearer nope"),
+        ("right", f"Bearer {TOKEN}"),
+        ("lower", f"bearer {TOKEN}"),
+        ("basic", "Basic dXNlcjpwYXNz"),
+        ("long", "Bearer " + "x" * 20_000),
+        ("nul", f"Bearer {TOKEN}\x00"),
+        ("latin1", "Bearer caf\xe9"),
+        ("empty", "Bearer "),
+        ("prefix", f"Bearer {TOKEN[:-1]}"),
+        ("two", f"Bearer {TOKEN} {TOKEN}"),
+    ):
         header = f"Authorization: {auth}\r\n" if auth else ""
         add(f"token:{name}", post(extra=header), png, server="B")
         add(f"token_get:{name}", get("/stats", extra=header), server="B")
@@ -265,12 +272,16 @@ def http_cases(ws) -> list[Case]:
     add("slow_body", "", parts=[full[: len(full) - 40]] + [full[i: i + 1] for i in
                                                           range(len(full) - 40, len(full))],
         pause=0.15)  # fmt: skip
-    add("slow_header", "", parts=[full[i: i + 4] for i in range(0, 80, 4)], pause=0.2)
+    add("slow_header", "", parts=[full[i : i + 4] for i in range(0, 80, 4)], pause=0.2)
     add("pipelined", get("/health").replace("Connection: close\r\n", "") + get("/model"))
     add("no_colon", f"GET /health HTTP/1.1\r\nHost: {host}\r\nbroken header\r\n\r\n")
     add("binary_header", f"GET /model HTTP/1.1\r\nHost: {host}\r\nX: \x01\x7f\xff\r\n\r\n")
-    add("many_headers", f"GET /model HTTP/1.1\r\nHost: {host}\r\n"
-        + "".join(f"X-{i}: y\r\n" for i in range(2000)) + "Connection: close\r\n\r\n")
+    add(
+        "many_headers",
+        f"GET /model HTTP/1.1\r\nHost: {host}\r\n"
+        + "".join(f"X-{i}: y\r\n" for i in range(2000))
+        + "Connection: close\r\n\r\n",
+    )
     add("huge_header", get("/model", extra="X-Big: " + "y" * 200_000 + "\r\n"))
     add("http2_preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
     add("http09", "GET /\r\n")

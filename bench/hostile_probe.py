@@ -38,7 +38,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import torch  # noqa: E402  (imported once, before the children fork)
+import onnxruntime  # noqa: E402, F401  (imported once, before the children fork: a child
+import PIL.Image  # noqa: E402, F401  running as nobody may not read site-packages)
+import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -122,6 +124,8 @@ def fork_cli(
     """(exit status or -signal, stdout, stderr, timed out) of `cnnzoo ARGS` in a child."""
     out, err = IO / "stdout", IO / "stderr"
     os.chmod(IO, 0o777)
+    for p in (out, err):  # a fresh file each time (a child as nobody must create them)
+        p.unlink(missing_ok=True)
     pid = os.fork()
     if pid == 0:  # the child: never returns
         code = 1
@@ -251,6 +255,8 @@ def main_probe() -> int:
                 _hostile_http.ensure_server(ws)
             r = run_case(case, ws.root)
             results.append(r)
+            if (i + 1) % 25 == 0:
+                print(f"[{i + 1}/{len(cases)}] {time.monotonic() - t0:.0f} s", flush=True)
             if r.outcome != "expected":
                 print(f"[{i + 1}/{len(cases)}] {r.outcome.upper()} {case.kind}/{case.name}: "
                       f"{r.detail[:300]}", flush=True)  # fmt: skip

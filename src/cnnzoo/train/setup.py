@@ -200,6 +200,8 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
         )
     if len(bundle.train) == 0:
         raise CnnzooError(f"{cfg.data}: no training images")
+    if saved is None:  # a value given for a new run; a resumed run keeps its own
+        checks.check_given_batch(cfg.batch_size, bundle)
     cfg = resolve_config(cfg, bundle.image_size)
     classes = list(bundle.classes)
 

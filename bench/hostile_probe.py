@@ -227,6 +227,7 @@ def main_probe() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", action="append", help="run only these classes")
     ap.add_argument("--limit", type=int, default=0, help="at most N cases per class")
+    ap.add_argument("--cap", action="append", metavar="CLASS=N", help="at most N of CLASS")
     ap.add_argument("--json", type=Path, help="write every result here")
     ap.add_argument("--work", type=Path, help="workspace folder (default: a temp folder)")
     opts = ap.parse_args()
@@ -240,14 +241,16 @@ def main_probe() -> int:
     cases = _hostile_cases.all_cases(ws) + _hostile_http.http_cases(ws)
     if opts.only:
         cases = [c for c in cases if c.kind in opts.only]
-    if opts.limit:
-        per: collections.Counter = collections.Counter()
-        kept = []
+    caps = dict(c.split("=") for c in opts.cap or [])
+    if opts.limit or caps:  # an even sample of each class (every k-th case)
+        by_kind: dict[str, list[Case]] = collections.defaultdict(list)
         for c in cases:
-            per[c.kind] += 1
-            if per[c.kind] <= opts.limit:
-                kept.append(c)
-        cases = kept
+            by_kind[c.kind].append(c)
+        cases = []
+        for kind, group in by_kind.items():
+            n = int(caps.get(kind, opts.limit or len(group)))
+            step = max(1.0, len(group) / max(n, 1))
+            cases += [group[int(i * step)] for i in range(min(n, len(group)))]
     results = []
     try:
         for i, case in enumerate(cases):

@@ -132,6 +132,7 @@ class RunSetup:
     aug: Any
     train_images: torch.Tensor  # uint8 [N, C, H, W] on the device
     train_labels: torch.Tensor
+    data_record: dict[str, Any] | None = None  # an accepted data change, written on resume
 
 
 def prepare_run(
@@ -207,8 +208,9 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
 
     # what the run trains on: compared first on resume (a changed dataset is the news, not
     # its symptoms), recorded after the checks for a new run (a refused run leaves nothing)
+    data_record = None
     if dist.is_main and saved is not None:
-        check_data_fingerprint(run_dir, bundle, True, cfg.allow_data_change)
+        data_record = check_data_fingerprint(run_dir, bundle, True, cfg.allow_data_change)
     checks.before_training(cfg, bundle, run_dir)
     given_normalisation(cfg, (), (), int(bundle.train.images.shape[1]))  # one per channel
     if dist.is_main and saved is None:
@@ -267,6 +269,7 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
         aug=augment_cfg(cfg, mean, std),
         train_images=bundle.train.images.to(device),
         train_labels=bundle.train.labels.to(device),
+        data_record=data_record,
     )
 
 

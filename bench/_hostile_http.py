@@ -46,9 +46,15 @@ class Server:
         cmd = [sys.executable, "-m", "cnnzoo", "serve", "-c", str(ws.onnx), "--port", "0",
                "--threads", "1", "--read-timeout", "1", "--body-timeout", "2",
                "--max-images", "8", "--max-body-mb", "4"]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log.open("wb"),
-                                     text=True, env=env)  # fmt: skip
-        line = self.proc.stdout.readline()
+        out = self.log.with_suffix(".out")  # a file, never a pipe: a full pipe blocks the server
+        self.proc = subprocess.Popen(cmd, stdout=out.open("wb"), stderr=self.log.open("wb"),
+                                     env=env)  # fmt: skip
+        line = ""
+        for _ in range(1200):  # at most 60 s for the first line
+            line = next((x for x in out.read_text().splitlines() if " on http://" in x), "")
+            if line or self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
         if " on http://127.0.0.1:" not in line:
             self.proc.kill()
             raise SystemExit(f"server did not start: {line!r} {self.log.read_text()[-400:]}")

@@ -5,14 +5,16 @@ folders of real photos cut from the CIFAR-10 JPEG archive."""
 
 from __future__ import annotations
 
+import json
 import struct
 import tarfile
 import zlib
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from cnnzoo import create_model
@@ -144,3 +146,40 @@ def png_claiming(w: int, h: int) -> bytes:
     chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))  # noqa: E731
     idat = zlib.compress(b"\0" * 64)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+ON = ["train", "--model", "resnet20", "--no-progress", "--data"]  # + a folder
+
+
+def write_png(path: Path, colour: int, size: tuple[int, int] = (8, 8)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(colour)
+    pixels = rng.integers(0, 60, (size[1], size[0], 3), dtype=np.uint8) + colour
+    Image.fromarray(pixels.astype(np.uint8)).save(path)
+    return path
+
+
+def make_folder(root: Path, per_class: int = 6, classes=("cat", "dog")) -> Path:
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            write_png(root / name / f"{i:03d}.png", 40 + 120 * c + i)
+    return root
+
+
+def run_files(run_dir: Path) -> dict[str, torch.Tensor]:
+    out = {f"last/{k}": v for k, v in load_file(run_dir / "last.safetensors").items()}
+    out.update({f"state/{k}": v for k, v in load_file(run_dir / "state.safetensors").items()})
+    return out
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    ta, tb = run_files(a), run_files(b)
+    assert ta.keys() == tb.keys()
+    assert [k for k in ta if not torch.equal(ta[k], tb[k])] == []
+    skip = {"images_per_s", "epoch_time"}
+    rows = [
+        [{k: v for k, v in json.loads(line).items() if k not in skip} for line in lines]
+        for lines in ((a / "metrics.jsonl").read_text().splitlines(),
+                      (b / "metrics.jsonl").read_text().splitlines())
+    ]  # fmt: skip
+    assert rows[0] == rows[1]

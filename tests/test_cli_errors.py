@@ -88,7 +88,7 @@ def test_resume_needs_epochs_not_below_done(tmp_path, capsys):
 
     from cnnzoo.train import train
 
-    train(cfg(tmp_path, epochs=2), make_bundle(8), stop_after=1, progress=False)
+    train(cfg(tmp_path, epochs=2), make_bundle(14), stop_after=1, progress=False)
     capsys.readouterr()
     assert main(["train", "--resume", str(tmp_path / "run"), "--epochs", "0"]) == 2
     assert "--epochs" in error_line(capsys)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import ON, make_folder, write_png
 from PIL import Image
 from safetensors.torch import save_file
 
@@ -23,28 +24,12 @@ from cnnzoo.errors import CnnzooError
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ["train", "--model", "resnet20", "--data", "digits", "--no-progress"]
-ON = ["train", "--model", "resnet20", "--no-progress", "--data"]  # + a folder
 
 
 def error_line(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     return err[0]
-
-
-def write_png(path: Path, colour: int, size: tuple[int, int] = (8, 8)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(colour)
-    pixels = rng.integers(0, 60, (size[1], size[0], 3), dtype=np.uint8) + colour
-    Image.fromarray(pixels.astype(np.uint8)).save(path)
-    return path
-
-
-def make_folder(root: Path, per_class: int = 6, classes=("cat", "dog")) -> Path:
-    for c, name in enumerate(classes):
-        for i in range(per_class):
-            write_png(root / name / f"{i:03d}.png", 40 + 120 * c + i)
-    return root
 
 
 # ------------------------------------------------------------------ options, before any work

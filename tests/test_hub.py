@@ -340,7 +340,7 @@ def test_train_pretrained_fine_tunes_from_the_published_file(home, server, monke
     )  # fmt: skip
     cfg = config_from_args(args)
     assert cfg.pretrained and cfg.weights is None
-    t = Trainer(cfg, make_bundle(10), progress=False)
+    t = Trainer(cfg, make_bundle(14), progress=False)
     assert t.cfg.recipe == "finetune"
     assert t.setup.mean == tuple(source.cfg.mean) and t.setup.std == tuple(source.cfg.std)
     assert t.setup.model.get_classifier().weight.shape[0] == 3
@@ -348,7 +348,7 @@ def test_train_pretrained_fine_tunes_from_the_published_file(home, server, monke
     assert all(torch.equal(mine[k], v) for k, v in source.state_dict().items()
                if not k.startswith("classifier.3."))  # fmt: skip
     with pytest.raises(CnnzooError, match="not both"):
-        Trainer(dataclasses.replace(cfg, weights="x.pth"), make_bundle(10), progress=False)
+        Trainer(dataclasses.replace(cfg, weights="x.pth"), make_bundle(14), progress=False)
 
 
 def test_models_pretrained_lists_every_weight_set_without_torch(home, server):

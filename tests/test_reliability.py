@@ -6,7 +6,6 @@ the run without saving anything non-finite. (Real kills of real processes: test_
 from __future__ import annotations
 
 import errno
-import json
 import math
 import os
 import signal
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import cfg, make_bundle
+from helpers import assert_same_run, cfg, make_bundle
 from safetensors.torch import load_file
 
 from cnnzoo.artifacts import files
@@ -28,25 +27,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 # EMA, mixup, cutmix, label smoothing, AdamW and augmentation on, so all their state is covered
 OPTS = dict(ema=0.9, mixup=0.2, cutmix=1.0, label_smoothing=0.1, opt="adamw", lr=2e-3)
-
-
-def run_files(run_dir: Path) -> dict[str, torch.Tensor]:
-    out = {f"last/{k}": v for k, v in load_file(run_dir / "last.safetensors").items()}
-    out.update({f"state/{k}": v for k, v in load_file(run_dir / "state.safetensors").items()})
-    return out
-
-
-def assert_same_run(a: Path, b: Path) -> None:
-    ta, tb = run_files(a), run_files(b)
-    assert ta.keys() == tb.keys()
-    assert [k for k in ta if not torch.equal(ta[k], tb[k])] == []
-    skip = {"images_per_s", "epoch_time"}
-    rows = [
-        [{k: v for k, v in json.loads(line).items() if k not in skip} for line in lines]
-        for lines in ((a / "metrics.jsonl").read_text().splitlines(),
-                      (b / "metrics.jsonl").read_text().splitlines())
-    ]  # fmt: skip
-    assert rows[0] == rows[1]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_reliability import assert_same_run
+from helpers import assert_same_run
 
 from cnnzoo.artifacts.lock import FolderBusy, hold_folder, holder_pid, release_folder
 from cnnzoo.cli.main import main

@@ -141,7 +141,7 @@ def test_engine_train_prints_the_epoch_line_from_python(tmp_path, monkeypatch, c
     monkeypatch.setattr(log, "handlers", [])
     level = log.level
     try:
-        train(cfg(tmp_path, epochs=1), make_bundle(10), progress=False)
+        train(cfg(tmp_path, epochs=1), make_bundle(14), progress=False)
     finally:
         log.setLevel(level)
     err = capsys.readouterr().err

@@ -100,7 +100,7 @@ def test_training_a_finished_run_longer_restarts_its_schedule_bit_exactly(tmp_pa
 
 
 def test_resume_of_finished_run_does_nothing_and_refuses_overwrite(tmp_path):
-    bundle = make_bundle(10)
+    bundle = make_bundle(14)
     train(cfg(tmp_path, epochs=1), bundle, progress=False)
     again = train(resume=tmp_path / "run", bundle=bundle, progress=False)
     assert again.epochs_done == 1 and len(again.history) == 1
@@ -111,7 +111,7 @@ def test_resume_of_finished_run_does_nothing_and_refuses_overwrite(tmp_path):
 
 
 def test_state_file_is_plain_safetensors(tmp_path):
-    train(cfg(tmp_path, epochs=1), make_bundle(10), progress=False)
+    train(cfg(tmp_path, epochs=1), make_bundle(14), progress=False)
     with safe_open(str(tmp_path / "run" / "state.safetensors"), "pt") as f:
         meta = json.loads(f.metadata()["cnnzoo"])
         rng = f.get_tensor("rng/data")
@@ -160,7 +160,7 @@ def test_mixup_and_cutmix_targets():
 
 def test_freeze_backbone_trains_only_the_head(tmp_path):
     w = saved_weights(tmp_path, "resnet20")
-    t = Trainer(cfg(tmp_path, freeze="backbone", epochs=1, weights=w), make_bundle(10),
+    t = Trainer(cfg(tmp_path, freeze="backbone", epochs=1, weights=w), make_bundle(14),
                 progress=False)  # fmt: skip
     before = {k: v.clone() for k, v in t.setup.model.state_dict().items()}
     t.train_one_epoch()
@@ -172,13 +172,13 @@ def test_freeze_backbone_trains_only_the_head(tmp_path):
 def test_frozen_backbone_keeps_bn_stats_but_head_dropout_works(tmp_path):
     w = saved_weights(tmp_path, "mobilenet_v2")
     t = Trainer(cfg(tmp_path, model="mobilenet_v2", freeze="backbone", epochs=1, weights=w),
-                make_bundle(10), progress=False)  # fmt: skip
+                make_bundle(14), progress=False)  # fmt: skip
     t.set_train_mode()
     bns = [m for m in t.setup.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and not any(m.training for m in bns)
     assert t.setup.model.classifier[0].training  # the head's dropout still drops while it trains
     # a backbone lr of 0 freezes it just the same: its BN statistics must not drift either
-    t = Trainer(cfg(tmp_path, "lr0", backbone_lr_scale=0.0, epochs=1), make_bundle(10),
+    t = Trainer(cfg(tmp_path, "lr0", backbone_lr_scale=0.0, epochs=1), make_bundle(14),
                 progress=False)  # fmt: skip
     before = {k: v.clone() for k, v in t.setup.model.state_dict().items()}
     t.train_one_epoch()
@@ -199,7 +199,7 @@ def test_param_groups_decay_and_backbone_lr(tmp_path):
             assert g["weight_decay"] == (0.1 if p.ndim > 1 else 0.0), n
             assert g["lr_scale"] == (1.0 if n.startswith("fc.") else 0.1), n
     assert sum(len(g["params"]) for g in groups) == len(names)
-    t = Trainer(cfg(tmp_path, backbone_lr_scale=0.1, epochs=1), make_bundle(10), progress=False)
+    t = Trainer(cfg(tmp_path, backbone_lr_scale=0.1, epochs=1), make_bundle(14), progress=False)
     t.train_one_epoch()
     lrs = {g["lr_scale"]: g["lr"] for g in t.optimizer.param_groups}
     assert lrs[0.1] == pytest.approx(0.1 * lrs[1.0])
@@ -236,7 +236,7 @@ def test_finetune_from_weights_replaces_the_classifier(tmp_path):
     src = create_model("resnet20", num_classes=10)
     path = tmp_path / "pretrained.safetensors"
     save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(path))
-    t = Trainer(cfg(tmp_path, weights=str(path), epochs=1), make_bundle(10), progress=False)
+    t = Trainer(cfg(tmp_path, weights=str(path), epochs=1), make_bundle(14), progress=False)
     assert t.cfg.recipe == "finetune"
     assert torch.equal(t.setup.model.conv1.weight, src.conv1.weight)
     assert t.setup.model.fc.weight.shape == (3, 64)
@@ -244,7 +244,7 @@ def test_finetune_from_weights_replaces_the_classifier(tmp_path):
     # a cnnzoo checkpoint says which normalisation its weights were trained with
     own = tmp_path / "own.safetensors"
     save_checkpoint(own, src, {"mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6]})
-    t = Trainer(cfg(tmp_path, "own", weights=str(own), epochs=1), make_bundle(10), progress=False)
+    t = Trainer(cfg(tmp_path, "own", weights=str(own), epochs=1), make_bundle(14), progress=False)
     assert t.setup.mean == (0.1, 0.2, 0.3) and t.setup.std == (0.4, 0.5, 0.6)
 
 
@@ -263,7 +263,7 @@ def test_resume_of_a_finetune_needs_not_the_weights_file(tmp_path):
     src = create_model("resnet20", num_classes=10)
     path = tmp_path / "pretrained.safetensors"
     save_file({k: v.contiguous() for k, v in src.state_dict().items()}, str(path))
-    bundle = make_bundle(10)
+    bundle = make_bundle(14)
     first = train(cfg(tmp_path, weights=str(path), freeze="backbone"), bundle, stop_after=1,
                   progress=False)  # fmt: skip
     path.unlink()
@@ -276,7 +276,7 @@ def test_resume_of_a_finetune_needs_not_the_weights_file(tmp_path):
 def test_keep_chooses_the_checkpoints_and_the_size_line_says_what_weighs(tmp_path):
     from cnnzoo.train.records import folder_size_line
 
-    bundle = make_bundle(10)
+    bundle = make_bundle(14)
     r = train(cfg(tmp_path, "best", epochs=2, keep="best"), bundle, stop_after=1, progress=False)
     assert (r.run_dir / "best.safetensors").is_file() and (r.run_dir / "best.json").is_file()
     assert not (r.run_dir / "last.safetensors").exists()

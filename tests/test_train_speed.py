@@ -77,7 +77,7 @@ def test_thread_policy_is_the_engines_for_cli_and_python(tmp_path, monkeypatch):
     real_set = torch.set_num_threads
     monkeypatch.setattr(th.torch, "set_num_threads", lambda n: (seen.append(n), real_set(n)))
     before = torch.get_num_threads()
-    train(cfg(tmp_path, threads=None, epochs=2), make_bundle(n_per_class=10), progress=False)
+    train(cfg(tmp_path, threads=None, epochs=2), make_bundle(n_per_class=14), progress=False)
     assert seen == [1, 1, before] and torch.get_num_threads() == before  # per epoch, restored
     with pytest.raises(CnnzooError, match="--threads must be at least 1"):
         train(cfg(tmp_path, "bad", threads=0), make_bundle(n_per_class=4), progress=False)
@@ -104,7 +104,7 @@ def test_amp_choice_is_measured_on_the_cpu(monkeypatch):
 def test_amp_choice_is_said_recorded_and_kept_on_resume(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(prec, "cpu_has_bf16", lambda: True)
     monkeypatch.setattr(prec, "measure_bf16_gain", lambda *a: (2.0, 1.0))
-    bundle = make_bundle(n_per_class=10)
+    bundle = make_bundle(n_per_class=14)
     with caplog.at_level(logging.INFO, logger="cnnzoo"):
         r = train(cfg(tmp_path, amp=True), bundle, stop_after=1, progress=False)
     assert any("--amp: bf16 autocast" in rec.getMessage() for rec in caplog.records)
@@ -128,7 +128,7 @@ def test_crop_scale_sets_the_smallest_random_resized_crop(tmp_path):
         ["train", "--model", "m", "--data", "d", "--crop-scale", ".35"]
     )
     assert args.crop_scale == 0.35
-    bundle = make_bundle(n_per_class=10)  # every class needs a held-out image
+    bundle = make_bundle(n_per_class=14)  # every class needs a held-out image
     t = Trainer(cfg(tmp_path, augment="standard", crop_scale=0.35), bundle, progress=False)
     assert t.setup.aug.crop == "random-resized" and t.setup.aug.scale == (0.35, 1.0)
     default = Trainer(cfg(tmp_path, "default", augment="standard"), bundle, progress=False)
@@ -152,7 +152,7 @@ def _record_input_sides(trainer: Trainer) -> list[tuple[bool, int]]:
 
 
 def test_progressive_resizing_trains_small_first_and_resumes_exactly(tmp_path):
-    bundle = make_bundle(n_per_class=10, size=32)
+    bundle = make_bundle(n_per_class=14, size=32)
     run = dict(augment="standard", progressive=16, epochs=3, batch_size=16)
     whole = Trainer(cfg(tmp_path, "whole", **run), bundle, progress=False)
     seen = _record_input_sides(whole)
@@ -174,7 +174,7 @@ def test_progressive_resizing_trains_small_first_and_resumes_exactly(tmp_path):
 
 
 def test_progressive_needs_random_resized_crops_and_a_smaller_start(tmp_path):
-    bundle = make_bundle(n_per_class=10, size=32)
+    bundle = make_bundle(n_per_class=14, size=32)
     with pytest.raises(CnnzooError, match="--progressive needs random-resized crops"):
         Trainer(cfg(tmp_path, "light", progressive=16), bundle, progress=False)
     with pytest.raises(CnnzooError, match="--progressive 48 is above --image-size 32"):

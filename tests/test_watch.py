@@ -23,7 +23,7 @@ def _need(module: str) -> None:
 
 
 def test_a_stopped_run_has_its_training_images_and_curves(tmp_path):
-    r = train(cfg(tmp_path, epochs=3, batch_size=16), make_bundle(10), stop_after=1,
+    r = train(cfg(tmp_path, epochs=3, batch_size=16), make_bundle(14), stop_after=1,
               progress=False)  # fmt: skip
     assert r.epochs_done == 1
     batch = Image.open(r.run_dir / "train_batch.png")
@@ -37,7 +37,7 @@ def test_tensorboard_gets_every_epoch(tmp_path):
     _need("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    bundle = make_bundle(10)
+    bundle = make_bundle(14)
     r = train(cfg(tmp_path, epochs=3, batch_size=16, log="tensorboard"), bundle,
               stop_after=2, progress=False)  # fmt: skip
     train(TrainConfig(threads=1), bundle, resume=r.run_dir, progress=False)  # goes on logging
@@ -58,7 +58,7 @@ def test_mlflow_gets_params_metrics_and_the_grid(tmp_path, monkeypatch):
     import mlflow
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    bundle = make_bundle(10)
+    bundle = make_bundle(14)
     r = train(cfg(tmp_path, epochs=2, batch_size=16, log="mlflow"), bundle, stop_after=1,
               progress=False)  # fmt: skip
     train(TrainConfig(threads=1), bundle, resume=r.run_dir, progress=False)

@@ -37,6 +37,20 @@ def before_training(cfg: TrainConfig, bundle: DataBundle, run_dir: Path) -> None
     write_skipped(run_dir, bundle.skipped)
 
 
+def check_given_batch(batch_size: int | None, bundle: DataBundle) -> None:
+    """Refuse a --batch-size the user gave that is larger than the training data: every
+    epoch would be one step over all of it. Only a value given for a new run (before the
+    recipe fills it in): the recipe's default is cut to the data, so tiny folders still
+    train, and a resumed run keeps the batch it started with."""
+    n = len(bundle.train)
+    if batch_size is not None and batch_size > n:
+        raise CnnzooError(
+            f"--batch-size {batch_size} is larger than the {n} training images of "
+            f"{bundle.name}: each epoch would be one step; choose at most {n}, or leave it "
+            "out (the recipe's batch is cut to the data)"
+        )
+
+
 def check_data(cfg: TrainConfig, bundle: DataBundle) -> None:
     """Refuse data that cannot train a classifier: one class, a class with no training or
     no validation image, an input far larger than the images stored."""

@@ -99,9 +99,13 @@ def describe_change(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     return None
 
 
-def check_data(run_dir: Path, bundle: DataBundle, resumed: bool, allow: bool) -> None:
-    """Record the fingerprint of a new run; on resume, refuse changed data unless `allow`
-    (then record the change). A run from before fingerprints gets one now."""
+def check_data(
+    run_dir: Path, bundle: DataBundle, resumed: bool, allow: bool
+) -> dict[str, Any] | None:
+    """Record the fingerprint of a new run; on resume, refuse changed data unless `allow`.
+    An accepted change is returned, not written: the caller records it (`record_data`) once
+    the state has loaded, so a resume refused later leaves data.json as it was. A run from
+    before fingerprints gets one now."""
     path = Path(run_dir) / DATA_FILE
     new = data_fingerprint(bundle)
     record: dict[str, Any] = {"fingerprint": new, "accepted_changes": []}
@@ -115,7 +119,7 @@ def check_data(run_dir: Path, bundle: DataBundle, resumed: bool, allow: bool) ->
             log.warning("%s is damaged; the data's fingerprint is recorded again", path)
             record = {"fingerprint": new, "accepted_changes": []}
         if change is None:
-            return
+            return None
         if not allow:
             raise CnnzooError(
                 f"the data changed since {run_dir} started: {change}; resuming would train "
@@ -126,4 +130,12 @@ def check_data(run_dir: Path, bundle: DataBundle, resumed: bool, allow: bool) ->
         when = datetime.now(timezone.utc).isoformat(timespec="seconds")
         record.setdefault("accepted_changes", []).append({"at": when, "change": change})
         record["fingerprint"] = new
+        return record
     write_json(path, record)
+    return None
+
+
+def record_data(run_dir: Path, record: dict[str, Any] | None) -> None:
+    """Write an accepted change that `check_data` returned (nothing when there is none)."""
+    if record is not None:
+        write_json(Path(run_dir) / DATA_FILE, record)

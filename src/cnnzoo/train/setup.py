@@ -133,6 +133,7 @@ class RunSetup:
     aug: Any
     train_images: torch.Tensor  # uint8 [N, C, H, W] on the device
     train_labels: torch.Tensor
+    data_record: dict[str, Any] | None = None  # an accepted data change, written on resume
     # gives the run folder back (the hold also ends when this setup is garbage collected)
     release: Callable[[], Any] = field(default=lambda: None, repr=False, compare=False)
 
@@ -204,13 +205,16 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
         )
     if len(bundle.train) == 0:
         raise CnnzooError(f"{cfg.data}: no training images")
+    if saved is None:  # a value given for a new run; a resumed run keeps its own
+        checks.check_given_batch(cfg.batch_size, bundle)
     cfg = resolve_config(cfg, bundle.image_size)
     classes = list(bundle.classes)
 
     # what the run trains on: compared first on resume (a changed dataset is the news, not
     # its symptoms), recorded after the checks for a new run (a refused run leaves nothing)
+    data_record = None
     if dist.is_main and saved is not None:
-        check_data_fingerprint(run_dir, bundle, True, cfg.allow_data_change)
+        data_record = check_data_fingerprint(run_dir, bundle, True, cfg.allow_data_change)
     checks.before_training(cfg, bundle, run_dir)
     given_normalisation(cfg, (), (), int(bundle.train.images.shape[1]))  # one per channel
     if dist.is_main and saved is None:
@@ -269,6 +273,7 @@ def _build(cfg, bundle, dist, progress, saved, run_dir, device, load_weights) ->
         aug=augment_cfg(cfg, mean, std),
         train_images=bundle.train.images.to(device),
         train_labels=bundle.train.labels.to(device),
+        data_record=data_record,
     )
 
 

@@ -49,6 +49,7 @@ from cnnzoo.train.config import TrainConfig, apply_resume_changes, changed_field
 from cnnzoo.train.divergence import diverged, nonfinite_problem
 from cnnzoo.train.early_stop import patience_reason
 from cnnzoo.train.ema import ModelEma
+from cnnzoo.train.fingerprint import record_data
 from cnnzoo.train.imbalance import (
     balanced_order,
     inverse_frequency_weights,
@@ -213,6 +214,7 @@ class Trainer:
         self.watch: RunWatch | None = None  # what `fit` shows while it trains
         if state is not None:
             self.load_state(*state)
+            record_data(self.setup.run_dir, self.setup.data_record)  # the state fits: record
         self.train_model: nn.Module = self.setup.model
         if dist.enabled:
             ids = [dev.index] if dev.type == "cuda" else None

@@ -186,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
     # imported when the command runs: `cnnzoo --help` and `cnnzoo models` import no torch
     import torch
 
+    from cnnzoo.artifacts.files import check_output
     from cnnzoo.benchmark import benchmark
     from cnnzoo.errors import CnnzooError
 
@@ -197,6 +198,8 @@ def run(args: argparse.Namespace) -> int:
         raise CnnzooError("--plot draws the whole zoo: add --all")
     if args.plot and not args.plot.lower().endswith(".png"):
         raise CnnzooError(f"--plot writes a PNG: give a name ending in .png (got {args.plot})")
+    if args.plot:  # a target that cannot be written fails now, not after the whole zoo
+        check_output(args.plot, (".png",), "--plot")
     if args.all:
         return _run_all(args)
     if not args.model:

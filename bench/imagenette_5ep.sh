@@ -15,7 +15,7 @@ fi
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 run="${1:-$work/runs/imagenette-5ep}"
 shift || true
-/usr/bin/time -f "wall %e s, peak RSS %M KB" cnnzoo train --model resnet18 \
+/usr/bin/time -f "wall %e s, peak RSS %M KB" cnnzoo train --model resnet18d \
   --data "$work/imagenette/train" --image-size 128 --epochs 5 --opt adamw --lr 6e-3 --wd 0.01 \
   --batch-size 32 --sched onecycle --crop-scale 0.75 --progressive 64 --amp --channels-last \
   --threads "$OMP_NUM_THREADS" --no-progress --out "$run" "$@"

@@ -17,8 +17,14 @@ count), licence (non-commercial ones say so), SHA-256 as pinned (the first hex d
 known" where no checksum is published: the first download's is recorded), and whether it is
 in the cache. `--pretrained TAG` of train / lr-find and create_model("MODEL.TAG") take it.
 
+--plot FILE.png draws the models listed that have a published top-1 as seed 004's classic
+figure: published top-1 against multiply-adds (log scale), bubble area the parameters, one
+colour per family, from the stored table (no model is built or timed; `cnnzoo bench --all
+--plot` draws top-1 against measured speed instead).
+
 examples:
   cnnzoo models 'efficientnet*'
+  cnnzoo models --plot zoo.png
   cnnzoo models --pretrained resnet50
   cnnzoo models --pretrained '*.a1_in1k'"""
 
@@ -32,6 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="list the published weight sets (tags) instead: top-1, transform, size, licence, "
         "SHA-256, cached",
     )
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also draw published top-1 against GMACs (bubble area: parameters) of the "
+        "models listed that have a published top-1",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     from cnnzoo.zoo_facts import PUBLISHED_TOP1
     from cnnzoo.zoo_table import ZOO_TABLE
 
+    if args.plot and args.pretrained:
+        raise CnnzooError("--plot draws the models table, not the weight sets: drop --pretrained")
+    if args.plot and not args.plot.lower().endswith(".png"):
+        raise CnnzooError(f"--plot writes a PNG: give a name ending in .png (got {args.plot})")
     if args.pretrained:
         return _list_weights(args.pattern, args.names)
     names = sorted(n for n in ZOO_TABLE if fnmatch.fnmatch(n, args.pattern))
@@ -59,7 +75,36 @@ def run(args: argparse.Namespace) -> int:
             f"{name:<22} {family:<14} {size:>5} {params:>13,} {macs / 1e9:>8.3f} "
             f"{f'{top1:.2f}' if top1 else '-':>7}"
         )
+    if args.plot:
+        _plot(names, args.plot)
     return 0
+
+
+def cost_points(names: list[str]) -> list[tuple[str, str, float, float, int]]:
+    """(model, family, GMACs, published top-1 %, parameters) of those of `names` that have a
+    published top-1, from the stored tables: what `models --plot` draws."""
+    # imported when asked, as in run(): the module stays light to import
+    from cnnzoo.zoo_facts import PUBLISHED_TOP1
+    from cnnzoo.zoo_table import ZOO_TABLE
+
+    return [
+        (n, ZOO_TABLE[n][0], ZOO_TABLE[n][3] / 1e9, PUBLISHED_TOP1[n], ZOO_TABLE[n][2])
+        for n in names
+        if n in PUBLISHED_TOP1
+    ]
+
+
+def _plot(names: list[str], path: str) -> None:
+    """`models --plot`: the classic accuracy-against-cost bubbles of the models listed."""
+    # matplotlib is slow to import; only the picture needs it
+    from cnnzoo.errors import CnnzooError
+    from cnnzoo.insight.plots import plot_accuracy_vs_cost
+
+    points = cost_points(names)
+    if not points:
+        raise CnnzooError("none of these models has a published top-1: nothing to plot")
+    plot_accuracy_vs_cost(points, path)
+    print(f"plot: {path} ({len(points)} models with a published top-1)")
 
 
 def _list_weights(pattern: str, names_only: bool) -> int:

@@ -190,3 +190,125 @@ def plot_accuracy_vs_speed(
         handle.set_sizes([30])
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def accuracy_cost_figure(points: list[tuple[str, str, float, float, int]], subtitle: str = ""):
+    """Seed 004's classic picture of the zoo: published ImageNet top-1 against multiply-adds
+    per image (log scale), one bubble per (model, family, GMACs, top-1 %, parameters), its
+    area the parameters, coloured (and shaped) by family; each bubble named, the names placed
+    where they overlap the fewest others."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(16, 10))
+    families = sorted({family for _, family, *_ in points})
+    palette = [*plt.cm.tab10.colors, *plt.cm.Dark2.colors, *plt.cm.Set1.colors]
+    per_param = 3000 / max(p[4] for p in points)  # pt^2: the largest model's bubble 3000
+    shapes = "oooooooooosssssssssDDDDDDDDD"  # a second shape where the colours come round again
+    for i, family in enumerate(families):
+        mine = [p for p in points if p[1] == family]
+        ax.scatter(
+            [p[2] for p in mine],
+            [p[3] for p in mine],
+            s=[p[4] * per_param for p in mine],
+            color=palette[i % len(palette)],
+            marker=shapes[i % len(shapes)],
+            alpha=0.55,
+            edgecolors="k",
+            linewidths=0.6,
+            label=family,
+            zorder=2,
+        )
+    ax.set_xscale("log")
+    ax.margins(x=0.06, y=0.06)
+    ax.set(
+        xlabel="multiply-adds per image at the model's native input size (GMACs, log scale)",
+        ylabel="published ImageNet-1K top-1 (%)",
+        title="accuracy against cost: the zoo\n"
+        + (subtitle or "bubble area: parameters; top-1 of each model's default published weights"),
+    )
+    ax.grid(alpha=0.3, which="both")
+    legend = ax.legend(
+        loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9, title="family", frameon=False
+    )
+    for handle in legend.legend_handles:
+        handle.set_sizes([50])
+    fig.tight_layout()
+    _place_labels(fig, ax, [(p[0], p[2], p[3], p[4] * per_param) for p in points])
+    return fig
+
+
+def plot_accuracy_vs_cost(
+    points: list[tuple[str, str, float, float, int]], path: str | Path, subtitle: str = ""
+) -> None:
+    """Save `accuracy_cost_figure` as a PNG."""
+    save_figure(accuracy_cost_figure(points, subtitle), path)
+
+
+def _place_labels(fig, ax, items: list[tuple[str, float, float, float]]) -> None:
+    """Name each point (name, x, y, marker area in pt^2): of a few places around it, the one
+    whose text box overlaps the fewest already placed names and other points' markers (and
+    stays inside the axes), greedy from the most crowded points first. matplotlib has no
+    placement of its own; this keeps an 80-point figure readable."""
+    renderer = fig.canvas.get_renderer()
+    to_px = ax.transData.transform
+    box = ax.get_window_extent(renderer)
+    scale = fig.dpi / 72
+    centres = np.array([to_px((x, y)) for _, x, y, _ in items])
+    radii = np.array([math.sqrt(area / math.pi) * scale for *_, area in items])
+
+    def crowd(i):
+        d = np.hypot(*(centres - centres[i]).T)
+        return int((d < 60 * scale).sum())
+
+    placed: list[tuple[float, float, float, float]] = []
+    for i in sorted(range(len(items)), key=crowd, reverse=True):
+        name, x, y, _ = items[i]
+        r = radii[i] / scale + 1.5  # points
+        best = None
+        for dx, dy, ha, va in _label_places(r):
+            t = ax.annotate(name, (x, y), xytext=(dx, dy), textcoords="offset points",
+                            fontsize=7, ha=ha, va=va, zorder=3)  # fmt: skip
+            e = t.get_window_extent(renderer)
+            t.remove()
+            x0, y0, x1, y1 = e.x0, e.y0, e.x1, e.y1
+            cost = sum(
+                max(0, min(x1, a1) - max(x0, a0)) * max(0, min(y1, b1) - max(y0, b0))
+                for a0, b0, a1, b1 in placed
+            )
+            for j, (cx, cy) in enumerate(centres):
+                if j != i:  # a marker under the text: its overlap with the text box
+                    ox = max(0, min(x1, cx + radii[j]) - max(x0, cx - radii[j]))
+                    oy = max(0, min(y1, cy + radii[j]) - max(y0, cy - radii[j]))
+                    cost += 0.5 * ox * oy
+            if x0 < box.x0 or x1 > box.x1 or y0 < box.y0 or y1 > box.y1:
+                cost += 1e6
+            if best is None or cost < best[0]:
+                best = (cost, dx, dy, ha, va, (x0, y0, x1, y1))
+            if cost == 0:
+                break
+        _, dx, dy, ha, va, extent = best
+        far = math.hypot(dx, dy) > r * 1.5 + 1  # away from its bubble: a thin line to it
+        line = {"arrowprops": {"arrowstyle": "-", "lw": 0.4, "color": "0.4"}} if far else {}
+        ax.annotate(name, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=7,
+                    ha=ha, va=va, zorder=3, **line)  # fmt: skip
+        placed.append(extent)
+
+
+def _label_places(r: float) -> list[tuple[float, float, str, str]]:
+    """Offsets (points) and alignments for a name beside a bubble of radius `r` points:
+    the four diagonals and above / below first, then the same further out."""
+    places = []
+    for gap in (0, 10, 22, 36):
+        d = r + gap
+        places += [
+            (d * 0.9, d * 0.3, "left", "bottom"),
+            (d * 0.9, -d * 0.3, "left", "top"),
+            (-d * 0.9, d * 0.3, "right", "bottom"),
+            (-d * 0.9, -d * 0.3, "right", "top"),
+            (0, d, "center", "bottom"),
+            (0, -d, "center", "top"),
+            (d * 0.7, d * 0.7, "left", "bottom"),
+            (-d * 0.7, -d * 0.7, "right", "top"),
+            (d * 0.7, -d * 0.7, "left", "top"),
+            (-d * 0.7, d * 0.7, "right", "bottom"),
+        ]
+    return places

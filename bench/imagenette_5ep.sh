@@ -17,7 +17,7 @@ run="${1:-$work/runs/imagenette-5ep}"
 shift || true
 /usr/bin/time -f "wall %e s, peak RSS %M KB" cnnzoo train --model resnet18d \
   --data "$work/imagenette/train" --image-size 128 --epochs 5 --opt adamw --lr 6e-3 --wd 0.01 \
-  --batch-size 32 --sched onecycle --crop-scale 0.75 --progressive 64 --amp --channels-last \
+  --batch-size 32 --sched onecycle --crop-scale 0.35 --progressive 64 --amp --channels-last \
   --threads "$OMP_NUM_THREADS" --no-progress --out "$run" "$@"
 cnnzoo eval "$run" --out "$run/eval" --no-progress
 cnnzoo eval "$run" --out "$run/eval" --tta --no-progress

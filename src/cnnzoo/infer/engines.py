@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -152,3 +153,21 @@ def build_candidates(
         except CnnzooError as e:
             skipped[name] = str(e)
     return built, skipped
+
+
+def run_in_batches(run: Callable[[np.ndarray], np.ndarray], arr: np.ndarray,
+                   batch: int | None) -> np.ndarray:  # fmt: skip
+    """`run(arr)`, for an exported file whose graph takes a fixed `batch` (None: any): the
+    images go through in chunks of that batch, the last padded with zeros and the padding's
+    outputs dropped."""
+    if batch is None or arr.shape[0] == batch:
+        return run(arr)
+    outs = []
+    for s in range(0, arr.shape[0], batch):
+        chunk = arr[s : s + batch]
+        n = chunk.shape[0]
+        if n < batch:
+            pad = np.zeros((batch - n, *chunk.shape[1:]), dtype=chunk.dtype)
+            chunk = np.concatenate([chunk, pad])
+        outs.append(run(chunk)[:n])
+    return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)

@@ -16,7 +16,7 @@ from torch import nn
 
 from cnnzoo.errors import CnnzooError
 from cnnzoo.infer.checks import check_exported
-from cnnzoo.infer.engines import require_engine
+from cnnzoo.infer.engines import require_engine, run_in_batches
 from cnnzoo.infer.metadata import parse_metadata
 
 RT_INFO_KEY = "cnnzoo"  # rt_info section of an IR holding the export's metadata_props
@@ -107,18 +107,7 @@ class OpenVinoModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         arr = np.ascontiguousarray(x.detach().float().cpu().numpy())
-        b = self.fixed_batch
-        if b is None or arr.shape[0] == b:
-            out = self._run(arr)
-        else:  # pad the last chunk to the file's batch and drop the padding's outputs
-            outs = []
-            for s in range(0, arr.shape[0], b):
-                chunk = arr[s : s + b]
-                n = chunk.shape[0]
-                if n < b:
-                    chunk = np.concatenate([chunk, np.zeros((b - n, *chunk.shape[1:]), np.float32)])
-                outs.append(self._run(chunk)[:n])
-            out = np.concatenate(outs)
+        out = run_in_batches(self._run, arr, self.fixed_batch)
         return torch.from_numpy(np.asarray(out, dtype=np.float32)).to(x.device)
 
 

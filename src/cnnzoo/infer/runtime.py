@@ -19,7 +19,13 @@ from torch import nn
 
 from cnnzoo.errors import CnnzooError
 from cnnzoo.infer.checks import check_exported
-from cnnzoo.infer.engines import BACKENDS, Builder, engine_installed, require_engine
+from cnnzoo.infer.engines import (
+    BACKENDS,
+    Builder,
+    engine_installed,
+    require_engine,
+    run_in_batches,
+)
 from cnnzoo.infer.load import load_checkpoint
 from cnnzoo.infer.machine import bf16_is_native, resolve_device
 from cnnzoo.infer.metadata import TORCHSCRIPT_FILE, parse_metadata
@@ -65,19 +71,7 @@ class OnnxModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # C order whatever the tensor's memory format (channels-last callers included)
         arr = np.ascontiguousarray(x.detach().float().cpu().numpy(), dtype=self.input_dtype)
-        b = self.fixed_batch
-        if b is None or arr.shape[0] == b:
-            out = self._run(arr)
-        else:  # pad the last chunk to the file's batch and drop the padding's outputs
-            outs = []
-            for s in range(0, arr.shape[0], b):
-                chunk = arr[s : s + b]
-                n = chunk.shape[0]
-                if n < b:
-                    pad = np.zeros((b - n, *chunk.shape[1:]), dtype=chunk.dtype)
-                    chunk = np.concatenate([chunk, pad])
-                outs.append(self._run(chunk)[:n])
-            out = np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+        out = run_in_batches(self._run, arr, self.fixed_batch)
         return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).to(x.device)
 
 

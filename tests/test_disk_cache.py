@@ -246,4 +246,4 @@ def test_a_cache_cut_short_while_training_is_one_line_not_sigbus(tmp_path, monke
         trainer.fit()
     assert "\n" not in str(e.value) and "--resume" in str(e.value)
     assert not (tmp_path / "run" / "last.safetensors").exists()  # nothing built on bad rows
-    cache_mod.MAPPED.pop(mapped)
+    os.close(cache_mod.MAPPED.pop(mapped)[0])

@@ -269,23 +269,26 @@ def _map(path: Path, n: int, size: Size) -> torch.Tensor:
     if n == 0:
         return torch.empty((0, 3, *size_hw(size)), dtype=torch.uint8)
     arr = np.memmap(path, dtype=np.uint8, mode="c", shape=(n, 3, *size_hw(size)))
-    MAPPED[str(path)] = arr.nbytes
+    # the mapped file itself (its inode), not whatever the name holds later: a rebuild that
+    # replaces or deletes the name leaves an earlier mapping whole
+    earlier = MAPPED.pop(str(path), None)
+    if earlier is not None:
+        os.close(earlier[0])
+    MAPPED[str(path)] = (os.open(path, os.O_RDONLY), arr.nbytes)
     return torch.from_numpy(arr)
 
 
-# the cache files mapped by this process and the size each must keep: a file cut short under
-# a mapping kills the process with SIGBUS when a batch touches the lost pages
-MAPPED: dict[str, int] = {}
+# the cache files mapped by this process (an open descriptor of each) and the size each must
+# keep: a file cut short under a mapping kills the process with SIGBUS when a batch touches
+# the lost pages
+MAPPED: dict[str, tuple[int, int]] = {}
 
 
 def check_mapped() -> None:
-    """Raise a one-line CnnzooError when a mapped cache file no longer has its size (cut
-    short or replaced while training); called before each epoch touches the rows."""
-    for path, nbytes in MAPPED.items():
-        try:
-            size = os.stat(path).st_size
-        except OSError:
-            size = -1
+    """Raise a one-line CnnzooError when a mapped cache file was cut short while in use;
+    called before each epoch, and before validation, touches the rows."""
+    for path, (fd, nbytes) in MAPPED.items():
+        size = os.fstat(fd).st_size
         if size < nbytes:
             raise CnnzooError(
                 f"the disk cache {path} changed while in use ({size:,} bytes, {nbytes:,} "
